@@ -1,0 +1,29 @@
+"""jamjet-temporal: crash-proof, governable AI agents on Temporal.
+
+Add ``JamJetPlugin()`` to a Temporal client; write agents with ``@task`` and ``@workflow`` (or
+plain Temporal), or run YAML pipelines with ``jamjet run``.
+"""
+
+from . import llm
+from ._activity_support import idempotency_key
+from ._config import JamJetConfig
+from ._llm_types import ChatRequest, ChatResult, ToolCall, Usage
+from ._plugin import JamJetPlugin
+from ._task import default_task_config, task
+from ._workflow import workflow
+from .errors import JamJetError
+
+__all__ = [
+    "ChatRequest",
+    "ChatResult",
+    "JamJetConfig",
+    "JamJetError",
+    "JamJetPlugin",
+    "ToolCall",
+    "Usage",
+    "default_task_config",
+    "idempotency_key",
+    "llm",
+    "task",
+    "workflow",
+]

@@ -1,0 +1,72 @@
+"""Activity-side helpers: automatic heartbeats and the idempotency key.
+
+Runs on the worker, outside the workflow sandbox. Nothing here is imported by workflow code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
+
+from temporalio import activity
+
+from .errors import JamJetError
+
+
+def idempotency_key() -> str:
+    """The idempotency key of the task (activity) running now.
+
+    The key is the same for every attempt of one step (retries, worker crashes, a second worker
+    taking over after the heartbeat timeout) and different for every other step, in this run or
+    any other. Pass it to a downstream system that deduplicates (an ``Idempotency-Key`` header,
+    a unique column) so a retried step cannot repeat its side effect.
+
+    Returns:
+        ``"jj-"`` followed by 32 hex digits.
+
+    Raises:
+        JamJetError: When called outside a running task.
+    """
+    if not activity.in_activity():
+        raise JamJetError(
+            "idempotency_key() was called outside a running task; call it from a @task "
+            "(or activity) body, where the step it names is known"
+        )
+    info = activity.info()
+    # Attempt is deliberately left out: every retry of this step must get the same key. The run
+    # id is in: a reset or continue-as-new is a new execution whose steps are new steps.
+    raw = "\x1f".join(
+        (info.workflow_namespace, info.workflow_id or "", info.workflow_run_id or "",
+         info.activity_id)
+    )
+    return "jj-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+@contextlib.asynccontextmanager
+async def auto_heartbeat() -> AsyncIterator[None]:
+    """Heartbeat for the current activity while the body runs, if it has a heartbeat timeout.
+
+    A task whose author never heard of heartbeats still tells Temporal it is alive, so a killed
+    worker is noticed after the heartbeat timeout instead of the (much longer) start-to-close
+    timeout, and cancellation reaches the task (it is delivered through heartbeats).
+    """
+    timeout = activity.info().heartbeat_timeout if activity.in_activity() else None
+    if not timeout:
+        yield
+        return
+    interval = max(timeout.total_seconds() / 3, 0.05)
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(interval)
+
+    beater = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        beater.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beater

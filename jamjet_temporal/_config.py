@@ -1,0 +1,39 @@
+"""Plugin configuration (pure: safe on both sides of the determinism boundary)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True, kw_only=True)
+class JamJetConfig:
+    """Configuration of one ``JamJetPlugin``.
+
+    Credentials are never fields here: they are read from the worker's environment when an
+    activity needs them, so they cannot end up in workflow history.
+
+    Attributes:
+        llm_base_url: OpenAI-compatible endpoint for model calls. None: ``OPENAI_BASE_URL`` from
+            the worker's environment, else OpenAI itself.
+        llm_timeout: Timeout of one HTTP request to the model (the activity's own timeout is
+            separate and covers retries by Temporal).
+    """
+
+    llm_base_url: str | None = None
+    llm_timeout: timedelta = timedelta(seconds=120)
+
+    def __post_init__(self) -> None:
+        if self.llm_timeout <= timedelta(0):
+            raise ConfigError(
+                f"JamJetConfig.llm_timeout must be positive, got {self.llm_timeout!r}"
+            )
+        if self.llm_base_url is not None and not self.llm_base_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ConfigError(
+                f"JamJetConfig.llm_base_url must be an http(s) URL such as "
+                f"'http://127.0.0.1:8000/v1', got {self.llm_base_url!r}"
+            )

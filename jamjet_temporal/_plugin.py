@@ -1,0 +1,98 @@
+"""``JamJetPlugin``: the one object a team adds to its Temporal client or worker.
+
+Wiring only: the pydantic data converter, our workflows, built-in activities, failure types
+and sandbox passthroughs. Every piece is per instance, so two plugins with different configs
+coexist in one process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
+
+from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.plugin import SimplePlugin
+from temporalio.worker import WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+from ._config import JamJetConfig
+from ._llm_activities import LLMActivities
+from ._task import task_definition
+from .errors import ConfigError, JamJetError
+from .pipeline._workflow import PipelineWorkflow
+
+PLUGIN_NAME = "jamjet.JamJetPlugin"
+
+# Imported by workflow code on every run; passing them through the sandbox avoids re-importing
+# (and rebuilding pydantic models) per workflow run. None of them keeps mutable module state.
+_PASSTHROUGH = ("jamjet_temporal", "pydantic", "pydantic_core", "annotated_types", "yaml")
+
+
+def _converter(existing: DataConverter | None) -> DataConverter:
+    if existing is None or existing == DataConverter.default:
+        return pydantic_data_converter
+    # Keep the user's codec (encryption) and failure converter; only add pydantic support.
+    return dataclasses.replace(existing, payload_converter_class=PydanticPayloadConverter)
+
+
+def _runner(existing: WorkflowRunner | None) -> WorkflowRunner:
+    if existing is None:
+        return SandboxedWorkflowRunner(
+            restrictions=SandboxedWorkflowRunner().restrictions.with_passthrough_modules(
+                *_PASSTHROUGH
+            )
+        )
+    if isinstance(existing, SandboxedWorkflowRunner):
+        return dataclasses.replace(
+            existing, restrictions=existing.restrictions.with_passthrough_modules(*_PASSTHROUGH)
+        )
+    return existing
+
+
+class JamJetPlugin(SimplePlugin):
+    """Adds jamjet-temporal to a Temporal client, its workers and replayers.
+
+    Example::
+
+        client = await Client.connect("localhost:7233", plugins=[JamJetPlugin()])
+        worker = Worker(client, task_queue="agents", workflows=[pipeline],
+                        activities=[fetch_data, analyze])
+
+    Args:
+        config: Plugin configuration; defaults to ``JamJetConfig()``.
+        tasks: ``@task`` functions to register on every worker built with this plugin (tools
+            named by YAML pipelines, for instance). Plain activities may be passed to the
+            worker as usual.
+
+    Raises:
+        ConfigError: ``tasks`` contains something that is not a ``@task`` function, or two
+            tasks share a name.
+    """
+
+    def __init__(
+        self, config: JamJetConfig | None = None, *, tasks: Sequence[Callable[..., object]] = ()
+    ) -> None:
+        self.config = config or JamJetConfig()
+        names: set[str] = set()
+        for fn in tasks:
+            defn = task_definition(fn)
+            if defn is None:
+                raise ConfigError(
+                    f"JamJetPlugin(tasks=...): {fn!r} is not a @task function; decorate it "
+                    "with @task (plain activities go to Worker(activities=...))"
+                )
+            if defn.name in names:
+                raise ConfigError(f"JamJetPlugin(tasks=...): two tasks are named '{defn.name}'")
+            names.add(defn.name)
+        self.task_names = frozenset(names)
+        llm = LLMActivities(self.config)
+        activities: list[Callable[..., Awaitable[object] | object]] = [llm.chat, *tasks]
+        super().__init__(
+            PLUGIN_NAME,
+            data_converter=_converter,
+            activities=activities,
+            workflows=[PipelineWorkflow],
+            workflow_runner=_runner,
+            workflow_failure_exception_types=[JamJetError],
+        )

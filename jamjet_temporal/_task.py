@@ -1,0 +1,186 @@
+"""``@task``: an async function that runs as a Temporal activity.
+
+Both sides of the determinism boundary meet here, so the module is kept pure enough for the
+workflow sandbox: awaiting a task inside a workflow only *schedules* an activity (the
+``workflow.execute_activity`` call); the task body itself runs on a worker, in activity
+context, with automatic heartbeats; called anywhere else it simply runs (unit tests).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import ParamSpec, TypeVar, overload
+
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityConfig
+
+from ._activity_support import auto_heartbeat
+from .errors import ConfigError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Non-retryable by default: retrying a programming error only burns time and tokens.
+NON_RETRYABLE_ERROR_TYPES = ("TypeError", "NotImplementedError", "ConfigError")
+
+DEFAULT_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=10,
+    non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
+)
+
+
+def default_task_config() -> ActivityConfig:
+    """The activity options every ``@task`` starts from (each overridable by keyword).
+
+    Returns:
+        start-to-close 10 minutes per attempt; heartbeat timeout 30 s (heartbeats are sent
+        automatically, so a dead worker is noticed within it); retries with exponential backoff
+        from 1 s, capped at 60 s between attempts and 10 attempts in all; ``TypeError``,
+        ``NotImplementedError`` and ``ConfigError`` are not retried.
+    """
+    return ActivityConfig(
+        start_to_close_timeout=timedelta(minutes=10),
+        heartbeat_timeout=timedelta(seconds=30),
+        retry_policy=DEFAULT_RETRY_POLICY,
+    )
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    """What ``@task`` recorded about a function.
+
+    Attributes:
+        name: The activity type name (the stable wire name).
+        config: The activity options used when a workflow awaits the task.
+        fn: The undecorated function.
+    """
+
+    name: str
+    config: ActivityConfig
+    fn: Callable[..., Awaitable[object]]
+
+
+_DEFINITION_ATTR = "__jamjet_task__"
+
+
+def task_definition(obj: object) -> TaskDefinition | None:
+    """The ``TaskDefinition`` of a ``@task`` function, or None for anything else."""
+    defn = getattr(obj, _DEFINITION_ATTR, None)
+    return defn if isinstance(defn, TaskDefinition) else None
+
+
+def _validate_config(name: str, config: dict[str, object]) -> ActivityConfig:
+    known = ActivityConfig.__annotations__
+    for key in config:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known options: {sorted(known)}"
+            raise ConfigError(f"@task '{name}': unknown option '{key}'; {hint}")
+    for key in ("start_to_close_timeout", "heartbeat_timeout", "schedule_to_close_timeout"):
+        value = config.get(key)
+        if value is not None and (
+            not isinstance(value, timedelta) or value <= timedelta(0)
+        ):
+            raise ConfigError(
+                f"@task '{name}': {key} must be a positive datetime.timedelta, got {value!r}"
+            )
+    merged: dict[str, object] = {**default_task_config(), **config}
+    if merged.get("start_to_close_timeout") is None and merged.get(
+        "schedule_to_close_timeout"
+    ) is None:
+        raise ConfigError(
+            f"@task '{name}': Temporal needs start_to_close_timeout or schedule_to_close_timeout; "
+            "set one of them (or leave the default of 10 minutes)"
+        )
+    return typing.cast(ActivityConfig, merged)
+
+
+@overload
+def task(fn: Callable[P, Awaitable[R]], /) -> Callable[P, Awaitable[R]]: ...
+
+
+@overload
+def task(
+    *, name: str | None = None, **config: typing.Unpack[ActivityConfig]
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]: ...
+
+
+def task(
+    fn: Callable[P, Awaitable[R]] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    **config: typing.Unpack[ActivityConfig],
+) -> (
+    Callable[P, Awaitable[R]]
+    | Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]
+):
+    """Make an async function a crash-safe task (a Temporal activity).
+
+    Inside a workflow, ``await my_task(x)`` schedules the activity and waits for its result;
+    on a worker the body runs with automatic heartbeats; anywhere else the call just runs the
+    body, so tasks unit-test like plain functions. Register tasks on a worker like activities:
+    ``Worker(..., activities=[my_task])`` or ``JamJetPlugin(tasks=[my_task])``.
+
+    Args:
+        fn: The async function (when used as ``@task`` without parentheses).
+        name: Activity type name. Defaults to the function's ``__name__``; set it explicitly to
+            keep running workflows working across a rename.
+        **config: Any ``temporalio.workflow.ActivityConfig`` option (``start_to_close_timeout``,
+            ``heartbeat_timeout``, ``retry_policy``, ``task_queue``, ...), overriding
+            ``default_task_config()``.
+
+    Returns:
+        The decorated function; same signature, also usable as an activity.
+
+    Raises:
+        ConfigError: The function is not ``async def`` or an option is invalid.
+    """
+
+    def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        task_name = name or getattr(func, "__name__", None)
+        if not task_name:
+            raise ConfigError("@task needs a name= for a callable without __name__")
+        if not inspect.iscoroutinefunction(func):
+            raise ConfigError(
+                f"@task '{task_name}' must decorate an 'async def' function; wrap blocking "
+                "code with 'await asyncio.to_thread(...)' inside it"
+            )
+        options = _validate_config(task_name, dict(config))
+        signature = inspect.signature(func)
+        return_type = typing.get_type_hints(func).get("return")
+
+        @functools.wraps(func)
+        async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            if workflow.in_workflow():
+                # Activities take positional arguments only: bind keywords to their places.
+                bound = signature.bind(*args, **kwargs)
+                return typing.cast(
+                    R,
+                    await workflow.execute_activity(
+                        task_name,
+                        args=list(bound.args),
+                        result_type=return_type,
+                        **options,
+                    ),
+                )
+            if activity.in_activity() and activity.info().activity_type == task_name:
+                async with auto_heartbeat():
+                    return await func(*args, **kwargs)
+            return await func(*args, **kwargs)
+
+        activity.defn(name=task_name)(run)
+        setattr(run, _DEFINITION_ATTR, TaskDefinition(task_name, options, func))
+        return run
+
+    return decorate(fn) if fn is not None else decorate

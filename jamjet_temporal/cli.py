@@ -1,0 +1,438 @@
+"""The ``jamjet`` command line (client side): run pipelines, workers, the dev stack, inspect runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Annotated, Any
+
+import typer
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+
+from ._connect import connect, connect_config
+from ._devserver import DEFAULT_UI_PORT, DevServer, is_listening, split_address
+from ._history import read_history
+from ._plugin import JamJetPlugin
+from ._progress import CrashPlan, closing_lines, fmt_ms, follow
+from ._task import task_definition
+from .errors import JamJetError, PipelineSpecError
+from .pipeline import PIPELINE_WORKFLOW, PipelineResult, PipelineRun, PipelineSpec, load_pipeline
+from .pipeline._spec import ToolNode
+from .pipeline._workflow import ToolSignature
+
+app = typer.Typer(
+    help="jamjet: crash-proof, governable AI agents on Temporal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_TASK_QUEUE = "jamjet"
+STATE_DIR = Path(".jamjet")
+
+
+def say(line: str) -> None:
+    """Print one progress line immediately (the demo is watched live)."""
+    print(line, flush=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``✗ message`` on stderr and return the exit to raise."""
+    print(f"✗ {message}", file=sys.stderr, flush=True)
+    return typer.Exit(code)
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def load_tools(specs: list[str]) -> list[Callable[..., Any]]:
+    """Import tool modules (dotted names or .py paths) and collect their ``@task`` functions."""
+    tools: dict[str, Callable[..., Any]] = {}
+    for spec in specs:
+        module = _import(spec)
+        for value in vars(module).values():
+            defn = task_definition(value)
+            if defn is not None:
+                tools.setdefault(defn.name, value)
+    return list(tools.values())
+
+
+def _import(spec: str) -> ModuleType:
+    path = Path(spec)
+    if spec.endswith(".py"):
+        if not path.exists():
+            raise JamJetError(f"tool module {spec} does not exist")
+        name = f"jamjet_tools_{path.stem}"
+        if name in sys.modules:
+            return sys.modules[name]
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module
+        module_spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(spec)
+
+
+def default_tool_modules(pipeline: Path) -> list[str]:
+    """``tools.py`` beside the pipeline file, when there is one."""
+    candidate = pipeline.parent / "tools.py"
+    return [str(candidate)] if candidate.exists() else []
+
+
+def tool_signatures(spec: PipelineSpec, tools: list[Callable[..., Any]]) -> dict[str, ToolSignature]:
+    """Check every tool node names a loaded tool; return how each tool takes its arguments."""
+    by_name = {d.name: (d, t) for t in tools if (d := task_definition(t)) is not None}
+    signatures: dict[str, ToolSignature] = {}
+    for node_id, node in spec.nodes.items():
+        if not isinstance(node, ToolNode):
+            continue
+        if node.tool not in by_name:
+            known = ", ".join(sorted(by_name)) or "none"
+            raise PipelineSpecError(
+                f"tool '{node.tool}' is not registered (loaded tools: {known})",
+                file=spec.source,
+                node=node_id,
+                fix="define it with @task in tools.py beside the pipeline, or pass --tools MODULE",
+            )
+        params = list(inspect.signature(by_name[node.tool][0].fn).parameters.values())
+        names = [p.name for p in params]
+        unknown = sorted(set(node.arguments) - set(names))
+        if unknown:
+            raise PipelineSpecError(
+                f"tool '{node.tool}' has no argument(s) {unknown}; it takes {names}",
+                file=spec.source,
+                node=node_id,
+                fix="rename the argument(s) under 'arguments:'",
+            )
+        required = sum(1 for p in params if p.default is inspect.Parameter.empty)
+        signatures[node.tool] = ToolSignature(params=names, required=required)
+    return signatures
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+@dataclass
+class Runtime:
+    """Where Temporal and the model live for this command."""
+
+    address: str
+    model_base_url: str | None
+
+
+@contextlib.asynccontextmanager
+async def runtime(
+    address: str | None, *, embedded: bool = True, model: bool = True, model_latency_ms: int = 0
+) -> AsyncIterator[Runtime]:
+    """Reach Temporal (starting an embedded dev server if none answers locally) and a model.
+
+    The local model server starts when neither ``OPENAI_API_KEY`` nor ``OPENAI_BASE_URL`` is
+    set; its URL is exported as ``OPENAI_BASE_URL`` so workers started from here use it.
+    """
+    target = str(connect_config(address)["target_host"])
+    server: DevServer | None = None
+    model_server: Any = None
+    try:
+        if not is_listening(target):
+            host, port = split_address(target)
+            if not embedded or host not in ("127.0.0.1", "localhost"):
+                raise fail(
+                    f"no Temporal server answers at {target}; start one with ./dev-server.sh "
+                    "or 'jamjet dev', or set TEMPORAL_ADDRESS"
+                )
+            ui = DEFAULT_UI_PORT if not is_listening(f"127.0.0.1:{DEFAULT_UI_PORT}") else None
+            server = DevServer(port=port, db_file=STATE_DIR / "temporal.db", ui_port=ui,
+                               log_file=STATE_DIR / "temporal.log")
+            await server.astart()
+            ui_text = f" · Web UI http://127.0.0.1:{ui}" if ui else ""
+            say(f"▸ Started embedded Temporal dev server on {target}{ui_text}")
+        base_url = os.environ.get("OPENAI_BASE_URL")
+        if model and not os.environ.get("OPENAI_API_KEY") and not base_url:
+            from .modelserver import ModelServer
+
+            model_server = ModelServer(latency_ms=model_latency_ms)
+            await model_server.start()
+            base_url = str(model_server.base_url)
+            os.environ["OPENAI_BASE_URL"] = base_url
+            say(f"▸ Local model server at {base_url} (no OPENAI_API_KEY set)")
+        yield Runtime(address=target, model_base_url=base_url)
+    finally:
+        if model_server is not None:
+            await model_server.stop()
+            os.environ.pop("OPENAI_BASE_URL", None)
+        if server is not None:
+            await server.astop()
+
+
+def _worker_cmd(tools: list[str], task_queue: str, identity: str) -> list[str]:
+    cmd = [sys.executable, "-m", "jamjet_temporal", "worker", "--task-queue", task_queue,
+           "--identity", identity]
+    for module in tools:
+        cmd += ["--tools", module]
+    return cmd
+
+
+@contextlib.contextmanager
+def _child(cmd: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
+    input: Annotated[str, typer.Option("--input", help="Initial state as a JSON object.")] = "{}",
+    tools: Annotated[
+        list[str] | None,
+        typer.Option("--tools", help="Module or .py file with @task tools (repeatable); "
+                     "default: tools.py beside the pipeline."),
+    ] = None,
+    task_queue: Annotated[str, typer.Option(help="Task queue.")] = DEFAULT_TASK_QUEUE,
+    run_id: Annotated[str | None, typer.Option("--id", help="Workflow id (default exec_…).")] = None,
+    worker: Annotated[bool, typer.Option(help="Start a worker in this process.")] = True,
+    crash_at: Annotated[
+        str | None,
+        typer.Option(help="Demo: run on a separate worker process, SIGKILL it while this node "
+                     "runs, and let a second worker take over after the heartbeat timeout."),
+    ] = None,
+    address: Annotated[str | None, typer.Option(help="Temporal address (host:port).")] = None,
+    model_latency_ms: Annotated[
+        int, typer.Option(help="Latency of the local model server, when it is started.")
+    ] = 400,
+) -> None:
+    """Run a YAML pipeline and stream its progress."""
+    try:
+        spec = load_pipeline(file)
+        state = json.loads(input)
+        if not isinstance(state, dict):
+            raise fail("--input must be a JSON object, e.g. '{\"topic\": \"x\"}'")
+        modules = tools if tools is not None else default_tool_modules(file)
+        loaded = load_tools(modules)
+        signatures = tool_signatures(spec, loaded)
+        if crash_at is not None and not any(
+            crash_at.lower() in (node_id.lower(), (n.label or "").lower())
+            for node_id, n in spec.nodes.items()
+        ):
+            raise fail(f"--crash-at {crash_at}: the pipeline has no such node")
+    except json.JSONDecodeError as err:
+        raise fail(f"--input is not valid JSON: {err}") from None
+    except JamJetError as err:
+        raise fail(str(err)) from None
+    code = asyncio.run(
+        _run(spec, state, loaded, modules, signatures, task_queue, run_id, worker, crash_at,
+             address, model_latency_ms)
+    )
+    raise typer.Exit(code)
+
+
+async def _run(
+    spec: PipelineSpec,
+    state: dict[str, Any],
+    tools: list[Callable[..., Any]],
+    modules: list[str],
+    signatures: dict[str, ToolSignature],
+    task_queue: str,
+    run_id: str | None,
+    with_worker: bool,
+    crash_at: str | None,
+    address: str | None,
+    model_latency_ms: int,
+) -> int:
+    async with runtime(address, model_latency_ms=model_latency_ms) as env:
+        plugin = JamJetPlugin(tasks=tools)
+        client = await connect(address=env.address, plugins=[plugin])
+        run_id = run_id or f"exec_{uuid.uuid4().hex[:8]}"
+        stack = contextlib.AsyncExitStack()
+        async with stack:
+            crash: CrashPlan | None = None
+            if crash_at is not None:
+                child_env = dict(os.environ, TEMPORAL_ADDRESS=env.address)
+                victim = stack.enter_context(
+                    _child(_worker_cmd(modules, task_queue, "worker-1"), child_env)
+                )
+
+                def kill() -> str:
+                    os.kill(victim.pid, signal.SIGKILL)
+                    victim.wait()
+                    return f"worker-1, pid {victim.pid}"
+
+                async def replace() -> None:
+                    await stack.enter_async_context(
+                        Worker(client, task_queue=task_queue, identity="worker-2")
+                    )
+
+                crash = CrashPlan(crash_at, kill, replace)
+            elif with_worker:
+                await stack.enter_async_context(
+                    Worker(client, task_queue=task_queue, identity="worker-1")
+                )
+            say(f"▸ Starting execution {run_id}...")
+            handle: WorkflowHandle[Any, PipelineResult] = await client.start_workflow(
+                PIPELINE_WORKFLOW,
+                PipelineRun(spec=spec, input=state, tool_params=signatures),
+                id=run_id,
+                task_queue=task_queue,
+                result_type=PipelineResult,
+            )
+            report = await follow(handle, say, crash=crash)
+        for line in closing_lines(run_id, report):
+            if line:
+                say(line)
+        return 0 if report.status == "completed" else 1
+
+
+@app.command("worker")
+def worker_cmd(
+    tools: Annotated[list[str] | None, typer.Option("--tools", help="Tool modules.")] = None,
+    task_queue: Annotated[str, typer.Option(help="Task queue.")] = DEFAULT_TASK_QUEUE,
+    identity: Annotated[str | None, typer.Option(help="Worker identity.")] = None,
+    address: Annotated[str | None, typer.Option(help="Temporal address (host:port).")] = None,
+) -> None:
+    """Run a worker for pipelines, the built-in activities and the given tools."""
+    try:
+        loaded = load_tools(tools or [])
+    except JamJetError as err:
+        raise fail(str(err)) from None
+
+    async def serve() -> None:
+        client = await connect(address=address, plugins=[JamJetPlugin(tasks=loaded)],
+                               identity=identity)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with Worker(client, task_queue=task_queue):
+            say(f"▸ Worker {identity or client.identity} polling task queue '{task_queue}'")
+            await stop.wait()
+
+    try:
+        asyncio.run(serve())
+    except RuntimeError as err:
+        raise fail(f"cannot connect to Temporal: {err}") from None
+
+
+@app.command()
+def dev(
+    port: Annotated[int, typer.Option(help="Temporal frontend port.")] = 7233,
+    model_port: Annotated[int, typer.Option(help="Local model server port.")] = 8765,
+) -> None:
+    """Run the local stack in the foreground: Temporal dev server (with Web UI) + model server."""
+
+    async def serve() -> None:
+        from .modelserver import ModelServer
+
+        server = None
+        if not is_listening(f"127.0.0.1:{port}"):
+            server = DevServer(port=port, db_file=STATE_DIR / "temporal.db",
+                               ui_port=DEFAULT_UI_PORT, log_file=STATE_DIR / "temporal.log")
+            await server.astart()
+        say(f"▸ Temporal on 127.0.0.1:{port} · Web UI http://127.0.0.1:{DEFAULT_UI_PORT}")
+        model_server = ModelServer(port=model_port)
+        await model_server.start()
+        say(f"▸ Local model server: export OPENAI_BASE_URL={model_server.base_url}")
+        say("▸ Ctrl-C to stop")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await model_server.stop()
+            if server is not None:
+                await server.astop()
+
+    asyncio.run(serve())
+
+
+async def _fetch(run_id: str, address: str | None) -> tuple[Client, WorkflowHandle[Any, Any]]:
+    client = await connect(address=address, plugins=[JamJetPlugin()])
+    return client, client.get_workflow_handle(run_id)
+
+
+@app.command()
+def status(
+    run_id: Annotated[str, typer.Argument(help="Workflow id, e.g. exec_7f3a2b1c.")],
+    address: Annotated[str | None, typer.Option(help="Temporal address (host:port).")] = None,
+) -> None:
+    """Show a run's status and its steps (attempts, durations, workers), read from history."""
+
+    async def show() -> int:
+        async with runtime(address, model=False):
+            _, handle = await _fetch(run_id, address)
+            try:
+                history = await handle.fetch_history()
+            except RPCError as err:
+                raise fail(f"run {run_id}: {err.message}") from None
+            report = read_history(history)
+            say(f"{run_id} · {report.status} · {report.event_count} events")
+            for step in report.steps:
+                say(f"  [{step.label}] {step.outcome or 'running'} · attempt {step.attempt or '-'}"
+                    f" · {fmt_ms(step.duration_ms)} · {step.worker or '-'}")
+            for line in closing_lines(run_id, report):
+                if line and report.status != "running":
+                    say(line)
+            return 0
+
+    raise typer.Exit(asyncio.run(show()))
+
+
+@app.command()
+def history(
+    run_id: Annotated[str, typer.Argument(help="Workflow id.")],
+    address: Annotated[str | None, typer.Option(help="Temporal address (host:port).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the raw history JSON.")] = False,
+) -> None:
+    """Print a run's Temporal history, event by event."""
+
+    async def show() -> int:
+        async with runtime(address, model=False):
+            _, handle = await _fetch(run_id, address)
+            try:
+                hist = await handle.fetch_history()
+            except RPCError as err:
+                raise fail(f"run {run_id}: {err.message}") from None
+            if json_out:
+                print(hist.to_json())
+                return 0
+            from temporalio.api.enums.v1 import EventType
+
+            for event in hist.events:
+                name = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
+                when = event.event_time.ToDatetime().strftime("%H:%M:%S.%f")[:-3]
+                say(f"{event.event_id:>4} {when} {name}")
+            return 0
+
+    raise typer.Exit(asyncio.run(show()))
+
+
+def main() -> None:
+    """Entry point of the ``jamjet`` script."""
+    app()

