@@ -12,6 +12,7 @@ import json
 import math
 import re
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ __all__ = ["ChatRequest", "Reply", "ScriptEngine", "error_body"]
 _CREATED_BASE = 1_700_000_000
 _CREATED_SPAN = 31_536_000
 _GIST_LIMIT = 200
+# Bounds the call log of a long-running demo server; tests look at far fewer calls.
+_MAX_RECORDED_CALLS = 10_000
 _LEAD_LIMIT = 140
 # Guards against self-referencing ``$ref`` cycles in response_format schemas.
 _MAX_SCHEMA_DEPTH = 16
@@ -163,8 +166,9 @@ def _key_terms(text: str, count: int = 3) -> list[str]:
         word = found.group().lower().strip("'-")
         if len(word) >= 4 and word not in _STOPWORDS:
             frequency[word] = frequency.get(word, 0) + 1
-    # dicts keep first-occurrence order and sorted() is stable, so ties stay deterministic.
-    ranked = sorted(frequency.items(), key=lambda item: -item[1])
+    # Most frequent, then longest (more specific); dicts keep first-occurrence order and
+    # sorted() is stable, so remaining ties stay deterministic.
+    ranked = sorted(frequency.items(), key=lambda item: (-item[1], -len(item[0])))
     return [word for word, _ in ranked[:count]]
 
 
@@ -172,7 +176,7 @@ def gist(text: str) -> str:
     """Summarise ``text`` deterministically in at most 200 characters.
 
     Short text is echoed (whitespace collapsed); long text is cut at a word boundary and
-    followed by its most frequent key terms.
+    followed by its key terms (most frequent, then longest, words).
 
     Args:
         text: The text to summarise.
@@ -393,7 +397,7 @@ class ScriptEngine:
         rules = script.rules if script is not None else []
         self._file_slots = [_Slot(r, r.id or f"file{i}") for i, r in enumerate(rules)]
         self._runtime_slots: list[_Slot] = []
-        self._calls: list[dict[str, Any]] = []
+        self._calls: deque[dict[str, Any]] = deque(maxlen=_MAX_RECORDED_CALLS)
 
     def add_rules(self, rules: Iterable[ScriptRule]) -> int:
         """Append runtime rules (tried before file rules, in insertion order).
@@ -419,9 +423,9 @@ class ScriptEngine:
             self._calls.clear()
 
     def calls(self) -> list[dict[str, Any]]:
-        """Return a copy of the recorded chat-completion requests, oldest first."""
+        """Return a copy of the recorded requests (the last 10,000), oldest first."""
         with self._lock:
-            return copy.deepcopy(self._calls)
+            return copy.deepcopy(list(self._calls))
 
     def complete(self, request: ChatRequest, raw: Mapping[str, Any]) -> Reply:
         """Answer one chat-completions request.

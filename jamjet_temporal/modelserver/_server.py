@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import threading
 from collections.abc import Generator, Sequence
@@ -34,8 +35,20 @@ class _EmbeddedServer(uvicorn.Server):
 def _bind(host: str, port: int) -> socket.socket:
     # Binding here rather than in uvicorn turns "address in use" into an OSError for the
     # caller; uvicorn would call sys.exit() inside a background task.
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family)
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+    )[0]
+    # proto must be IPPROTO_TCP (not 0): asyncio only sets TCP_NODELAY on accepted sockets
+    # whose proto says TCP, and without it keep-alive requests stall ~40 ms on delayed ACKs.
+    sock = socket.socket(family, kind, proto)
+    try:
+        if os.name == "posix":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class ModelServer:

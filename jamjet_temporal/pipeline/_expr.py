@@ -205,11 +205,12 @@ def evaluate_condition(src: str, state: Mapping[str, object], *, node: str | Non
 
 
 def _syntax_message(exc: SyntaxError) -> str:
+    detail = "" if exc.msg == "invalid syntax" else f": {exc.msg}"
     if not exc.offset:
         # CPython reports offset 0 when the expression stops short, e.g. "state.a >".
-        return f"invalid syntax: {exc.msg} (the expression looks incomplete)"
+        return f"the expression is incomplete{detail}"
     line = f"line {exc.lineno}, " if exc.lineno and exc.lineno > 1 else ""
-    return f"invalid syntax at {line}column {exc.offset}: {exc.msg}"
+    return f"invalid syntax at {line}column {exc.offset}{detail}"
 
 
 def _refuse(what: str) -> ValueError:

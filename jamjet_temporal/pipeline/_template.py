@@ -23,12 +23,40 @@ from jamjet_temporal.errors import TemplateError
 if TYPE_CHECKING:
     from pydantic import JsonValue
 
-__all__ = ["check_template", "references", "render", "render_value"]
+__all__ = ["TemplateSyntaxError", "check_template", "references", "render", "render_value"]
 
 _PATH: Final = r"state(?:\.(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+))+"
 _PATH_RE: Final = re.compile(_PATH)
 _WHOLE_REF_RE: Final = re.compile(r"\s*\{\{\s*(" + _PATH + r")\s*\}\}\s*")
 _SHOWN_KEYS: Final = 20
+
+
+class TemplateSyntaxError(ValueError):
+    """A malformed template: a :class:`ValueError` that also says where.
+
+    Attributes:
+        line: 1-based line of the problem within the template text.
+        column: 1-based column within that line.
+    """
+
+    def __init__(self, message: str, *, line: int, column: int) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_syntax_error, (str(self), self.line, self.column))
+
+
+def _rebuild_syntax_error(message: str, line: int, column: int) -> TemplateSyntaxError:
+    return TemplateSyntaxError(message, line=line, column=column)
+
+
+def _syntax_error(text: str, offset: int, what: str, problem: str) -> TemplateSyntaxError:
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    where = f"line {line}, column {column}" if "\n" in text else f"column {column}"
+    return TemplateSyntaxError(f"{what} at {where} {problem}", line=line, column=column)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +75,8 @@ def check_template(text: str) -> None:
         text: The template.
 
     Raises:
-        ValueError: A ``{{`` or ``}}`` is unbalanced, or a reference is not
-            ``state.<path>``; the message gives the position.
+        TemplateSyntaxError: A ``{{`` or ``}}`` is unbalanced, or a reference is not
+            ``state.<path>``; the message gives the position. It is a ``ValueError``.
     """
     _parse(text)
 
@@ -153,9 +181,11 @@ def _parse(text: str) -> list[str | _Ref]:
         start = text.find("{{", pos)
         close = text.find("}}", pos)
         if close != -1 and (start == -1 or close < start):
-            raise ValueError(
-                f"'}}}}' at {_where(text, close)} closes nothing; open the reference with "
-                "'{{' or, for literal braces, write '} }'"
+            raise _syntax_error(
+                text,
+                close,
+                "'}}'",
+                "closes nothing; open the reference with '{{' or, for literal braces, write '} }'",
             )
         if start == -1:
             parts.append(text[pos:])
@@ -163,29 +193,21 @@ def _parse(text: str) -> list[str | _Ref]:
         end = text.find("}}", start + 2)
         nested = text.find("{{", start + 2)
         if end == -1 or (nested != -1 and nested < end):
-            raise ValueError(
-                f"'{{{{' at {_where(text, start)} is not closed with '}}}}' before "
-                f"{'the next {{' if end != -1 else 'the end of the text'}"
-            )
+            before = "the next '{{'" if end != -1 else "the end of the text"
+            raise _syntax_error(text, start, "'{{'", f"is not closed with '}}}}' before {before}")
         inner = text[start + 2 : end].strip()
         if not _PATH_RE.fullmatch(inner):
-            raise ValueError(
-                f"'{{{{{text[start + 2 : end]}}}}}' at {_where(text, start)} is not a "
-                "state reference; write {{ state.key }} with dotted keys and list indexes "
-                "only, e.g. {{ state.items.0.name }}"
+            raise _syntax_error(
+                text,
+                start,
+                f"'{{{{{text[start + 2 : end]}}}}}'",
+                "is not a state reference; write {{ state.key }} with dotted keys and "
+                "list indexes only, e.g. {{ state.items.0.name }}",
             )
         parts.append(text[pos:start])
         parts.append(_Ref(inner))
         pos = end + 2
     return [part for part in parts if part != ""]
-
-
-def _where(text: str, offset: int) -> str:
-    line_start = text.rfind("\n", 0, offset) + 1
-    column = offset - line_start + 1
-    if "\n" not in text:
-        return f"column {column}"
-    return f"line {text.count(chr(10), 0, offset) + 1}, column {column}"
 
 
 def _resolve(ref: _Ref, state: Mapping[str, object], node: str | None) -> object:
@@ -214,10 +236,10 @@ def _resolve(ref: _Ref, state: Mapping[str, object], node: str | None) -> object
                 f"a list of {len(current)} item(s)",
                 node=node,
             )
-        kind = "None" if current is None else type(current).__name__
-        wanted = "an index" if isinstance(current, list | tuple) else "keys"
-        raise TemplateError(
-            f"{{{{ {ref.text} }}}}: {where} is {kind}, which has no {wanted} ({segment!r})",
-            node=node,
-        )
+        if isinstance(current, list | tuple):
+            problem = f"is a list, so {segment!r} must be an index such as {where}.0"
+        else:
+            kind = "None" if current is None else type(current).__name__
+            problem = f"is {kind}, which has no key {segment!r}"
+        raise TemplateError(f"{{{{ {ref.text} }}}}: {where} {problem}", node=node)
     return current

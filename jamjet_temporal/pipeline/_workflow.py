@@ -84,9 +84,9 @@ def _retry(spec: RetrySpec) -> RetryPolicy:
     )
 
 
-def next_node(node_id: str, target: str | list[Edge] | None, state: dict[str, JsonValue]) -> (
-    str | None
-):
+def next_node(
+    node_id: str, target: str | list[Edge] | None, state: dict[str, JsonValue]
+) -> str | None:
     """The node that follows ``node_id``: the first edge whose condition holds, in order."""
     if target is None or isinstance(target, str):
         return target
@@ -129,8 +129,14 @@ class PipelineWorkflow:
             if isinstance(node, EndNode):
                 output = state if node.output is None else state.get(node.output)
                 records.append(
-                    NodeRecord(node=node_id, label=label, type=node.type, activity_id=None,
-                               started_at=started, finished_at=started)
+                    NodeRecord(
+                        node=node_id,
+                        label=label,
+                        type=node.type,
+                        activity_id=None,
+                        started_at=started,
+                        finished_at=started,
+                    )
                 )
                 break
             options: dict[str, Any] = {

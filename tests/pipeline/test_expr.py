@@ -1,0 +1,257 @@
+"""Condition expressions: the whitelist, lenient lookups, runtime errors, and a property test."""
+
+from __future__ import annotations
+
+import operator
+import pickle
+import re
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jamjet_temporal.errors import PipelineRuntimeError
+from jamjet_temporal.pipeline._expr import Condition, compile_condition, evaluate_condition
+
+STATE: dict[str, object] = {
+    "review": {"approved": True, "score": 0.8, "notes": None},
+    "category": "Urgent",
+    "items": [{"name": "a"}, {"name": "b"}],
+    "count": 3,
+    "tags": ["x", "y"],
+}
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("state.review.approved", True),
+        ("state.review.score > 0.5", True),
+        ("state.review.score >= 0.8 and state.count == 3", True),
+        ("state.count < 2 or state.category == 'Urgent'", True),
+        ("not state.review.approved", False),
+        ("state['category'] != 'low'", True),
+        ("state.items[1].name == 'b'", True),
+        ("state.items[-1]['name'] == 'b'", True),
+        ("'x' in state.tags and 'z' not in state.tags", True),
+        ("state.category in ['Urgent', 'High']", True),
+        ("state.category in ('Low',)", False),
+        ("state.review.notes is None", True),
+        ("state.review.approved is not False", True),
+        ("1 < state.count < 5", True),
+        ("1 < state.count < 3", False),
+        ("-state.count == -3", True),
+        ("state.count + 1 == 4 and state.count - 1 == 2", True),
+        ("state.count * 2 == 6 and state.count / 2 == 1.5", True),
+        ("state.count % 2 == 1 and state.count // 2 == 1", True),
+        ("state.category + '!' == 'Urgent!'", True),
+        ("len(state.items) == 2", True),
+        ("str(state.count) == '3' and int('7') == 7 and float('0.5') == 0.5", True),
+        ("bool(state.tags) and abs(-2) == 2", True),
+        ("min(state.count, 10) == 3 and max(state.tags) == 'y'", True),
+        ("state.category.lower() == 'urgent' and state.category.upper() == 'URGENT'", True),
+        ("state.category.startswith('Ur') and state.category.endswith('ent')", True),
+        ("'  x '.strip() == 'x'", True),
+        ("state.count", True),  # truthy value is coerced to bool
+        ("state.tags[5]", False),
+        ("True", True),
+        ("None", False),
+    ],
+)
+def test_evaluates_allowed_expressions(source: str, expected: bool) -> None:
+    assert compile_condition(source).evaluate(STATE) is expected
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "state.missing",
+        "state.missing.deeper.still",
+        "state.category.length",  # attribute lookup on a string is not a method call
+        "state.items.name",  # attribute lookup on a list
+        "state['missing']",
+        "state.items[9]",
+        "state.count[0]",
+    ],
+)
+def test_missing_keys_and_lookups_on_non_dicts_give_none(source: str) -> None:
+    assert evaluate_condition(f"({source}) is None", STATE) is True
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("__import__('os')", "calling '__import__'"),
+        ("open('x')", "calling 'open'"),
+        ("state.__class__", "'__class__'"),
+        ("state.category.format(1)", "calling 'format'"),
+        ("x > 1", "unknown name 'x'"),
+        ("len", "unknown name 'len'"),
+        ("lambda: 1", "a lambda"),
+        ("[t for t in state.tags]", "a comprehension"),
+        ("(t for t in state.tags)", "a generator expression"),
+        ("f'{state.count}'", "an f-string"),
+        ("(y := 1)", "':='"),
+        ("1 if state.count else 2", "'x if c else y'"),
+        ("{'a': 1}", "a dict literal"),
+        ("state.tags[0:1]", "a subscript"),
+        ("state.items[state.count]", "a subscript"),
+        ("state.count ** 2", "'**'"),
+        ("~state.count", "'~'"),
+        ("state.count & 1", "'&'"),
+        ("state.count is 3", "'is' / 'is not' only compare with None"),
+        ("len(state.tags, 1)", "len() takes 1 argument(s), got 2"),
+        ("max()", "max() takes at least 1 argument(s), got 0"),
+        ("state.category.lower(1)", ".lower() takes 0 argument(s), got 1"),
+        ("str(x=1)", "a keyword argument"),
+        ("b'bytes'", "the constant b'bytes'"),
+        ("state.count >", "incomplete"),
+        ("state..count", "invalid syntax at column 7"),
+        ("", "empty"),
+    ],
+)
+def test_refuses_forbidden_or_invalid_expressions_at_compile_time(
+    source: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        compile_condition(source)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("state.missing < 3", "'<' not supported"),
+        ("state.count / 0 > 1", "division by zero"),
+        ("int(state.category) == 1", "invalid literal"),
+        ("state.missing.lower() == 'x'", ".lower() needs a string, got None"),
+        ("state.category.startswith(1)", "needs a string argument, got int"),
+        ("state.category * 1000000 == ''", "arithmetic needs numbers, got str and int"),
+        ("'%s' % state.count == '3'", "arithmetic needs numbers"),
+        ("-state.category == 1", "unary '-' needs a number, got str"),
+        ("'a' in state.missing", "NoneType"),
+        ("len(state.count) > 0", "has no len"),
+    ],
+)
+def test_evaluation_errors_are_pipeline_runtime_errors_naming_the_expression(
+    source: str, message: str
+) -> None:
+    condition = compile_condition(source)
+    with pytest.raises(PipelineRuntimeError) as caught:
+        condition.evaluate(STATE, node="route")
+    assert type(caught.value) is PipelineRuntimeError
+    assert caught.value.node == "route"
+    assert repr(source) in caught.value.reason
+    assert message in caught.value.reason
+
+
+def test_and_or_short_circuit_so_the_guarded_side_never_fails() -> None:
+    assert evaluate_condition("state.missing is not None and state.missing > 3", STATE) is False
+    assert evaluate_condition("state.missing is None or state.missing > 3", STATE) is True
+
+
+def test_evaluate_condition_turns_compile_errors_into_runtime_errors() -> None:
+    with pytest.raises(PipelineRuntimeError, match="unknown name 'x'") as caught:
+        evaluate_condition("x == 1", STATE, node="n")
+    assert caught.value.node == "n"
+
+
+def test_evaluation_does_not_modify_the_state() -> None:
+    state: dict[str, object] = {"a": {"b": [1, 2]}}
+    evaluate_condition("len(state.a.b + [3]) == 3 and state.a.b[0] == 1", state)
+    assert state == {"a": {"b": [1, 2]}}
+
+
+def test_compiled_condition_is_reusable_and_keeps_its_source() -> None:
+    condition = compile_condition("state.n > 1")
+    assert isinstance(condition, Condition)
+    assert condition.source == "state.n > 1"
+    assert [condition.evaluate({"n": n}) for n in (0, 1, 2, 3)] == [False, False, True, True]
+    assert pickle.loads(pickle.dumps(condition)).evaluate({"n": 5}) is True
+
+
+def test_surrounding_whitespace_and_newlines_are_accepted() -> None:
+    assert evaluate_condition("  state.count == 3\n", STATE) is True
+
+
+# ------------------------------------------------------------------------------------------
+# Property test: random states and comparisons agree with a direct Python computation.
+
+_KEYS = ("a", "b", "c")
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-5, max_value=5),
+    st.sampled_from([0.5, -1.5, 2.0]),
+    st.sampled_from(["", "a", "b", "ab"]),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.dictionaries(st.sampled_from(_KEYS), inner, max_size=3),
+    max_leaves=8,
+)
+_states = st.dictionaries(st.sampled_from(_KEYS), _values, max_size=3)
+_paths = st.lists(st.sampled_from(_KEYS), min_size=1, max_size=3)
+_OPS: dict[str, Callable[[object, object], object]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def _lookup(state: object, path: list[str]) -> object:
+    for key in path:
+        state = state.get(key) if isinstance(state, dict) else None
+    return state
+
+
+def _path_source(path: list[str], bracket: bool) -> str:
+    if bracket:
+        return "state" + "".join(f"[{key!r}]" for key in path)
+    return "state." + ".".join(path)
+
+
+@st.composite
+def _comparisons(draw: st.DrawFn) -> tuple[str, Callable[[dict[str, object]], object]]:
+    """A comparison `path op constant` as source text and as a Python function."""
+    path = draw(_paths)
+    op = draw(st.sampled_from(sorted(_OPS)))
+    constant = draw(_scalars)
+    source = f"{_path_source(path, draw(st.booleans()))} {op} {constant!r}"
+    return source, lambda state: _OPS[op](_lookup(state, path), constant)
+
+
+@st.composite
+def _expressions(draw: st.DrawFn) -> tuple[str, Callable[[dict[str, object]], object]]:
+    """One comparison, or `and`/`or`/`not` over comparisons, with Python semantics."""
+    left_src, left = draw(_comparisons())
+    shape = draw(st.sampled_from(["one", "and", "or", "not"]))
+    if shape == "one":
+        return left_src, left
+    if shape == "not":
+        return f"not ({left_src})", lambda state: not left(state)
+    right_src, right = draw(_comparisons())
+    if shape == "and":
+        return f"({left_src}) and ({right_src})", lambda state: left(state) and right(state)
+    return f"({left_src}) or ({right_src})", lambda state: left(state) or right(state)
+
+
+@settings(max_examples=300, deadline=None)
+@given(state=_states, expression=_expressions())
+def test_evaluator_agrees_with_python(
+    state: dict[str, object], expression: tuple[str, Callable[[dict[str, object]], object]]
+) -> None:
+    source, direct = expression
+    condition = compile_condition(source)
+    try:
+        expected: object = bool(direct(state))
+    except TypeError:
+        expected = TypeError
+    if expected is TypeError:
+        with pytest.raises(PipelineRuntimeError):
+            condition.evaluate(state)
+    else:
+        assert condition.evaluate(state) is expected
