@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import WorkflowHandle
@@ -17,6 +18,9 @@ from temporalio.client import WorkflowHandle
 from ._history import HistoryReader, RunReport, Step
 
 Printer = Callable[[str], None]
+
+#: How far into a step --crash-at lets it run before the kill.
+CRASH_AFTER = timedelta(milliseconds=150)
 
 
 def fmt_ms(ms: int | None) -> str:
@@ -101,15 +105,15 @@ async def follow(
             and state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
             and _matches(step, crash.node)
         ):
+            started = pending.last_started_time.ToDatetime(tzinfo=UTC)  # type: ignore[attr-defined]
+            into = datetime.now(UTC) - started
+            if into < CRASH_AFTER:
+                return  # let the step get going: the point is to die mid-step
             crash.done = True
             victim = crash.kill()
-            started = pending.last_started_time.ToDatetime()  # type: ignore[attr-defined]
-            heartbeat = pending.last_heartbeat_time  # type: ignore[attr-defined]
-            into = ""
-            if heartbeat.seconds:
-                into = f" at {fmt_ms(round((heartbeat.ToDatetime() - started).total_seconds() * 1000))}"
             crash.killed_at_attempt[step.activity_id] = attempt
-            out(f"▸ [{step.label}] ✗ worker crashed{into} (SIGKILL {victim})")
+            ms = round(into.total_seconds() * 1000)
+            out(f"▸ [{step.label}] ✗ worker crashed at {fmt_ms(ms)} (SIGKILL {victim})")
             await crash.replace()
             return
         if attempt <= 1 or (step.activity_id, attempt) in announced:

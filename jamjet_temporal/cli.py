@@ -15,6 +15,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any
@@ -314,6 +315,11 @@ def worker_cmd(
     task_queue: Annotated[str, typer.Option(help="Task queue.")] = DEFAULT_TASK_QUEUE,
     identity: Annotated[str | None, typer.Option(help="Worker identity.")] = None,
     address: Annotated[str | None, typer.Option(help="Temporal address (host:port).")] = None,
+    sticky_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds a workflow task waits for this worker's cache before any "
+                     "other worker may take it (after a crash, the run pauses this long)."),
+    ] = 3.0,
 ) -> None:
     """Run a worker for pipelines, the built-in activities and the given tools."""
     try:
@@ -328,7 +334,11 @@ def worker_cmd(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with Worker(client, task_queue=task_queue):
+        async with Worker(
+            client,
+            task_queue=task_queue,
+            sticky_queue_schedule_to_start_timeout=timedelta(seconds=sticky_timeout),
+        ):
             say(f"▸ Worker {identity or client.identity} polling task queue '{task_queue}'")
             await stop.wait()
 

@@ -334,12 +334,15 @@ def _duplicate_error(
     )
 
 
-def _locate(root: yaml.Node, path: Sequence[str | int]) -> tuple[int, tuple[str | int, ...]]:
+def _locate(
+    root: yaml.Node, path: Sequence[str | int], *, missing: bool = False
+) -> tuple[int, tuple[str | int, ...]]:
     """Finds the line of ``path`` in the composed tree.
 
     Returns the line of the deepest element found (a key's line for a mapping entry) and the
     path as it exists in the file: segments that match nothing are pydantic union tags such
-    as ``'list[Edge]'`` and are dropped, except a last segment naming a missing key.
+    as ``'list[Edge]'`` and are dropped, except, when ``missing``, the last one, which names
+    a missing key.
     """
     node = root
     line = _line(root)
@@ -356,7 +359,7 @@ def _locate(root: yaml.Node, path: Sequence[str | int]) -> tuple[int, tuple[str 
                 child = node.value[segment]
                 child_line = _line(child)
         if child is None:
-            if position == len(path) - 1 and isinstance(node, yaml.MappingNode):
+            if missing and position == len(path) - 1 and isinstance(node, yaml.MappingNode):
                 found.append(segment)
             continue
         node, line = child, child_line
@@ -590,7 +593,8 @@ class _Validator:
         assert self.root is not None
         candidates = []
         for index, error in enumerate(exc.errors(include_url=False)):
-            line, found = _locate(self.root, (*prefix, *error["loc"]))
+            loc = (*prefix, *error["loc"])
+            line, found = _locate(self.root, loc, missing=error["type"] == "missing")
             relative = found[len(prefix) :]
             # An unknown key usually explains the "missing" error next to it (a typo); else
             # the deepest error is the most specific (union branches report at several depths).
