@@ -31,7 +31,9 @@ class PlainFiveSteps:
     async def run(self, value: int) -> int:
         for name in STEPS:
             value = await temporal_workflow.execute_activity(
-                plain_step, args=[name, value], start_to_close_timeout=timedelta(minutes=10),
+                plain_step,
+                args=[name, value],
+                start_to_close_timeout=timedelta(minutes=10),
                 heartbeat_timeout=timedelta(seconds=30),
             )
         return value
@@ -51,19 +53,23 @@ async def five_steps(value: int) -> int:
 
 
 # (c) the same steps as a YAML pipeline (tool nodes calling bench.step)
-PIPELINE_YAML = """
+PIPELINE_YAML = (
+    """
 workflow: {id: bench-five-steps, start: plan}
 nodes:
-""" + "".join(
-    f"""  {name}:
+"""
+    + "".join(
+        f"""  {name}:
     type: tool
     tool: bench.step
     arguments: {{name: {name}, value: "{{{{ state.value }}}}"}}
     output_key: value
     next: {nxt}
 """
-    for name, nxt in zip(STEPS, [*STEPS[1:], "done"], strict=True)
-) + """  done:
+        for name, nxt in zip(STEPS, [*STEPS[1:], "done"], strict=True)
+    )
+    + """  done:
     type: end
     output: value
 """
+)

@@ -18,25 +18,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from temporalio.client import Client  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
+from temporalio.client import Client
+from temporalio.worker import Worker
 
-from bench._workload import (  # noqa: E402
+from bench._workload import (
     PIPELINE_YAML,
     PlainFiveSteps,
     five_steps,
     plain_step,
     step,
 )
-from jamjet_temporal import JamJetPlugin  # noqa: E402
-from jamjet_temporal._devserver import DevServer, free_port  # noqa: E402
-from jamjet_temporal.pipeline import (  # noqa: E402
+from jamjet_temporal import JamJetPlugin
+from jamjet_temporal._devserver import DevServer, free_port
+from jamjet_temporal.pipeline import (
     PIPELINE_WORKFLOW,
     PipelineResult,
     PipelineRun,
     parse_pipeline,
 )
-from jamjet_temporal.pipeline._workflow import ToolSignature  # noqa: E402
+from jamjet_temporal.pipeline._workflow import ToolSignature
 
 
 async def main(runs: int) -> None:
@@ -50,23 +50,36 @@ async def main(runs: int) -> None:
 
         async def plain() -> object:
             return await client.execute_workflow(
-                PlainFiveSteps.run, 1, id=f"a-{uuid.uuid4().hex}", task_queue=queue)
+                PlainFiveSteps.run, 1, id=f"a-{uuid.uuid4().hex}", task_queue=queue
+            )
 
         async def sugar() -> object:
             return await client.execute_workflow(
-                five_steps.run, 1, id=f"b-{uuid.uuid4().hex}", task_queue=queue)
+                five_steps.run, 1, id=f"b-{uuid.uuid4().hex}", task_queue=queue
+            )
 
         async def pipeline() -> object:
             result = await client.execute_workflow(
-                PIPELINE_WORKFLOW, PipelineRun(spec=spec, input={"value": 1}, tool_params=sig),
-                id=f"c-{uuid.uuid4().hex}", task_queue=queue, result_type=PipelineResult)
+                PIPELINE_WORKFLOW,
+                PipelineRun(spec=spec, input={"value": 1}, tool_params=sig),
+                id=f"c-{uuid.uuid4().hex}",
+                task_queue=queue,
+                result_type=PipelineResult,
+            )
             return result.output
 
-        variants = {"a plain temporalio": plain, "b @task/@workflow": sugar,
-                    "c YAML pipeline": pipeline}
+        variants = {
+            "a plain temporalio": plain,
+            "b @task/@workflow": sugar,
+            "c YAML pipeline": pipeline,
+        }
         times: dict[str, list[float]] = {k: [] for k in variants}
-        async with Worker(client, task_queue=queue, workflows=[PlainFiveSteps, five_steps],
-                          activities=[plain_step]):
+        async with Worker(
+            client,
+            task_queue=queue,
+            workflows=[PlainFiveSteps, five_steps],
+            activities=[plain_step],
+        ):
             answers = {k: await fn() for k, fn in variants.items()}  # warm-up, and a check
             assert len(set(answers.values())) == 1, answers
             for _ in range(runs):

@@ -37,10 +37,8 @@ def idempotency_key() -> str:
     info = activity.info()
     # Attempt is deliberately left out: every retry of this step must get the same key. The run
     # id is in: a reset or continue-as-new is a new execution whose steps are new steps.
-    raw = "\x1f".join(
-        (info.workflow_namespace, info.workflow_id or "", info.workflow_run_id or "",
-         info.activity_id)
-    )
+    parts = (info.workflow_namespace, info.workflow_id, info.workflow_run_id, info.activity_id)
+    raw = "\x1f".join(part or "" for part in parts)
     return "jj-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 

@@ -108,8 +108,17 @@ class DevServer:
         Raises:
             DevServerError: It exited or did not answer within ``timeout`` seconds.
         """
-        args = [temporal_cli(), "server", "start-dev", "--ip", "127.0.0.1",
-                "--port", str(self.port), "--log-level", "error"]
+        args = [
+            temporal_cli(),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "error",
+        ]
         if self.db_file is not None:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
             args += ["--db-filename", str(self.db_file)]
@@ -118,10 +127,13 @@ class DevServer:
         else:
             args += ["--ui-port", str(self.ui_port)]
         args += list(self.extra_args)
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         try:
             self._proc = subprocess.Popen(
-                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         finally:
@@ -155,9 +167,9 @@ class DevServer:
                 self._proc.wait()
         self._proc = None
 
-    async def astart(self, timeout: float = 30.0) -> None:
+    async def astart(self) -> None:
         """``start`` without blocking the event loop."""
-        await asyncio.to_thread(self.start, timeout)
+        await asyncio.to_thread(self.start)
 
     async def astop(self, kill: bool = False) -> None:
         """``stop`` without blocking the event loop."""

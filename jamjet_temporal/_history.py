@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
@@ -89,8 +90,8 @@ class RunReport:
         A gap in the event ids, or (once the run has closed) a step that was scheduled and never
         reached an outcome: both would mean the record of the run is incomplete.
         """
-        open_steps = 0 if self.status == "running" else sum(
-            1 for s in self.steps if s.outcome is None
+        open_steps = (
+            0 if self.status == "running" else sum(1 for s in self.steps if s.outcome is None)
         )
         return len(self.missing_event_ids) + open_steps
 
@@ -144,16 +145,8 @@ class HistoryReader:
                 )
             return step
         if etype in _CLOSED:
-            attrs_any = {
-                EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-                    event.activity_task_completed_event_attributes,
-                EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
-                    event.activity_task_failed_event_attributes,
-                EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
-                    event.activity_task_timed_out_event_attributes,
-                EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
-                    event.activity_task_canceled_event_attributes,
-            }[etype]
+            # completed / failed / timed_out / canceled attributes all carry these fields
+            attrs_any: Any = getattr(event, event.WhichOneof("attributes") or "")
             step = self._by_event[attrs_any.scheduled_event_id]
             step.outcome = _CLOSED[etype]
             step.closed_at = when
@@ -162,7 +155,8 @@ class HistoryReader:
             elif hasattr(attrs_any, "failure") and attrs_any.HasField("failure"):
                 failure = attrs_any.failure
                 step.failure = (
-                    failure.cause.message if failure.HasField("cause") and failure.cause.message
+                    failure.cause.message
+                    if failure.HasField("cause") and failure.cause.message
                     else failure.message
                 )
             return step

@@ -9,9 +9,15 @@ from __future__ import annotations
 import json
 import os
 from datetime import timedelta
+from typing import cast
 
 import openai
-from openai.types.chat import ChatCompletion
+from openai import omit
+from openai.types.chat import (
+    ChatCompletion,
+    ChatCompletionMessageParam,
+    ChatCompletionToolParam,
+)
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -68,20 +74,14 @@ def make_client(base_url: str | None, timeout: timedelta) -> openai.AsyncOpenAI:
 
 async def complete(client: openai.AsyncOpenAI, request: ChatRequest) -> ChatResult:
     """One chat completion; client errors a retry cannot fix become non-retryable."""
-    extra: dict[str, object] = {}
-    if request.tools:
-        extra["tools"] = request.tools
-    if request.max_tokens is not None:
-        extra["max_tokens"] = request.max_tokens
-    if request.temperature is not None:
-        extra["temperature"] = request.temperature
-    if request.json_output:
-        extra["response_format"] = {"type": "json_object"}
     try:
         completion: ChatCompletion = await client.chat.completions.create(
             model=request.model,
-            messages=request.messages,  # type: ignore[arg-type]
-            **extra,  # type: ignore[arg-type]
+            messages=cast("list[ChatCompletionMessageParam]", request.messages),
+            tools=cast("list[ChatCompletionToolParam]", request.tools) if request.tools else omit,
+            max_tokens=request.max_tokens if request.max_tokens is not None else omit,
+            temperature=request.temperature if request.temperature is not None else omit,
+            response_format={"type": "json_object"} if request.json_output else omit,
         )
     except openai.APIStatusError as err:
         if err.status_code in _FINAL_STATUSES:

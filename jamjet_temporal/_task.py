@@ -88,16 +88,15 @@ def _validate_config(name: str, config: dict[str, object]) -> ActivityConfig:
             raise ConfigError(f"@task '{name}': unknown option '{key}'; {hint}")
     for key in ("start_to_close_timeout", "heartbeat_timeout", "schedule_to_close_timeout"):
         value = config.get(key)
-        if value is not None and (
-            not isinstance(value, timedelta) or value <= timedelta(0)
-        ):
+        if value is not None and (not isinstance(value, timedelta) or value <= timedelta(0)):
             raise ConfigError(
                 f"@task '{name}': {key} must be a positive datetime.timedelta, got {value!r}"
             )
     merged: dict[str, object] = {**default_task_config(), **config}
-    if merged.get("start_to_close_timeout") is None and merged.get(
-        "schedule_to_close_timeout"
-    ) is None:
+    if (
+        merged.get("start_to_close_timeout") is None
+        and merged.get("schedule_to_close_timeout") is None
+    ):
         raise ConfigError(
             f"@task '{name}': Temporal needs start_to_close_timeout or schedule_to_close_timeout; "
             "set one of them (or leave the default of 10 minutes)"
@@ -121,10 +120,7 @@ def task(
     *,
     name: str | None = None,
     **config: typing.Unpack[ActivityConfig],
-) -> (
-    Callable[P, Awaitable[R]]
-    | Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]
-):
+) -> Callable[P, Awaitable[R]] | Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Make an async function a crash-safe task (a Temporal activity).
 
     Inside a workflow, ``await my_task(x)`` schedules the activity and waits for its result;

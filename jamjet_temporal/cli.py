@@ -1,4 +1,4 @@
-"""The ``jamjet`` command line (client side): run pipelines, workers, the dev stack, inspect runs."""
+"""The ``jamjet`` command line (client side): run pipelines and workers, the dev stack, runs."""
 
 from __future__ import annotations
 
@@ -96,7 +96,9 @@ def default_tool_modules(pipeline: Path) -> list[str]:
     return [str(candidate)] if candidate.exists() else []
 
 
-def tool_signatures(spec: PipelineSpec, tools: list[Callable[..., Any]]) -> dict[str, ToolSignature]:
+def tool_signatures(
+    spec: PipelineSpec, tools: list[Callable[..., Any]]
+) -> dict[str, ToolSignature]:
     """Check every tool node names a loaded tool; return how each tool takes its arguments."""
     by_name = {d.name: (d, t) for t in tools if (d := task_definition(t)) is not None}
     signatures: dict[str, ToolSignature] = {}
@@ -158,8 +160,12 @@ async def runtime(
                     "or 'jamjet dev', or set TEMPORAL_ADDRESS"
                 )
             ui = DEFAULT_UI_PORT if not is_listening(f"127.0.0.1:{DEFAULT_UI_PORT}") else None
-            server = DevServer(port=port, db_file=STATE_DIR / "temporal.db", ui_port=ui,
-                               log_file=STATE_DIR / "temporal.log")
+            server = DevServer(
+                port=port,
+                db_file=STATE_DIR / "temporal.db",
+                ui_port=ui,
+                log_file=STATE_DIR / "temporal.log",
+            )
             await server.astart()
             ui_text = f" · Web UI http://127.0.0.1:{ui}" if ui else ""
             say(f"▸ Started embedded Temporal dev server on {target}{ui_text}")
@@ -182,8 +188,16 @@ async def runtime(
 
 
 def _worker_cmd(tools: list[str], task_queue: str, identity: str) -> list[str]:
-    cmd = [sys.executable, "-m", "jamjet_temporal", "worker", "--task-queue", task_queue,
-           "--identity", identity]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jamjet_temporal",
+        "worker",
+        "--task-queue",
+        task_queue,
+        "--identity",
+        identity,
+    ]
     for module in tools:
         cmd += ["--tools", module]
     return cmd
@@ -212,16 +226,23 @@ def run(
     input: Annotated[str, typer.Option("--input", help="Initial state as a JSON object.")] = "{}",
     tools: Annotated[
         list[str] | None,
-        typer.Option("--tools", help="Module or .py file with @task tools (repeatable); "
-                     "default: tools.py beside the pipeline."),
+        typer.Option(
+            "--tools",
+            help="Module or .py file with @task tools (repeatable); "
+            "default: tools.py beside the pipeline.",
+        ),
     ] = None,
     task_queue: Annotated[str, typer.Option(help="Task queue.")] = DEFAULT_TASK_QUEUE,
-    run_id: Annotated[str | None, typer.Option("--id", help="Workflow id (default exec_…).")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--id", help="Workflow id (default exec_…).")
+    ] = None,
     worker: Annotated[bool, typer.Option(help="Start a worker in this process.")] = True,
     crash_at: Annotated[
         str | None,
-        typer.Option(help="Demo: run on a separate worker process, SIGKILL it while this node "
-                     "runs, and let a second worker take over after the heartbeat timeout."),
+        typer.Option(
+            help="Demo: run on a separate worker process, SIGKILL it while this node "
+            "runs, and let a second worker take over after the heartbeat timeout."
+        ),
     ] = None,
     address: Annotated[str | None, typer.Option(help="Temporal address (host:port).")] = None,
     model_latency_ms: Annotated[
@@ -233,7 +254,7 @@ def run(
         spec = load_pipeline(file)
         state = json.loads(input)
         if not isinstance(state, dict):
-            raise fail("--input must be a JSON object, e.g. '{\"topic\": \"x\"}'")
+            raise fail('--input must be a JSON object, e.g. \'{"topic": "x"}\'')
         modules = tools if tools is not None else default_tool_modules(file)
         loaded = load_tools(modules)
         signatures = tool_signatures(spec, loaded)
@@ -247,8 +268,19 @@ def run(
     except JamJetError as err:
         raise fail(str(err)) from None
     code = asyncio.run(
-        _run(spec, state, loaded, modules, signatures, task_queue, run_id, worker, crash_at,
-             address, model_latency_ms)
+        _run(
+            spec,
+            state,
+            loaded,
+            modules,
+            signatures,
+            task_queue,
+            run_id,
+            worker,
+            crash_at,
+            address,
+            model_latency_ms,
+        )
     )
     raise typer.Exit(code)
 
@@ -317,8 +349,10 @@ def worker_cmd(
     address: Annotated[str | None, typer.Option(help="Temporal address (host:port).")] = None,
     sticky_timeout: Annotated[
         float,
-        typer.Option(help="Seconds a workflow task waits for this worker's cache before any "
-                     "other worker may take it (after a crash, the run pauses this long)."),
+        typer.Option(
+            help="Seconds a workflow task waits for this worker's cache before any "
+            "other worker may take it (after a crash, the run pauses this long)."
+        ),
     ] = 3.0,
 ) -> None:
     """Run a worker for pipelines, the built-in activities and the given tools."""
@@ -328,8 +362,9 @@ def worker_cmd(
         raise fail(str(err)) from None
 
     async def serve() -> None:
-        client = await connect(address=address, plugins=[JamJetPlugin(tasks=loaded)],
-                               identity=identity)
+        client = await connect(
+            address=address, plugins=[JamJetPlugin(tasks=loaded)], identity=identity
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -360,8 +395,12 @@ def dev(
 
         server = None
         if not is_listening(f"127.0.0.1:{port}"):
-            server = DevServer(port=port, db_file=STATE_DIR / "temporal.db",
-                               ui_port=DEFAULT_UI_PORT, log_file=STATE_DIR / "temporal.log")
+            server = DevServer(
+                port=port,
+                db_file=STATE_DIR / "temporal.db",
+                ui_port=DEFAULT_UI_PORT,
+                log_file=STATE_DIR / "temporal.log",
+            )
             await server.astart()
         say(f"▸ Temporal on 127.0.0.1:{port} · Web UI http://127.0.0.1:{DEFAULT_UI_PORT}")
         model_server = ModelServer(port=model_port)
@@ -404,8 +443,10 @@ def status(
             report = read_history(history)
             say(f"{run_id} · {report.status} · {report.event_count} events")
             for step in report.steps:
-                say(f"  [{step.label}] {step.outcome or 'running'} · attempt {step.attempt or '-'}"
-                    f" · {fmt_ms(step.duration_ms)} · {step.worker or '-'}")
+                say(
+                    f"  [{step.label}] {step.outcome or 'running'} · attempt {step.attempt or '-'}"
+                    f" · {fmt_ms(step.duration_ms)} · {step.worker or '-'}"
+                )
             for line in closing_lines(run_id, report):
                 if line and report.status != "running":
                     say(line)

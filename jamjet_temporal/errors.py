@@ -7,7 +7,6 @@ The tree::
     ├── PipelineSpecError            a YAML pipeline is malformed (file, line, node, fix)
     ├── PipelineRuntimeError         a pipeline failed while running (node, reason)
     │   └── TemplateError            a ``{{ state.x }}`` reference could not be resolved
-    ├── TaskFailedError              a ``@task`` failed for good (retries exhausted or non-retryable)
     └── DevServerError               the embedded Temporal dev server could not be started
 
 Errors raised inside workflow code are registered by ``JamJetPlugin`` as workflow failure
@@ -24,7 +23,6 @@ __all__ = [
     "JamJetError",
     "PipelineRuntimeError",
     "PipelineSpecError",
-    "TaskFailedError",
     "TemplateError",
 ]
 
@@ -100,23 +98,6 @@ class PipelineRuntimeError(JamJetError):
 
 class TemplateError(PipelineRuntimeError):
     """A ``{{ state.x }}`` reference names a value the pipeline state does not hold."""
-
-
-class TaskFailedError(JamJetError):
-    """A task failed for good.
-
-    Attributes:
-        task: The task (activity) name.
-        reason: The failure message of the last attempt.
-        attempts: How many attempts were made.
-    """
-
-    def __init__(self, task: str, reason: str, *, attempts: int | None = None) -> None:
-        self.task = task
-        self.reason = reason
-        self.attempts = attempts
-        tries = f" after {attempts} attempt(s)" if attempts else ""
-        super().__init__(f"task '{task}' failed{tries}: {reason}")
 
 
 class DevServerError(JamJetError):

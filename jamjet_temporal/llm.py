@@ -33,7 +33,7 @@ async def chat(request: ChatRequest) -> ChatResult:
         The answer, tool calls and token usage.
     """
     if workflow.in_workflow():
-        return await workflow.execute_activity(
+        result: ChatResult = await workflow.execute_activity(
             CHAT_ACTIVITY,
             request,
             result_type=ChatResult,
@@ -41,6 +41,7 @@ async def chat(request: ChatRequest) -> ChatResult:
             heartbeat_timeout=timedelta(seconds=30),
             retry_policy=DEFAULT_RETRY_POLICY,
         )
+        return result
     from ._llm_activities import complete, make_client  # I/O side: never imported by workflows
 
     async with make_client(None, _TIMEOUT) as client:

@@ -70,8 +70,9 @@ async def add_one(x: int) -> int:
 
 
 async def test_showcase_pipeline_runs_as_written(client: Client, task_queue: str) -> None:
-    async with Worker(client, task_queue=task_queue, workflows=[pipeline],
-                      activities=[fetch_data, analyze]):
+    async with Worker(
+        client, task_queue=task_queue, workflows=[pipeline], activities=[fetch_data, analyze]
+    ):
         result = await client.execute_workflow(
             pipeline.run, id=f"exec_{uuid.uuid4().hex[:8]}", task_queue=task_queue
         )
@@ -90,8 +91,9 @@ async def test_idempotency_key_stable_across_retries_distinct_across_steps(
     client: Client, task_queue: str
 ) -> None:
     tag = uuid.uuid4().hex[:6]
-    async with Worker(client, task_queue=task_queue, workflows=[two_flaky_steps],
-                      activities=[flaky_step]):
+    async with Worker(
+        client, task_queue=task_queue, workflows=[two_flaky_steps], activities=[flaky_step]
+    ):
         keys = await client.execute_workflow(
             two_flaky_steps.run, tag, id=f"idem-{tag}", task_queue=task_queue
         )
@@ -106,8 +108,9 @@ async def test_task_defaults_reach_temporal_and_override_by_keyword(
     client: Client, task_queue: str
 ) -> None:
     tag = uuid.uuid4().hex[:6]
-    async with Worker(client, task_queue=task_queue, workflows=[two_flaky_steps],
-                      activities=[flaky_step]):
+    async with Worker(
+        client, task_queue=task_queue, workflows=[two_flaky_steps], activities=[flaky_step]
+    ):
         handle = await client.start_workflow(
             two_flaky_steps.run, tag, id=f"opts-{tag}", task_queue=task_queue
         )
@@ -131,8 +134,9 @@ async def test_task_defaults_reach_temporal_and_override_by_keyword(
 async def test_type_error_is_not_retried_and_fails_readably(
     client: Client, task_queue: str
 ) -> None:
-    async with Worker(client, task_queue=task_queue, workflows=[calls_broken],
-                      activities=[broken_step]):
+    async with Worker(
+        client, task_queue=task_queue, workflows=[calls_broken], activities=[broken_step]
+    ):
         handle = await client.start_workflow(
             calls_broken.run, id=f"broken-{uuid.uuid4().hex[:6]}", task_queue=task_queue
         )
@@ -151,12 +155,13 @@ async def test_type_error_is_not_retried_and_fails_readably(
     assert started == [1], "TypeError is non-retryable by default"
 
 
-async def test_plain_temporal_workflows_work_side_by_side(
-    client: Client, task_queue: str
-) -> None:
-    async with Worker(client, task_queue=task_queue,
-                      workflows=[PlainWorkflow, two_flaky_steps],
-                      activities=[plain_double, add_one, flaky_step]):
+async def test_plain_temporal_workflows_work_side_by_side(client: Client, task_queue: str) -> None:
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[PlainWorkflow, two_flaky_steps],
+        activities=[plain_double, add_one, flaky_step],
+    ):
         result = await client.execute_workflow(
             PlainWorkflow.run, 20, id=f"plain-{uuid.uuid4().hex[:6]}", task_queue=task_queue
         )

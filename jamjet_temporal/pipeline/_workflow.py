@@ -7,7 +7,7 @@ input and the results recorded in history, so a replay takes exactly the same pa
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from temporalio import workflow
@@ -204,12 +204,12 @@ class PipelineWorkflow:
         if isinstance(node, ToolNode):
             args = render_value(dict(node.arguments), state, node=node_id)
             assert isinstance(args, dict)
-            result: JsonValue = await workflow.execute_activity(
+            result = await workflow.execute_activity(
                 node.tool,
                 args=self._positional(node_id, node.tool, args, request.tool_params),
                 **options,
             )
-            return result
+            return cast(JsonValue, result)
         return None
 
     @staticmethod

@@ -6,6 +6,7 @@ import operator
 import pickle
 import re
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -192,7 +193,7 @@ _values = st.recursive(
 )
 _states = st.dictionaries(st.sampled_from(_KEYS), _values, max_size=3)
 _paths = st.lists(st.sampled_from(_KEYS), min_size=1, max_size=3)
-_OPS: dict[str, Callable[[object, object], object]] = {
+_OPS: dict[str, Callable[[Any, Any], object]] = {
     "==": operator.eq,
     "!=": operator.ne,
     "<": operator.lt,

@@ -179,7 +179,7 @@ def test_spec_round_trips_through_json_as_a_workflow_input_does() -> None:
 def test_models_are_frozen_and_forbid_unknown_fields() -> None:
     spec = parse_pipeline(GOOD, FILE)
     with pytest.raises(pydantic.ValidationError):
-        spec.workflow.id = "other"  # type: ignore[misc]
+        spec.workflow.id = "other"
     with pytest.raises(pydantic.ValidationError):
         Edge(to="a", iff="x")  # type: ignore[call-arg]
 

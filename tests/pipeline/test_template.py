@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 
 import pytest
+from pydantic import JsonValue
 
 from jamjet_temporal.errors import TemplateError
 from jamjet_temporal.pipeline._template import (
@@ -188,7 +189,7 @@ def test_render_value_keeps_the_type_of_a_whole_reference() -> None:
 
 
 def test_render_value_renders_strings_recursively_and_leaves_other_values() -> None:
-    value = {
+    value: JsonValue = {
         "q": "find {{ state.ticket }}",
         "nested": [{"k": "n={{ state.user.age }}"}, 3, 1.5, True, None],
         "{{ state.ticket }}": "keys are not rendered",
@@ -202,7 +203,7 @@ def test_render_value_renders_strings_recursively_and_leaves_other_values() -> N
 
 def test_render_value_copies_so_the_state_is_never_aliased() -> None:
     state: dict[str, object] = {"items": [1, 2]}
-    arguments = {"items": "{{ state.items }}"}
+    arguments: JsonValue = {"items": "{{ state.items }}"}
     rendered = render_value(arguments, state)
     assert isinstance(rendered, dict)
     items = rendered["items"]

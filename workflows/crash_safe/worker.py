@@ -16,8 +16,9 @@ async def main() -> None:
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", "localhost:7233")
     client = await Client.connect(**config, plugins=[JamJetPlugin()])
-    worker = Worker(client, task_queue=TASK_QUEUE, workflows=[pipeline],
-                    activities=[fetch_data, analyze])
+    worker = Worker(
+        client, task_queue=TASK_QUEUE, workflows=[pipeline], activities=[fetch_data, analyze]
+    )
     print(f"worker polling '{TASK_QUEUE}'; Ctrl-C to stop", flush=True)
     await worker.run()
 
