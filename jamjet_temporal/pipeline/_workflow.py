@@ -190,7 +190,7 @@ class PipelineWorkflow:
                     {"role": "system", "content": render(node.system, state, node=node_id)}
                 )
             messages.append({"role": "user", "content": render(node.prompt, state, node=node_id)})
-            chat = await workflow.execute_activity(
+            chat: ChatResult = await workflow.execute_activity(
                 CHAT_ACTIVITY,
                 ChatRequest(
                     model=node.model or request.spec.workflow.model,
