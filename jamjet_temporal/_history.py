@@ -13,6 +13,7 @@ from typing import Any
 
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 
@@ -42,6 +43,24 @@ def decode_text(payload: Payload) -> str:
     return value if isinstance(value, str) else raw
 
 
+def failure_text(failure: Failure) -> str:
+    """A failure chain as one readable line: ``Type: message`` for each link not yet said."""
+    text = ""
+    link: Failure | None = failure
+    while link is not None:
+        # An activity failure only wraps its cause ("Activity task failed"): say the cause.
+        message = "" if link.HasField("activity_failure_info") else link.message
+        kind = (
+            link.application_failure_info.type if link.HasField("application_failure_info") else ""
+        )
+        if kind and not message.startswith(kind):
+            message = f"{kind}: {message}"
+        if message and message not in text:
+            text = f"{text}: {message}" if text else message
+        link = link.cause if link.HasField("cause") else None
+    return text
+
+
 @dataclass
 class Step:
     """One scheduled activity (a node, a task) and what became of it."""
@@ -54,7 +73,6 @@ class Step:
     started_at: datetime | None = None
     worker: str = ""
     previous_failure: str = ""
-    previous_failure_was_timeout: bool = False
     outcome: str | None = None
     closed_at: datetime | None = None
     failure: str = ""
@@ -139,10 +157,7 @@ class HistoryReader:
             step.started_at = when
             step.worker = started.identity
             if started.HasField("last_failure"):
-                step.previous_failure = started.last_failure.message
-                step.previous_failure_was_timeout = started.last_failure.HasField(
-                    "timeout_failure_info"
-                )
+                step.previous_failure = failure_text(started.last_failure)
             return step
         if etype in _CLOSED:
             # completed / failed / timed_out / canceled attributes all carry these fields
@@ -152,22 +167,15 @@ class HistoryReader:
             step.closed_at = when
             if etype == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
                 step.completions += 1
-            elif hasattr(attrs_any, "failure") and attrs_any.HasField("failure"):
-                failure = attrs_any.failure
-                step.failure = (
-                    failure.cause.message
-                    if failure.HasField("cause") and failure.cause.message
-                    else failure.message
-                )
+            elif attrs_any.HasField("failure"):
+                step.failure = failure_text(attrs_any.failure)
             return step
         if etype in _WORKFLOW_CLOSED:
             report.status = _WORKFLOW_CLOSED[etype]
             if etype == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
-                failure = event.workflow_execution_failed_event_attributes.failure
-                report.failure = failure.message
-                while failure.HasField("cause"):
-                    failure = failure.cause
-                    report.failure += f": {failure.message}"
+                report.failure = failure_text(
+                    event.workflow_execution_failed_event_attributes.failure
+                )
         return None
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import WorkflowHandle
 
-from ._history import HistoryReader, RunReport, Step
+from ._history import HistoryReader, RunReport, Step, failure_text
 
 Printer = Callable[[str], None]
 
@@ -125,7 +125,8 @@ async def follow(
                 out(f"▸ [{step.label}] ✗ worker lost (no heartbeat: {failure.message})")
             out("▸ Lease expired · reclaiming...")
         else:
-            out(f"▸ [{step.label}] ✗ attempt {attempt - 1} failed: {failure.message} · retrying")
+            why = failure_text(failure)
+            out(f"▸ [{step.label}] ✗ attempt {attempt - 1} failed: {why} · retrying")
 
     await asyncio.gather(stream(), watch())
     return reader.report

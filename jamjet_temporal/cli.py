@@ -8,6 +8,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -267,6 +268,9 @@ def run(
         raise fail(f"--input is not valid JSON: {err}") from None
     except JamJetError as err:
         raise fail(str(err)) from None
+    # The run's own progress lines report task failures readably; the worker's warning log
+    # would add a stack trace per failed attempt to the same terminal.
+    logging.getLogger("temporalio").setLevel(logging.ERROR)
     code = asyncio.run(
         _run(
             spec,
@@ -335,6 +339,11 @@ async def _run(
                 result_type=PipelineResult,
             )
             report = await follow(handle, say, crash=crash)
+            if crash is not None and not crash.done:
+                say(
+                    f"▸ --crash-at {crash_at}: the step finished before it could be killed; "
+                    "nothing crashed (use a slower step)"
+                )
         for line in closing_lines(run_id, report):
             if line:
                 say(line)
@@ -443,9 +452,10 @@ def status(
             report = read_history(history)
             say(f"{run_id} · {report.status} · {report.event_count} events")
             for step in report.steps:
+                after = f" · after: {step.previous_failure}" if step.previous_failure else ""
                 say(
                     f"  [{step.label}] {step.outcome or 'running'} · attempt {step.attempt or '-'}"
-                    f" · {fmt_ms(step.duration_ms)} · {step.worker or '-'}"
+                    f" · {fmt_ms(step.duration_ms)} · {step.worker or '-'}{after}"
                 )
             for line in closing_lines(run_id, report):
                 if line and report.status != "running":
@@ -486,4 +496,15 @@ def history(
 
 def main() -> None:
     """Entry point of the ``jamjet`` script."""
-    app()
+    try:
+        app()
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if isinstance(done.code, str):
+            print(done.code, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The Temporal client's Rust threads can abort the interpreter while it finalizes
+    # (temporalio/sdk-python#300); everything is flushed and closed, so skip the teardown.
+    os._exit(code)

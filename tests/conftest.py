@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 from temporalio.client import Client
@@ -26,13 +26,20 @@ def temporal_server() -> Iterator[DevServer]:
 
 
 @pytest.fixture(scope="session")
-async def model_server() -> AsyncIterator[ModelServer]:
-    """The local OpenAI-compatible model server, over real HTTP."""
-    async with ModelServer() as server:
-        # Tasks calling llm.call() directly read the endpoint from the worker's environment.
-        os.environ["OPENAI_BASE_URL"] = server.base_url
-        os.environ.pop("OPENAI_API_KEY", None)
+def model_server() -> Iterator[ModelServer]:
+    """The local OpenAI-compatible model server, over real HTTP.
+
+    It runs on its own thread: tests that block on a subprocess (the CLI) must not stall it.
+    """
+    server = ModelServer()
+    server.start_in_thread()
+    # Tasks calling llm.call() directly read the endpoint from the worker's environment.
+    os.environ["OPENAI_BASE_URL"] = server.base_url
+    os.environ.pop("OPENAI_API_KEY", None)
+    try:
         yield server
+    finally:
+        server.stop_thread()
 
 
 @pytest.fixture(scope="session")

@@ -264,7 +264,7 @@ def _compose(text: str, file: str) -> tuple[yaml.Node | None, object]:
         if exc.context and exc.problem and exc.context_mark:
             problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
         fix = _YAML_FIX
-        if isinstance(exc, yaml.constructor.ConstructorError):
+        if "constructor for the tag" in problem:
             fix = "remove the tag: pipelines are plain YAML (mappings, lists, text, numbers)"
         if mark is None:
             raise PipelineSpecError(f"invalid YAML: {problem}", file=file, fix=fix) from None
@@ -817,6 +817,8 @@ def _explain(
         parent = (shown + _display(path[:-1])).rstrip(".")
         under = f" under `{parent}:`" if parent else ""
         return f"missing required key '{field}' for {what}", f"add `{last}: ...`{under}"
+    if kind == "invalid_key":
+        return f"key {given} is not text", "quote the key, or use a name"
     if not path:
         return f"{what} must be a mapping, got {given}", "indent its keys under it"
     if path == ("next",):

@@ -458,6 +458,26 @@ def test_empty_node() -> None:
     _assert_error(HEAD + "  a:\n", line=5, node="a", reason="this one is empty")
 
 
+def test_keys_inside_a_node_must_be_text() -> None:
+    _assert_error(
+        HEAD + "  a:\n    type: end\n    1: x\n",
+        line=7,
+        node="a",
+        reason="key 1 is not text",
+        fix="quote the key",
+    )
+
+
+def test_unhashable_key_is_a_yaml_error() -> None:
+    error = _assert_error(
+        HEAD + "  a: {type: end}\n  ? [x]\n  : 1\n",
+        line=6,
+        node=None,
+        reason="found unhashable key",
+    )
+    assert error.fix is not None and "tag" not in error.fix
+
+
 def test_node_id_must_be_text() -> None:
     _assert_error(
         HEAD + "  a: {type: end}\n  7: {type: end}\n", line=6, node=None, reason="node id 7"

@@ -1,0 +1,202 @@
+"""``jamjet`` as a user runs it: a subprocess against the real dev server and model server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jamjet_temporal._devserver import DevServer, free_port
+from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule
+
+ROOT = Path(__file__).resolve().parent.parent
+RESEARCH = ROOT / "workflows" / "research-pipeline.yaml"
+FIXTURES = Path(__file__).resolve().parent / "cli_fixtures"
+
+
+def jamjet(
+    *args: str, env: dict[str, str], cwd: Path = ROOT, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jamjet_temporal", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def env(temporal_server: DevServer, model_server: ModelServer) -> dict[str, str]:
+    """The environment of a user whose Temporal and model endpoint are already running."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TEMPORAL_"))}
+    return {
+        **base,
+        "TEMPORAL_ADDRESS": temporal_server.address,
+        "OPENAI_BASE_URL": model_server.base_url,
+    }
+
+
+def lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("▸")]
+
+
+def test_run_streams_every_node_and_closes_with_figures(env: dict[str, str], task_queue: str):
+    proc = jamjet(
+        "run",
+        str(RESEARCH),
+        "--input",
+        '{"topic": "durable agents"}',
+        "--task-queue",
+        task_queue,
+        "--id",
+        f"exec_{task_queue}",
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = lines(proc.stdout)
+    assert out[0] == f"▸ Starting execution exec_{task_queue}..."
+    labels = [line.split("]")[0].removeprefix("▸ [") for line in out[1:6]]
+    assert labels == ["Plan", "Research", "Analyze", "Review", "Synthesize"]
+    assert all("✓ completed" in line for line in out[1:6])
+    assert out[-1] == "▸ Execution complete · 5/5 nodes · 0 events lost"
+
+    status = jamjet("status", f"exec_{task_queue}", env=env)
+    assert status.returncode == 0, status.stderr
+    assert "completed" in status.stdout and "[Analyze] completed · attempt 1" in status.stdout
+
+
+def test_crash_at_kills_the_worker_and_a_second_one_resumes(
+    env: dict[str, str], task_queue: str, model_server: ModelServer
+):
+    run_id = f"exec_crash_{task_queue}"
+    # Analyze's model call takes 1.5 s (this run only), so the kill lands mid-step.
+    model_server.add_rules(
+        [
+            ScriptRule(
+                match="Analyze these sources",
+                marker=run_id,
+                responses=[ScriptResponse(delay_ms=1500)],
+            )
+        ]
+    )
+    proc = jamjet(
+        "run",
+        str(RESEARCH),
+        "--input",
+        json.dumps({"topic": run_id}),
+        "--crash-at",
+        "Analyze",
+        "--task-queue",
+        task_queue,
+        "--id",
+        run_id,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = lines(proc.stdout)
+    text = "\n".join(out)
+    i_crash = next(
+        i for i, line in enumerate(out) if line.startswith("▸ [Analyze] ✗ worker crashed")
+    )
+    assert out[i_crash + 1] == "▸ Lease expired · reclaiming..."
+    assert out[i_crash + 2].startswith("▸ [Analyze] ✓ resumed")
+    assert "[Plan] ✓ completed" in text and "[Synthesize] ✓ completed" in text
+    assert out[-2] == "▸ Execution complete · 5/5 nodes · 0 events lost"
+    assert out[-1] == (f"▸ {run_id} · 0 events lost · 0 reruns · resumed: Analyze on attempt 2")
+    # The figures come from history: the status command, reading it back, agrees.
+    status = jamjet("status", run_id, env=env)
+    assert "[Analyze] completed · attempt 2" in status.stdout
+    assert "[Plan] completed · attempt 1" in status.stdout
+
+
+def test_embedded_dev_server_and_model_server_start_when_nothing_answers(tmp_path: Path):
+    port = free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TEMPORAL_"))}
+    env = {**base, "TEMPORAL_ADDRESS": f"127.0.0.1:{port}"}
+    proc = jamjet(
+        "run",
+        str(RESEARCH),
+        "--input",
+        '{"topic": "x"}',
+        "--model-latency-ms",
+        "0",
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"▸ Started embedded Temporal dev server on 127.0.0.1:{port}" in proc.stdout
+    assert "▸ Local model server at http://127.0.0.1:" in proc.stdout
+    assert "▸ Execution complete · 5/5 nodes · 0 events lost" in proc.stdout
+    assert (tmp_path / ".jamjet" / "temporal.db").exists(), "history persists under .jamjet/"
+
+
+def test_failing_task_gives_a_typed_readable_failure(env: dict[str, str], task_queue: str):
+    proc = jamjet(
+        "run",
+        str(FIXTURES / "failing.yaml"),
+        "--input",
+        '{"word": "hi"}',
+        "--tools",
+        str(FIXTURES / "tools.py"),
+        "--task-queue",
+        task_queue,
+        env=env,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stdout + proc.stderr
+    out = lines(proc.stdout)
+    assert "▸ [First] ✓ completed" in out[1]
+    assert any(
+        "▸ [Boom] ✗ attempt 1 failed: ValueError: cannot process: HI · retrying" == line
+        for line in out
+    )
+    assert any(
+        line.startswith("▸ [Boom] ✗ failed after 2 attempt(s): ValueError: cannot process: HI")
+        for line in out
+    )
+    assert out[-2] == "▸ Execution failed · 1/2 nodes · 0 events lost"
+    assert "node 'boom'" in out[-1] and "ValueError: cannot process: HI" in out[-1]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("workflow: {id: x, start: a\nnodes: {}\n", ":2"),
+        ("workflow: {id: x, start: a}\nnodes:\n  a:\n    type: mcp_tool\n", "not supported yet"),
+        (
+            "workflow: {id: x, start: a}\nnodes:\n  a:\n    type: model\n    prompt: hi\n"
+            "    next: nowhere\n",
+            "nowhere",
+        ),
+    ],
+    ids=["yaml-syntax", "future-node-type", "missing-next"],
+)
+def test_bad_pipeline_is_refused_before_anything_starts(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    # No Temporal address that answers: the file must be refused before connecting anywhere.
+    env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+    proc = jamjet("run", str(bad), env=env, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert str(bad) in proc.stderr and expected in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / ".jamjet").exists(), "nothing was started"
+
+
+def test_unknown_tool_is_refused_naming_the_node(tmp_path: Path) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text("workflow: {id: x, start: a}\nnodes:\n  a:\n    type: tool\n    tool: shuot\n")
+    env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+    proc = jamjet("run", str(bad), "--tools", str(FIXTURES / "tools.py"), env=env, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "node 'a'" in proc.stderr and "tool 'shuot' is not registered" in proc.stderr
+    assert "shout" in proc.stderr
