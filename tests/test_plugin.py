@@ -1,0 +1,83 @@
+"""``JamJetPlugin`` wiring: per-instance config, converter, misuse errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+
+import pytest
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
+from temporalio.contrib.pydantic import PydanticPayloadConverter
+from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.worker import Worker
+
+from jamjet_temporal import JamJetConfig, JamJetPlugin
+from jamjet_temporal._devserver import DevServer
+from jamjet_temporal.errors import ConfigError
+from jamjet_temporal.modelserver import ModelServer
+from jamjet_temporal.pipeline import PIPELINE_WORKFLOW, PipelineResult, PipelineRun, parse_pipeline
+
+ASK = """
+workflow: {id: ask, start: ask}
+nodes:
+  ask: {type: model, prompt: "{{ state.q }}", output_key: answer}
+"""
+
+
+async def test_two_plugins_with_different_configs_coexist(
+    temporal_server: DevServer, model_server: ModelServer
+) -> None:
+    async with ModelServer() as other:
+        servers = {"first": model_server, "second": other}
+        markers = {name: f"{name}-{uuid.uuid4().hex}" for name in servers}
+        spec = parse_pipeline(ASK, "ask.yaml")
+        for name, server in servers.items():
+            plugin = JamJetPlugin(JamJetConfig(llm_base_url=server.base_url))
+            client = await Client.connect(temporal_server.address, plugins=[plugin])
+            queue = f"coexist-{name}-{uuid.uuid4().hex[:6]}"
+            async with Worker(client, task_queue=queue):
+                await client.execute_workflow(
+                    PIPELINE_WORKFLOW,
+                    PipelineRun(spec=spec, input={"q": markers[name]}),
+                    id=f"coexist-{uuid.uuid4().hex[:8]}",
+                    task_queue=queue,
+                    result_type=PipelineResult,
+                )
+        for name, server in servers.items():
+            seen = str(server.calls())
+            assert markers[name] in seen
+            other_name = "second" if name == "first" else "first"
+            assert markers[other_name] not in seen
+
+
+class _Marker(PayloadCodec):
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+
+def test_converter_keeps_the_users_codec_and_adds_pydantic() -> None:
+    codec = _Marker()
+    mine = dataclasses.replace(DataConverter.default, payload_codec=codec)
+    plugin = JamJetPlugin()
+    config = plugin.configure_client({"data_converter": mine})  # type: ignore[typeddict-item]
+    converter = config["data_converter"]
+    assert converter.payload_codec is codec
+    assert converter.payload_converter_class is PydanticPayloadConverter
+
+
+def test_bad_config_is_refused_with_the_fix() -> None:
+    with pytest.raises(ConfigError, match="http"):
+        JamJetConfig(llm_base_url="localhost:8000")
+    with pytest.raises(ConfigError, match="positive"):
+        JamJetConfig(llm_timeout=timedelta(0))
+
+    async def not_a_task() -> None: ...
+
+    with pytest.raises(ConfigError, match="not a @task"):
+        JamJetPlugin(tasks=[not_a_task])
