@@ -4,6 +4,12 @@ The tree::
 
     JamJetError                      root; catch this to catch everything of ours
     ├── ConfigError                  bad plugin / task / CLI configuration (raised at construction)
+    │   └── PolicyError              a policy file is unreadable or invalid (file, line, fix)
+    ├── GateError                    the policy gate refused something (recorded in the audit trail)
+    │   ├── ToolDeniedError          a tool call was blocked (tool, rule, scope, audit event id)
+    │   ├── ModelDeniedError         a model is not in model_allowlist
+    │   ├── ApprovalRequiredError    a policy says require_approval (approvals come in a later release)
+    │   └── ToolNotClearedError      a tool activity ran without a gate decision (defence in depth)
     ├── PipelineSpecError            a YAML pipeline is malformed (file, line, node, fix)
     ├── PipelineRuntimeError         a pipeline failed while running (node, reason)
     │   └── TemplateError            a ``{{ state.x }}`` reference could not be resolved
@@ -18,7 +24,13 @@ a string, and its message says what to do next.
 from __future__ import annotations
 
 __all__ = [
+    "ApprovalRequiredError",
     "ConfigError",
+    "GateError",
+    "ModelDeniedError",
+    "PolicyError",
+    "ToolDeniedError",
+    "ToolNotClearedError",
     "DevServerError",
     "JamJetError",
     "PipelineRuntimeError",
@@ -33,6 +45,101 @@ class JamJetError(Exception):
 
 class ConfigError(JamJetError):
     """A configuration value is invalid; the message names the field and the fix."""
+
+
+class PolicyError(ConfigError):
+    """A policy is unreadable or invalid; the worker refuses to start with it.
+
+    Attributes:
+        file: The policy file (or ``"<inline>"``).
+        line: 1-based line of the offending element, when known.
+        reason: What is wrong.
+        fix: What to change.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        file: str = "<inline>",
+        line: int | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.reason = reason
+        self.fix = fix
+        where = file if line is None else f"{file}:{line}"
+        super().__init__(f"{where}: {reason}" + (f" (fix: {fix})" if fix else ""))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_policy_error, (self.reason, self.file, self.line, self.fix))
+
+
+def _rebuild_policy_error(reason: str, file: str, line: int | None, fix: str | None) -> PolicyError:
+    return PolicyError(reason, file=file, line=line, fix=fix)
+
+
+class GateError(JamJetError):
+    """The policy gate refused a call. The refusal is in the audit trail under ``event_id``.
+
+    Attributes:
+        subject: The tool or model refused.
+        reason: Why (the policy's own words).
+        rule: The rule that decided, if one did.
+        scope: Which policy scope decided (``run``, ``workflow``, ``agent:<name>``, ...).
+        event_id: The audit event recording the refusal.
+    """
+
+    def __init__(
+        self,
+        subject: str,
+        reason: str,
+        *,
+        rule: str | None = None,
+        scope: str = "default",
+        event_id: str | None = None,
+    ) -> None:
+        self.subject = subject
+        self.reason = reason
+        self.rule = rule
+        self.scope = scope
+        self.event_id = event_id
+        audit = f" [audit {event_id}]" if event_id else ""
+        super().__init__(f"'{subject}' refused: {reason} (scope {scope}){audit}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_gate_error,
+            (type(self), self.subject, self.reason, self.rule, self.scope, self.event_id),
+        )
+
+
+def _rebuild_gate_error(
+    cls: type[GateError],
+    subject: str,
+    reason: str,
+    rule: str | None,
+    scope: str,
+    event_id: str | None,
+) -> GateError:
+    return cls(subject, reason, rule=rule, scope=scope, event_id=event_id)
+
+
+class ToolDeniedError(GateError):
+    """A tool call was blocked by policy before anything executed."""
+
+
+class ModelDeniedError(GateError):
+    """A model call was refused: the model is not in ``model_allowlist``."""
+
+
+class ApprovalRequiredError(GateError):
+    """The policy requires a human approval for this tool."""
+
+
+class ToolNotClearedError(GateError):
+    """A tool activity was scheduled without a gate decision (a worker without the plugin?)."""
 
 
 class PipelineSpecError(JamJetError):
@@ -93,7 +200,13 @@ class PipelineRuntimeError(JamJetError):
         super().__init__(f"node '{node}': {reason}" if node else reason)
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.reason,), {"node": self.node})
+        return (_rebuild_runtime_error, (type(self), self.reason, self.node))
+
+
+def _rebuild_runtime_error(
+    cls: type[PipelineRuntimeError], reason: str, node: str | None
+) -> PipelineRuntimeError:
+    return cls(reason, node=node)
 
 
 class TemplateError(PipelineRuntimeError):

@@ -71,6 +71,7 @@ def init_ledger(path: str | Path) -> None:
         conn.executescript(SCHEMA)
 
 
+# Long enough that a kill often lands mid-step and that the runs outlast the test's kills.
 STEP_SECONDS = (0.6, 1.4)
 
 
