@@ -4,9 +4,10 @@ Add ``JamJetPlugin()`` to a Temporal client; write agents with ``@task`` and ``@
 plain Temporal), or run YAML pipelines with ``jamjet run``.
 """
 
-from . import llm
+from . import agent, llm
 from ._activity_support import idempotency_key
 from ._config import JamJetConfig
+from ._interceptor import acting_as
 from ._llm_types import ChatRequest, ChatResult, ToolCall, Usage
 from ._plugin import JamJetPlugin
 from ._task import default_task_config, task
@@ -21,6 +22,8 @@ __all__ = [
     "JamJetPlugin",
     "ToolCall",
     "Usage",
+    "acting_as",
+    "agent",
     "default_task_config",
     "idempotency_key",
     "llm",

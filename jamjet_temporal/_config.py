@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 
 from .errors import ConfigError
+from .policy import Policy
+
+#: Where the audit trail goes unless configured: SQLite beside the worker's working directory.
+DEFAULT_AUDIT_STORE = "sqlite:///.jamjet/audit.db"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,10 +25,18 @@ class JamJetConfig:
             the worker's environment, else OpenAI itself.
         llm_timeout: Timeout of one HTTP request to the model (the activity's own timeout is
             separate and covers retries by Temporal).
+        policy: The tool policy for every run on these workers (scope ``run``): a ``Policy``
+            or the path of a policy file, loaded and validated when the plugin is built.
+            None: no policy (every tool allowed, every decision still audited).
+        audit_store: Where gate decisions and tool calls are recorded: ``sqlite:///path``
+            (default ``.jamjet/audit.db``) or ``postgresql://...`` for workers on several
+            hosts. None turns the audit trail off.
     """
 
     llm_base_url: str | None = None
     llm_timeout: timedelta = timedelta(seconds=120)
+    policy: Policy | str | os.PathLike[str] | None = None
+    audit_store: str | None = DEFAULT_AUDIT_STORE
 
     def __post_init__(self) -> None:
         if self.llm_timeout <= timedelta(0):

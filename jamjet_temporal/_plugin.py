@@ -17,10 +17,13 @@ from temporalio.worker import WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from ._config import JamJetConfig
+from ._gate_activity import AuditSink, RecordActivities
+from ._interceptor import JamJetInterceptor
 from ._llm_activities import LLMActivities
 from ._task import task_definition
 from .errors import ConfigError, JamJetError
 from .pipeline._workflow import PipelineWorkflow
+from .policy import Policy, load_policy
 
 PLUGIN_NAME = "jamjet.JamJetPlugin"
 
@@ -68,6 +71,7 @@ class JamJetPlugin(SimplePlugin):
     Raises:
         ConfigError: ``tasks`` contains something that is not a ``@task`` function, or two
             tasks share a name.
+        PolicyError: The configured policy file is unreadable or invalid.
     """
 
     def __init__(
@@ -82,15 +86,30 @@ class JamJetPlugin(SimplePlugin):
                     f"JamJetPlugin(tasks=...): {fn!r} is not a @task function; decorate it "
                     "with @task (plain activities go to Worker(activities=...))"
                 )
+            if defn.tools is not None:
+                raise ConfigError(
+                    f"JamJetPlugin(tasks=...): '{defn.name}' is an agent task (tools=...): it "
+                    "runs inside the workflow, so register its tools, not the agent"
+                )
             if defn.name in names:
                 raise ConfigError(f"JamJetPlugin(tasks=...): two tasks are named '{defn.name}'")
             names.add(defn.name)
         self.task_names = frozenset(names)
+        policy = self.config.policy
+        if policy is not None and not isinstance(policy, Policy):
+            policy = load_policy(policy)
+        self.policy: Policy | None = policy
+        sink = AuditSink(self.config.audit_store) if self.config.audit_store else None
         llm = LLMActivities(self.config)
-        activities: list[Callable[..., Awaitable[object] | object]] = [llm.chat, *tasks]
+        activities: list[Callable[..., Awaitable[object] | object]] = [
+            llm.chat,
+            RecordActivities(sink).record,
+            *tasks,
+        ]
         super().__init__(
             PLUGIN_NAME,
             data_converter=_converter,
+            interceptors=[JamJetInterceptor(policy, sink)],
             activities=activities,
             workflows=[PipelineWorkflow],
             workflow_runner=_runner,

@@ -12,7 +12,8 @@ import difflib
 import functools
 import inspect
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import ParamSpec, TypeVar, overload
@@ -60,14 +61,23 @@ class TaskDefinition:
     """What ``@task`` recorded about a function.
 
     Attributes:
-        name: The activity type name (the stable wire name).
+        name: The activity type name (the stable wire name), or the agent's name.
         config: The activity options used when a workflow awaits the task.
         fn: The undecorated function.
+        tools: For an agent task (``@task(tools=[...])``), the tools it may use; None for a
+            plain task.
     """
 
     name: str
     config: ActivityConfig
     fn: Callable[..., Awaitable[object]]
+    tools: tuple[Callable[..., Awaitable[object]], ...] | None = None
+
+
+#: The tools of the agent task running now (read by ``agent.run``).
+AGENT_TOOLS: ContextVar[tuple[Callable[..., Awaitable[object]], ...] | None] = ContextVar(
+    "jamjet_agent_tools", default=None
+)
 
 
 _DEFINITION_ATTR = "__jamjet_task__"
@@ -110,7 +120,10 @@ def task(fn: Callable[P, Awaitable[R]], /) -> Callable[P, Awaitable[R]]: ...
 
 @overload
 def task(
-    *, name: str | None = None, **config: typing.Unpack[ActivityConfig]
+    *,
+    name: str | None = None,
+    tools: Sequence[Callable[..., Awaitable[object]]] | None = None,
+    **config: typing.Unpack[ActivityConfig],
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]: ...
 
 
@@ -119,6 +132,7 @@ def task(
     /,
     *,
     name: str | None = None,
+    tools: Sequence[Callable[..., Awaitable[object]]] | None = None,
     **config: typing.Unpack[ActivityConfig],
 ) -> Callable[P, Awaitable[R]] | Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Make an async function a crash-safe task (a Temporal activity).
@@ -128,10 +142,16 @@ def task(
     body, so tasks unit-test like plain functions. Register tasks on a worker like activities:
     ``Worker(..., activities=[my_task])`` or ``JamJetPlugin(tasks=[my_task])``.
 
+    With ``tools=[...]`` the function is an *agent task* instead: its body runs in the workflow
+    (it only orchestrates), ``agent.run(...)`` inside it may use exactly those tools, and every
+    model call and tool call it makes is its own activity, decided by the policy gate (scope
+    ``agent:<name>``, a closed allow-list).
+
     Args:
         fn: The async function (when used as ``@task`` without parentheses).
         name: Activity type name. Defaults to the function's ``__name__``; set it explicitly to
             keep running workflows working across a rename.
+        tools: Makes this an agent task allowed to use these ``@task`` tools and no other.
         **config: Any ``temporalio.workflow.ActivityConfig`` option (``start_to_close_timeout``,
             ``heartbeat_timeout``, ``retry_policy``, ``task_queue``, ...), overriding
             ``default_task_config()``.
@@ -153,6 +173,8 @@ def task(
                 "code with 'await asyncio.to_thread(...)' inside it"
             )
         options = _validate_config(task_name, dict(config))
+        if tools is not None:
+            return _agent_task(task_name, func, tuple(tools), options)
         signature = inspect.signature(func)
         return_type = typing.get_type_hints(func).get("return")
 
@@ -180,3 +202,36 @@ def task(
         return run
 
     return decorate(fn) if fn is not None else decorate
+
+
+def _agent_task(
+    name: str,
+    func: Callable[P, Awaitable[R]],
+    tools: tuple[Callable[..., Awaitable[object]], ...],
+    options: ActivityConfig,
+) -> Callable[P, Awaitable[R]]:
+    from ._gate_workflow import policy_scope  # the gate imports this module
+    from .policy import Policy
+
+    tool_names = []
+    for tool in tools:
+        defn = task_definition(tool)
+        if defn is None or defn.tools is not None:
+            raise ConfigError(
+                f"@task '{name}': tools=[...] takes @task functions; {tool!r} is not one "
+                "(decorate it with @task)"
+            )
+        tool_names.append(defn.name)
+    allow_list = Policy.allow_list(tool_names, source=f"@task(tools=...) of '{name}'")
+
+    @functools.wraps(func)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        token = AGENT_TOOLS.set(tools)
+        try:
+            with policy_scope(f"agent:{name}", allow_list, agent=name):
+                return await func(*args, **kwargs)
+        finally:
+            AGENT_TOOLS.reset(token)
+
+    setattr(run, _DEFINITION_ATTR, TaskDefinition(name, options, func, tools))
+    return run

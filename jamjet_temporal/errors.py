@@ -8,7 +8,7 @@ The tree::
     ├── GateError                    the policy gate refused something (recorded in the audit trail)
     │   ├── ToolDeniedError          a tool call was blocked (tool, rule, scope, audit event id)
     │   ├── ModelDeniedError         a model is not in model_allowlist
-    │   ├── ApprovalRequiredError    a policy says require_approval (approvals come in a later release)
+    │   ├── ApprovalRequiredError    the policy says require_approval (approvals: a later release)
     │   └── ToolNotClearedError      a tool activity ran without a gate decision (defence in depth)
     ├── PipelineSpecError            a YAML pipeline is malformed (file, line, node, fix)
     ├── PipelineRuntimeError         a pipeline failed while running (node, reason)
@@ -26,16 +26,16 @@ from __future__ import annotations
 __all__ = [
     "ApprovalRequiredError",
     "ConfigError",
-    "GateError",
-    "ModelDeniedError",
-    "PolicyError",
-    "ToolDeniedError",
-    "ToolNotClearedError",
     "DevServerError",
+    "GateError",
     "JamJetError",
+    "ModelDeniedError",
     "PipelineRuntimeError",
     "PipelineSpecError",
+    "PolicyError",
     "TemplateError",
+    "ToolDeniedError",
+    "ToolNotClearedError",
 ]
 
 

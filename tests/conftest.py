@@ -43,8 +43,14 @@ def model_server() -> Iterator[ModelServer]:
 
 
 @pytest.fixture(scope="session")
-def jamjet_config(model_server: ModelServer) -> JamJetConfig:
-    return JamJetConfig(llm_base_url=model_server.base_url)
+def audit_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The session's audit store (SQLite in a temporary folder)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('audit') / 'audit.db'}"
+
+
+@pytest.fixture(scope="session")
+def jamjet_config(model_server: ModelServer, audit_url: str) -> JamJetConfig:
+    return JamJetConfig(llm_base_url=model_server.base_url, audit_store=audit_url)
 
 
 @pytest.fixture(scope="session")

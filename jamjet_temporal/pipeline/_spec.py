@@ -28,9 +28,7 @@ resulting :class:`PipelineSpec` is the input of the pipeline workflow.
 
 from __future__ import annotations
 
-import difflib
 import os
-import typing
 from collections.abc import Sequence
 from typing import Annotated, Final, Literal
 
@@ -45,6 +43,19 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from jamjet_temporal._yamlsource import (
+    YamlSourceError,
+    did_you_mean,
+    display_path,
+    explain_error,
+    load_yaml,
+    locate,
+    model_at,
+    node_at,
+    node_line,
+    pick_error,
+    short,
+)
 from jamjet_temporal.errors import PipelineSpecError
 
 from ._expr import ALLOWED_SYNTAX, compile_condition
@@ -185,7 +196,10 @@ def parse_pipeline(text: str, filename: str = "<string>") -> PipelineSpec:
     Raises:
         PipelineSpecError: The first problem found, with file, line, node and a fix.
     """
-    root, data = _compose(text, filename)
+    try:
+        root, data = load_yaml(text, what="pipelines")
+    except YamlSourceError as exc:
+        raise _yaml_error(exc, filename) from None
     return _Validator(filename, root).validate(data)
 
 
@@ -229,145 +243,6 @@ def load_pipeline(path: str | os.PathLike[str]) -> PipelineSpec:
 
 
 # --------------------------------------------------------------------------------------------
-# YAML
-
-
-_MERGE_TAG: Final = "tag:yaml.org,2002:merge"
-_YAML_FIX: Final = (
-    "check indentation (spaces, not tabs) and quoting near that line; quote values that "
-    "contain ': ' or ' #', or start with one of { [ * & ! | > ' \" % @ `"
-)
-
-
-class _Loader(yaml.SafeLoader):
-    """``SafeLoader`` that keeps dates as text: pipeline values must be plain JSON."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _compose(text: str, file: str) -> tuple[yaml.Node | None, object]:
-    loader = _Loader(text)
-    try:
-        root = loader.get_single_node()
-        if root is None:
-            return None, None
-        # Before construction: merge keys (`<<`) are flattened in place when constructing.
-        _check_duplicates(root, (), file, set())
-        data: object = loader.construct_document(root)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        if exc.context and exc.problem and exc.context_mark:
-            problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
-        fix = _YAML_FIX
-        if "constructor for the tag" in problem:
-            fix = "remove the tag: pipelines are plain YAML (mappings, lists, text, numbers)"
-        if mark is None:
-            raise PipelineSpecError(f"invalid YAML: {problem}", file=file, fix=fix) from None
-        raise PipelineSpecError(
-            f"invalid YAML at column {mark.column + 1}: {problem}",
-            file=file,
-            line=mark.line + 1,
-            fix=fix,
-        ) from None
-    except yaml.YAMLError as exc:
-        raise PipelineSpecError(f"invalid YAML: {exc}", file=file, fix=_YAML_FIX) from None
-    except RecursionError:
-        raise PipelineSpecError(
-            "the YAML is nested too deeply", file=file, fix="flatten the document"
-        ) from None
-    finally:
-        loader.dispose()
-    return root, data
-
-
-def _line(node: yaml.Node) -> int:
-    return int(node.start_mark.line) + 1
-
-
-def _check_duplicates(
-    node: yaml.Node, path: tuple[str | int, ...], file: str, seen: set[int]
-) -> None:
-    # An alias makes the same node appear many times; checking it once is enough (and keeps
-    # a "billion laughs" document from taking forever).
-    if id(node) in seen:
-        return
-    seen.add(id(node))
-    if isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _check_duplicates(item, (*path, index), file, seen)
-    elif isinstance(node, yaml.MappingNode):
-        first_seen: dict[tuple[str, str], yaml.Node] = {}
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.tag != _MERGE_TAG:
-                name = str(key.value)
-                earlier = first_seen.setdefault((key.tag, name), key)
-                if earlier is not key:
-                    raise _duplicate_error(name, path, _line(earlier), _line(key), file)
-            segment = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
-            _check_duplicates(value, (*path, segment), file, seen)
-
-
-def _duplicate_error(
-    name: str, path: tuple[str | int, ...], first: int, line: int, file: str
-) -> PipelineSpecError:
-    if path == ("nodes",):
-        return PipelineSpecError(
-            f"node '{name}' is defined twice (first at line {first})",
-            file=file,
-            line=line,
-            node=name,
-            fix="give one of them another id, or merge them",
-        )
-    in_node = len(path) >= 2 and path[0] == "nodes"
-    return PipelineSpecError(
-        f"key '{name}' appears twice in the same mapping (first at line {first}); "
-        "YAML would silently keep only the last one",
-        file=file,
-        line=line,
-        node=str(path[1]) if in_node else None,
-        fix="remove one of them",
-    )
-
-
-def _locate(
-    root: yaml.Node, path: Sequence[str | int], *, missing: bool = False
-) -> tuple[int, tuple[str | int, ...]]:
-    """Finds the line of ``path`` in the composed tree.
-
-    Returns the line of the deepest element found (a key's line for a mapping entry) and the
-    path as it exists in the file: segments that match nothing are pydantic union tags such
-    as ``'list[Edge]'`` and are dropped, except, when ``missing``, the last one, which names
-    a missing key.
-    """
-    node = root
-    line = _line(root)
-    found: list[str | int] = []
-    for position, segment in enumerate(path):
-        child: yaml.Node | None = None
-        child_line = line
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:  # the last match wins, as in construction
-                if isinstance(key, yaml.ScalarNode) and key.value == str(segment):
-                    child, child_line = value, _line(key)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(segment, int):
-            if 0 <= segment < len(node.value):
-                child = node.value[segment]
-                child_line = _line(child)
-        if child is None:
-            if missing and position == len(path) - 1 and isinstance(node, yaml.MappingNode):
-                found.append(segment)
-            continue
-        node, line = child, child_line
-        found.append(segment)
-    return line, tuple(found)
-
-
-# --------------------------------------------------------------------------------------------
 # Validation
 
 
@@ -390,44 +265,6 @@ _TEMPLATE_FIX: Final = (
     "reference values as {{ state.key }} or {{ state.items.0.name }}; "
     "to keep literal braces, write '{ {' or '} }'"
 )
-
-
-def _did_you_mean(word: str, candidates: Sequence[str]) -> str | None:
-    close = difflib.get_close_matches(word, candidates, n=1)
-    return close[0] if close else None
-
-
-def _display(path: Sequence[str | int]) -> str:
-    text = ""
-    for segment in path:
-        text += f"[{segment}]" if isinstance(segment, int) else f".{segment}"
-    return text.lstrip(".")
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _submodel(annotation: object) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _submodel(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _model_at(model: type[BaseModel], path: Sequence[str | int]) -> type[BaseModel] | None:
-    current: type[BaseModel] | None = model
-    for segment in path:
-        if isinstance(segment, int):
-            continue
-        if current is None or segment not in current.model_fields:
-            return None
-        current = _submodel(current.model_fields[segment].annotation)
-    return current
 
 
 def _successors(node: BaseModel) -> list[str]:
@@ -461,7 +298,7 @@ class _Validator:
         node: str | None = None,
         fix: str | None = None,
     ) -> PipelineSpecError:
-        line = None if self.root is None else _locate(self.root, path)[0]
+        line = None if self.root is None else locate(self.root, path)[0]
         return PipelineSpecError(reason, file=self.file, line=line, node=node, fix=fix)
 
     def validate(self, data: object) -> PipelineSpec:
@@ -470,7 +307,7 @@ class _Validator:
             raise PipelineSpecError(
                 f"the top level must be a mapping with 'workflow' and 'nodes', but it is {kind}",
                 file=self.file,
-                line=1 if self.root is None else _line(self.root),
+                line=1 if self.root is None else node_line(self.root),
                 fix="start the file with `workflow:` (id, start) followed by `nodes:`",
             )
         for key in data:
@@ -485,7 +322,7 @@ class _Validator:
     def _unknown_top_key(self, key: object) -> PipelineSpecError:
         if key == "source":
             fix = "remove it: the loader sets `source` to the file's path"
-        elif isinstance(key, str) and (close := _did_you_mean(key, _TOP_KEYS)):
+        elif isinstance(key, str) and (close := did_you_mean(key, _TOP_KEYS)):
             fix = f"did you mean '{close}'?"
         else:
             fix = "remove it; the top level has only `workflow:` and `nodes:`"
@@ -501,7 +338,7 @@ class _Validator:
         if isinstance(raw, dict) and isinstance(raw.get("version"), int | float):
             assert self.root is not None
             # Keep the version as written: YAML would read `1.10` as the float 1.1.
-            version = _node_at(self.root, ("workflow", "version"))
+            version = node_at(self.root, ("workflow", "version"))
             if isinstance(version, yaml.ScalarNode):
                 raw = {**raw, "version": str(version.value)}
         try:
@@ -529,7 +366,7 @@ class _Validator:
         for node_id, raw in raw_nodes.items():
             if not isinstance(node_id, str) or not node_id:
                 raise self._error(
-                    f"node id {_short(node_id)} is not text",
+                    f"node id {short(node_id)} is not text",
                     ("nodes", str(node_id)),
                     fix="quote the id, e.g. `'1':`, or use a name",
                 )
@@ -539,7 +376,7 @@ class _Validator:
     def _node(self, node_id: str, raw: object) -> _AnyNode:
         path = ("nodes", node_id)
         if not isinstance(raw, dict):
-            got = "empty" if raw is None else f"a {type(raw).__name__} ({_short(raw)})"
+            got = "empty" if raw is None else f"a {type(raw).__name__} ({short(raw)})"
             raise self._error(
                 f"a node must be a mapping, but this one is {got}",
                 path,
@@ -568,14 +405,14 @@ class _Validator:
     def _bad_type(self, node_id: str, node_type: object) -> PipelineSpecError:
         path = ("nodes", node_id, "type")
         if not isinstance(node_type, str):
-            reason = f"the node type must be text, got {_short(node_type)}"
+            reason = f"the node type must be text, got {short(node_type)}"
             fix = f"use one of: {_SUPPORTED}"
         elif node_type in _PLANNED_TYPES:
             reason = f"node type '{node_type}' is not supported yet"
             fix = f"the node types supported now are: {_SUPPORTED}"
         else:
             reason = f"unknown node type '{node_type}'"
-            close = _did_you_mean(node_type, list(_NODE_TYPES))
+            close = did_you_mean(node_type, list(_NODE_TYPES))
             hint = f"did you mean '{close}'? " if close else ""
             fix = f"{hint}supported node types: {_SUPPORTED}"
         return self._error(reason, path, node=node_id, fix=fix)
@@ -591,18 +428,9 @@ class _Validator:
         shown: str = "",
     ) -> PipelineSpecError:
         assert self.root is not None
-        candidates = []
-        for index, error in enumerate(exc.errors(include_url=False)):
-            loc = (*prefix, *error["loc"])
-            line, found = _locate(self.root, loc, missing=error["type"] == "missing")
-            relative = found[len(prefix) :]
-            # An unknown key usually explains the "missing" error next to it (a typo); else
-            # the deepest error is the most specific (union branches report at several depths).
-            rank = (error["type"] != "extra_forbidden", -len(relative), index)
-            candidates.append((rank, line, relative, error))
-        _, line, relative, error = min(candidates, key=lambda candidate: candidate[0])
-        reason, fix = _explain(error, relative, model, what, shown)
-        return PipelineSpecError(reason, file=self.file, line=line, node=node, fix=fix)
+        picked = pick_error(exc, self.root, prefix)
+        reason, fix = _explain(picked.error, picked.path, model, what, shown)
+        return PipelineSpecError(reason, file=self.file, line=picked.line, node=node, fix=fix)
 
     # ----------------------------------------------------------------------------------------
     # graph
@@ -622,7 +450,7 @@ class _Validator:
         self._check_loops(nodes)
 
     def _node_fix(self, missing: str, nodes: dict[str, Node]) -> str:
-        close = _did_you_mean(missing, list(nodes))
+        close = did_you_mean(missing, list(nodes))
         known = ", ".join(nodes)
         return f"did you mean '{close}'?" if close else f"use one of the node ids: {known}"
 
@@ -709,13 +537,13 @@ class _Validator:
         try:
             check_template(text)
         except TemplateSyntaxError as exc:
-            line = None if self.root is None else _locate(self.root, path)[0]
-            value = None if self.root is None else _node_at(self.root, path)
+            line = None if self.root is None else locate(self.root, path)[0]
+            value = None if self.root is None else node_at(self.root, path)
             if isinstance(value, yaml.ScalarNode) and value.style == "|":
                 # A literal block keeps its lines: point at the template's own line.
-                line = _line(value) + exc.line
+                line = node_line(value) + exc.line
             raise PipelineSpecError(
-                f"invalid template in '{_display(path[2:])}': {exc}",
+                f"invalid template in '{display_path(path[2:])}': {exc}",
                 file=self.file,
                 line=line,
                 node=node,
@@ -769,17 +597,27 @@ class _Validator:
             done.update(path)
 
 
-def _node_at(root: yaml.Node, path: Sequence[str | int]) -> yaml.Node | None:
-    node: yaml.Node | None = root
-    for segment in path:
-        if isinstance(node, yaml.SequenceNode) and isinstance(segment, int):
-            node = node.value[segment] if 0 <= segment < len(node.value) else None
-        elif isinstance(node, yaml.MappingNode):
-            matches = [value for key, value in node.value if key.value == str(segment)]
-            node = matches[-1] if matches else None
-        else:
-            return None
-    return node
+def _yaml_error(exc: YamlSourceError, file: str) -> PipelineSpecError:
+    duplicate = exc.duplicate
+    if duplicate is None:
+        return PipelineSpecError(exc.reason, file=file, line=exc.line, fix=exc.fix)
+    name, path = duplicate.name, duplicate.path
+    if path == ("nodes",):
+        return PipelineSpecError(
+            f"node '{name}' is defined twice (first at line {duplicate.first_line})",
+            file=file,
+            line=duplicate.line,
+            node=name,
+            fix="give one of them another id, or merge them",
+        )
+    in_node = len(path) >= 2 and path[0] == "nodes"
+    return PipelineSpecError(
+        exc.reason,
+        file=file,
+        line=exc.line,
+        node=str(path[1]) if in_node else None,
+        fix=exc.fix,
+    )
 
 
 def _explain(
@@ -789,62 +627,35 @@ def _explain(
     what: str,
     shown: str,
 ) -> tuple[str, str]:
-    """Turns one pydantic error into a reason and a fix.
+    """Turns one pydantic error into a reason and a fix, in pipeline terms.
 
     ``path`` is relative to ``model``; ``shown`` prefixes it in messages (``"workflow."``).
     """
     kind = error["type"]
-    field = shown + _display(path)
-    given = _short(error.get("input"))
     last = path[-1] if path else ""
+    field = shown + display_path(path)
+    given = short(error.get("input"))
     if kind == "extra_forbidden":
-        owner = _model_at(model, path[:-1])
+        owner = model_at(model, path[:-1])
         allowed = [name for name in owner.model_fields if name != "type"] if owner else []
-        where = f" in '{shown}{_display(path[:-1])}'" if len(path) > 1 else f" for {what}"
-        close = _did_you_mean(str(last), allowed)
-        if close:
-            fix = f"did you mean '{close}'?"
-        elif model is EndNode and last == "next":
-            fix = "an end node finishes the pipeline and has no `next`; remove it"
-        else:
+        if did_you_mean(str(last), allowed) is None:
+            reason, _ = explain_error(error, path, model, what, shown, hidden=("type",))
+            if model is EndNode and last == "next":
+                return reason, "an end node finishes the pipeline and has no `next`; remove it"
             others = [name for name, cls in _NODE_TYPES.items() if last in cls.model_fields]
             belongs = f"'{last}' is a key of {'/'.join(others)} nodes; " if others else ""
-            fix = f"{belongs}remove it (allowed here: {', '.join(allowed)})"
-        return f"unknown key '{last}'{where}", fix
-    if kind == "missing":
+            return reason, f"{belongs}remove it (allowed here: {', '.join(allowed)})"
+    elif kind == "missing":
         if path[:1] == ("next",):
-            return f"edge '{_display(path[:-1])}' has no '{last}'", _EDGE_FIX
-        parent = (shown + _display(path[:-1])).rstrip(".")
-        under = f" under `{parent}:`" if parent else ""
-        return f"missing required key '{field}' for {what}", f"add `{last}: ...`{under}"
-    if kind == "invalid_key":
-        return f"key {given} is not text", "quote the key, or use a name"
-    if not path:
-        return f"{what} must be a mapping, got {given}", "indent its keys under it"
-    if path == ("next",):
-        return f"'next' must be a node id or a list of edges, got {given}", _EDGE_FIX
-    if path[:1] == ("next",) and len(path) == 2:
-        return f"edge '{field}' must be a mapping, got {given}", _EDGE_FIX
-    reason = f"'{field}': {error['msg']}, got {given}"
-    ctx = error.get("ctx") or {}
-    if kind == "string_type":
-        fix = f"write '{field}' as text (quote it if YAML reads it as a number or a boolean)"
-    elif kind.startswith("int_"):
-        fix = f"give '{field}' a whole number"
-    elif kind.startswith("float_") or kind == "finite_number":
-        fix = f"give '{field}' a finite number"
-    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        bound = next(iter(ctx.values()), "")
-        if isinstance(bound, float) and bound.is_integer():
-            bound = int(bound)
-        words = kind.replace("_", " ").replace("equal", "or equal to")
-        fix = f"give '{field}' a value {words} {bound}"
-    elif kind == "string_pattern_mismatch":
-        fix = f"use only letters, digits, '_', '.' and '-' in '{field}'"
-    elif kind in ("dict_type", "model_type"):
-        fix = f"write '{field}' as a mapping (keys indented under it)"
-    elif kind == "list_type":
-        fix = f"write '{field}' as a list (`- item` lines)"
-    else:
-        fix = f"change '{field}'"
-    return reason, fix
+            return f"edge '{display_path(path[:-1])}' has no '{last}'", _EDGE_FIX
+    elif kind != "invalid_key" and path:
+        if path == ("next",):
+            return f"'next' must be a node id or a list of edges, got {given}", _EDGE_FIX
+        if path[:1] == ("next",) and len(path) == 2:
+            return f"edge '{field}' must be a mapping, got {given}", _EDGE_FIX
+        if kind == "string_pattern_mismatch":
+            return (
+                f"'{field}': {error['msg']}, got {given}",
+                f"use only letters, digits, '_', '.' and '-' in '{field}'",
+            )
+    return explain_error(error, path, model, what, shown, hidden=("type",))

@@ -1,0 +1,232 @@
+"""The policy gate, workflow side: every activity a workflow schedules is decided here first.
+
+Runs inside the workflow sandbox. A decision is a pure function of the policies in force (the
+plugin's, the workflow's, the node's or agent's) and the activity's name, so a replay takes it
+again identically. Nothing is written from here: an allowed call carries its decision to the
+activity in a header, and the activity records it before the tool body runs; a refused call is
+recorded by the ``jamjet.audit.record`` activity before the refusal is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from datetime import timedelta
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, JsonValue
+from pydantic_core import to_jsonable_python
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.worker import (
+    ExecuteWorkflowInput,
+    StartActivityInput,
+    WorkflowInboundInterceptor,
+    WorkflowOutboundInterceptor,
+)
+
+from ._llm_types import CHAT_ACTIVITY, ChatRequest
+from .audit._event import AuditEvent, event_id
+from .errors import (
+    ApprovalRequiredError,
+    GateError,
+    ModelDeniedError,
+    ToolDeniedError,
+)
+from .policy import Decision, Policy, PolicyScopes, decide_model, decide_tool
+
+#: Header carrying the gate's decision to the activity (stable wire name).
+GATE_HEADER = "JamJetGate"
+#: Header naming the user a run acts for, set by the client (stable wire name).
+USER_HEADER = "JamJetUser"
+#: Activity that records refusals (the only activity the gate does not decide).
+RECORD_ACTIVITY = "jamjet.audit.record"
+
+# Which scopes and agent are in force for the code running now. Context variables follow the
+# workflow's asyncio tasks, so a scope entered around an await applies to exactly the
+# activities scheduled inside it, deterministically.
+_SCOPES: ContextVar[tuple[tuple[str, Policy], ...]] = ContextVar("jamjet_scopes", default=())
+_AGENT: ContextVar[str | None] = ContextVar("jamjet_agent", default=None)
+_GATE: ContextVar[Gate | None] = ContextVar("jamjet_gate", default=None)
+
+
+@contextlib.contextmanager
+def policy_scope(name: str, policy: Policy | None, *, agent: str | None = None) -> Iterator[None]:
+    """Put ``policy`` in force, as scope ``name``, for what runs inside the block."""
+    scopes_token = _SCOPES.set((*_SCOPES.get(), (name, policy))) if policy is not None else None
+    agent_token = _AGENT.set(agent) if agent is not None else None
+    try:
+        yield
+    finally:
+        if agent_token is not None:
+            _AGENT.reset(agent_token)
+        if scopes_token is not None:
+            _SCOPES.reset(scopes_token)
+
+
+def current_gate() -> Gate | None:
+    """The gate of the workflow running now (None without the plugin)."""
+    return _GATE.get()
+
+
+class Clearance(BaseModel):
+    """The gate's decision about one call, as the activity receives it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    decision: Decision
+    kind: str
+    event_id: str
+    decided_at: AwareDatetime
+    actor: dict[str, JsonValue]
+    args_digest: str
+
+
+def digest(value: object) -> str:
+    """``sha256:`` + hex digest of the canonical JSON of ``value``."""
+    canonical = json.dumps(
+        to_jsonable_python(value, fallback=repr), sort_keys=True, separators=(",", ":")
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Gate:
+    """One workflow run's gate: its policies, who it acts for, and its decision counter."""
+
+    def __init__(self, base: Policy | None, user: str | None, audit: bool) -> None:
+        self._base = (("run", base),) if base is not None else ()
+        self._user = user
+        self._audit = audit
+        self._count = 0
+        self._cache: dict[tuple[tuple[str, Policy], ...], PolicyScopes] = {}
+
+    def _scopes(self) -> PolicyScopes:
+        stack = (*self._base, *_SCOPES.get())
+        scopes = self._cache.get(stack)
+        if scopes is None:
+            scopes = self._cache[stack] = PolicyScopes(scopes=stack)
+        return scopes
+
+    def _actor(self) -> dict[str, JsonValue]:
+        info = workflow.info()
+        return {
+            "workflow_type": info.workflow_type,
+            "agent": _AGENT.get(),
+            "user": self._user,
+        }
+
+    def decide(self, activity: str, args: Sequence[object]) -> tuple[Decision, AuditEvent]:
+        """Decide one call and build the audit event that records the decision."""
+        scopes = self._scopes()
+        if activity == CHAT_ACTIVITY and args and isinstance(args[0], ChatRequest):
+            decision = decide_model(scopes, args[0].model)
+            kind = "policy.model_decision"
+        else:
+            decision = decide_tool(scopes, activity)
+            kind = "policy.decision"
+        self._count += 1
+        info = workflow.info()
+        event = AuditEvent(
+            id=event_id(info.workflow_id, info.run_id, "decision", str(self._count)),
+            run_id=info.workflow_id,
+            workflow_run_id=info.run_id,
+            kind=kind,
+            at=workflow.now(),
+            actor=self._actor(),
+            data={
+                **decision.model_dump(mode="json"),
+                "args_digest": digest(list(args)),
+            },
+        )
+        return decision, event
+
+    async def refuse(self, decision: Decision, event: AuditEvent) -> GateError:
+        """Record a refusal durably, then return the error to raise."""
+        if self._audit:
+            # Unlimited attempts: a refusal that cannot be recorded must not be forgotten.
+            await workflow.execute_activity(
+                RECORD_ACTIVITY,
+                [event],
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
+            )
+        error: type[GateError] = ToolDeniedError
+        if decision.decision == "WAITING_FOR_APPROVAL":
+            error = ApprovalRequiredError
+        elif event.kind == "policy.model_decision":
+            error = ModelDeniedError
+        return error(
+            decision.subject,
+            decision.reason,
+            rule=decision.rule,
+            scope=decision.scope,
+            event_id=event.id if self._audit else None,
+        )
+
+    async def refuse_unknown(self, tool: str, args: object, reason: str) -> GateError:
+        """Refuse (and record) a call to a tool that does not exist here."""
+        decision, event = self.decide(tool, [args])
+        if decision.allowed:
+            decision = decision.model_copy(
+                update={"decision": "BLOCKED", "reason": reason, "rule": None, "rule_kind": None}
+            )
+            event = event.model_copy(
+                update={"data": {**event.data, **decision.model_dump(mode="json")}}
+            )
+        return await self.refuse(decision, event)
+
+
+def make_workflow_interceptor(base: Policy | None, audit: bool) -> type[WorkflowInboundInterceptor]:
+    """The inbound interceptor class for one plugin's config."""
+
+    class _Outbound(WorkflowOutboundInterceptor):
+        def __init__(self, next: WorkflowOutboundInterceptor, inbound: _Inbound) -> None:
+            super().__init__(next)
+            self._inbound = inbound
+
+        def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[object]:
+            gate = self._inbound.gate
+            if input.activity == RECORD_ACTIVITY or gate is None:
+                return super().start_activity(input)
+            decision, event = gate.decide(input.activity, input.args)
+            if not decision.allowed:
+                # Callers await the handle; a task that records the refusal, then raises it,
+                # keeps refusal and recording in one place for every path (agent, plain code).
+                async def refused() -> object:
+                    raise await gate.refuse(decision, event)
+
+                return asyncio.ensure_future(refused())  # type: ignore[return-value]
+            clearance = Clearance(
+                decision=decision,
+                kind=event.kind,
+                event_id=event.id,
+                decided_at=event.at,
+                actor=event.actor,
+                args_digest=str(event.data["args_digest"]),
+            )
+            input.headers = {
+                **input.headers,
+                GATE_HEADER: workflow.payload_converter().to_payloads([clearance])[0],
+            }
+            return super().start_activity(input)
+
+    class _Inbound(WorkflowInboundInterceptor):
+        gate: Gate | None = None
+
+        def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+            super().init(_Outbound(outbound, self))
+
+        async def execute_workflow(self, input: ExecuteWorkflowInput) -> object:
+            user = None
+            if USER_HEADER in input.headers:
+                user = workflow.payload_converter().from_payloads(
+                    [input.headers[USER_HEADER]], [str]
+                )[0]
+            self.gate = Gate(base, user, audit)
+            _GATE.set(self.gate)
+            return await super().execute_workflow(input)
+
+    return _Inbound

@@ -1,0 +1,33 @@
+"""The audit trail: an append-only, hash-chained store of every governed fact.
+
+Gate decisions, tool and model calls, approvals and budget checks are stored as
+``AuditEvent`` rows, each chained to the one before by ``sha256(prev_hash +
+canonical_json(event))``, so ``verify()`` finds any edited, removed or reordered event. The
+database itself refuses UPDATE and DELETE. Events carry deterministic ids (``event_id``), so a
+retried activity or a replayed workflow stores nothing twice.
+
+Where it runs: ``AuditEvent``, ``event_id`` and ``canonical_json`` are pure and may be used in
+workflow code; the stores do I/O and belong in activities.
+
+Stores: ``SQLiteAuditStore`` (default; worker processes of one host) and
+``PostgresAuditStore`` (workers on several hosts); ``open_store(url)`` picks one from a URL.
+"""
+
+from ._chain import ChainVerdict, canonical_json
+from ._event import AuditEvent, StoredEvent, event_id
+from ._open import open_store
+from ._postgres import PostgresAuditStore
+from ._sqlite import SQLiteAuditStore
+from ._store import AuditStore
+
+__all__ = [
+    "AuditEvent",
+    "AuditStore",
+    "ChainVerdict",
+    "PostgresAuditStore",
+    "SQLiteAuditStore",
+    "StoredEvent",
+    "canonical_json",
+    "event_id",
+    "open_store",
+]

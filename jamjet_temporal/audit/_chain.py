@@ -1,0 +1,156 @@
+"""The hash chain: canonical JSON, link hashes and chain verification (pure, no I/O).
+
+Each stored event is linked to the one before it::
+
+    hash = sha256(prev_hash + canonical_json(event))
+
+with ``prev_hash`` of the first event being ``GENESIS_HASH``. Editing, removing or reordering
+any stored event breaks a link, which ``ChainWalker`` finds. Signed export bundles reuse these
+functions, so their rules must not change: a change would break every stored chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal, NamedTuple
+
+from pydantic import BaseModel, ValidationError
+
+from ._event import AuditEvent
+
+__all__ = ["GENESIS_HASH", "ChainRow", "ChainVerdict", "ChainWalker", "canonical_json", "link_hash"]
+
+GENESIS_HASH = "0" * 64
+"""The ``prev_hash`` of the first event of every chain."""
+
+Problem = Literal["gap", "prev_mismatch", "hash_mismatch", "row_mismatch"]
+
+
+def canonical_json(event: AuditEvent) -> str:
+    """The one JSON text of an event that its chain hash covers.
+
+    Keys sorted, no whitespace, non-ASCII kept as is (hashed as UTF-8).
+
+    Args:
+        event: The event.
+
+    Returns:
+        The canonical JSON text.
+    """
+    return json.dumps(
+        event.model_dump(mode="json"),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+
+
+def link_hash(prev_hash: str, canonical: str) -> str:
+    """The chain hash of an event.
+
+    Args:
+        prev_hash: The hash of the event before it (``GENESIS_HASH`` for the first).
+        canonical: The event's ``canonical_json``.
+
+    Returns:
+        ``sha256(prev_hash + canonical)`` as 64 lowercase hex digits.
+    """
+    return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
+
+
+class ChainVerdict(BaseModel, frozen=True):
+    """The outcome of recomputing a whole chain.
+
+    Attributes:
+        ok: True when every link holds.
+        count: Events checked (all of them when ``ok``; up to the first problem otherwise).
+        head: Hash of the last event that checked out (``GENESIS_HASH`` for none). Keep it
+            somewhere else to detect later removal of the newest events, which no chain can
+            reveal on its own.
+        seq: Sequence number of the first bad event (None when ``ok``).
+        event_id: Id stored at that sequence number (None when ``ok``).
+        problem: What is wrong there: ``gap`` (sequence numbers skip: an event was removed),
+            ``prev_mismatch`` (it does not link to the event before it: removed, inserted or
+            reordered), ``hash_mismatch`` (its content was edited) or ``row_mismatch`` (its
+            indexed columns disagree with its hashed content, or the content is not an event).
+        detail: A sentence for people.
+    """
+
+    ok: bool
+    count: int
+    head: str
+    seq: int | None = None
+    event_id: str | None = None
+    problem: Problem | None = None
+    detail: str = ""
+
+
+class ChainRow(NamedTuple):
+    """One stored event as the backends read it for verification."""
+
+    seq: int
+    id: str
+    run_id: str
+    kind: str
+    body: str
+    prev_hash: str
+    hash: str
+
+
+class ChainWalker:
+    """Checks stored rows in ``seq`` order, one at a time, so a chain of any length streams.
+
+    Feed every row to ``check`` until it returns a verdict (the first problem) or the rows
+    run out; then ``verdict()`` gives the result.
+    """
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._seq = 0
+        self._head = GENESIS_HASH
+
+    def check(self, row: ChainRow) -> ChainVerdict | None:
+        """Check the next row.
+
+        Args:
+            row: The row after the last one checked.
+
+        Returns:
+            The failing verdict if this row breaks the chain, else None.
+        """
+
+        def bad(problem: Problem, detail: str) -> ChainVerdict:
+            return ChainVerdict(
+                ok=False,
+                count=self._count,
+                head=self._head,
+                seq=row.seq,
+                event_id=row.id,
+                problem=problem,
+                detail=f"seq {row.seq} (event {row.id}): {detail}",
+            )
+
+        expected = self._seq + 1
+        if row.seq != expected:
+            missing = str(expected) if row.seq == expected + 1 else f"{expected}..{row.seq - 1}"
+            return bad("gap", f"sequence numbers {missing} are missing: events were removed")
+        if row.prev_hash != self._head:
+            return bad("prev_mismatch", "does not link to the event before it")
+        if link_hash(row.prev_hash, row.body) != row.hash:
+            return bad("hash_mismatch", "its content does not match its hash: it was edited")
+        try:
+            event = AuditEvent.model_validate_json(row.body)
+        except ValidationError:
+            return bad("row_mismatch", "its hashed content is not an audit event")
+        if (event.id, event.run_id, event.kind) != (row.id, row.run_id, row.kind):
+            return bad("row_mismatch", "its id, run_id or kind column disagrees with its content")
+        self._count += 1
+        self._seq = row.seq
+        self._head = row.hash
+        return None
+
+    def verdict(self) -> ChainVerdict:
+        """The verdict once every row has been checked without a problem."""
+        return ChainVerdict(ok=True, count=self._count, head=self._head)

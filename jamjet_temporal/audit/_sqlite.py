@@ -1,0 +1,220 @@
+"""The SQLite audit store: the default, one file shared by the worker processes of one host."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from ..errors import ConfigError
+from ._chain import ChainRow, ChainVerdict, ChainWalker
+from ._event import AuditEvent, StoredEvent
+from ._store import chain_batch, check_kinds, stored_event
+
+__all__ = ["SQLiteAuditStore"]
+
+_T = TypeVar("_T")
+
+# Appends from other processes wait for the file's write lock at most this long.
+_BUSY_TIMEOUT_S = 30.0
+
+# RAISE(ABORT) in triggers makes the database itself refuse edits, whoever connects. The
+# INSERT trigger closes INSERT OR REPLACE, whose implicit delete fires no DELETE trigger.
+_SCHEMA = """
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS audit_events (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS audit_events_run_id ON audit_events (run_id, seq);
+CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events
+BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events
+BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: DELETE refused'); END;
+CREATE TRIGGER IF NOT EXISTS audit_events_no_replace BEFORE INSERT ON audit_events
+WHEN EXISTS (SELECT 1 FROM audit_events WHERE seq = NEW.seq OR id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: replacing an event refused'); END;
+COMMIT;
+"""
+
+_STORED = "SELECT seq, body, prev_hash, hash, recorded_at FROM audit_events"
+_CHAIN = "SELECT seq, id, run_id, kind, body, prev_hash, hash FROM audit_events ORDER BY seq"
+_Row = tuple[int, str, str, str, str]
+
+
+class SQLiteAuditStore:
+    """An audit store in one SQLite file.
+
+    Several worker processes on one host may share the file: appends take SQLite's write lock
+    (``BEGIN IMMEDIATE``) and wait up to 30 s for it. For workers on several hosts use
+    ``PostgresAuditStore``; SQLite's locking is not safe over network file systems.
+
+    The file is in WAL mode with ``synchronous=FULL``: every commit is fsynced, so an event is
+    on disk when ``append`` returns and survives a power loss, not only a killed process (with
+    ``NORMAL`` the last commits can be lost in a power loss, after the governed effect may
+    already have happened). The cost is one fsync per ``append`` call, not per event.
+
+    Calls run on one thread of the store's own, in order; the connection opens on first use.
+
+    Args:
+        path: The database file; created, with its parent folders, if missing.
+
+    Raises:
+        ConfigError: ``path`` is empty or names an in-memory database.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        text = str(path)
+        if not text or text == ":memory:" or text.startswith("file:"):
+            raise ConfigError(
+                f"audit store path {text!r} is not a plain file path; an audit store must "
+                "outlive the process (fix: give a file path such as 'jamjet-audit.db')"
+            )
+        self._path = Path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jamjet-audit")
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    async def append(self, events: Sequence[AuditEvent]) -> list[StoredEvent]:
+        """Store events atomically, each id at most once (see ``AuditStore.append``)."""
+        if not events:
+            return []
+        batch = list(events)
+        return await self._run(lambda conn: _append(conn, batch))
+
+    async def get(self, event_id: str) -> StoredEvent | None:
+        """The stored event with this id, or None."""
+
+        def read(conn: sqlite3.Connection) -> StoredEvent | None:
+            row: _Row | None = conn.execute(f"{_STORED} WHERE id = ?", (event_id,)).fetchone()
+            return None if row is None else _stored(row)
+
+        return await self._run(read)
+
+    async def events(
+        self, run_id: str | None = None, *, kinds: Sequence[str] | None = None
+    ) -> list[StoredEvent]:
+        """Stored events in sequence order (see ``AuditStore.events``)."""
+        kind_list = check_kinds(kinds)
+        where: list[str] = []
+        params: list[str] = []
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        if kind_list is not None:
+            where.append(f"kind IN ({', '.join('?' * len(kind_list))})" if kind_list else "0")
+            params.extend(kind_list)
+        query = _STORED + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY seq"
+
+        def read(conn: sqlite3.Connection) -> list[StoredEvent]:
+            return [_stored(row) for row in conn.execute(query, params)]
+
+        return await self._run(read)
+
+    async def verify(self) -> ChainVerdict:
+        """Recompute the whole chain and report the first problem, if any."""
+
+        def walk(conn: sqlite3.Connection) -> ChainVerdict:
+            walker = ChainWalker()
+            # One SELECT reads one snapshot, even while other processes append.
+            for row in conn.execute(_CHAIN):
+                failed = walker.check(ChainRow(*row))
+                if failed is not None:
+                    return failed
+            return walker.verdict()
+
+        return await self._run(walk)
+
+    async def close(self) -> None:
+        """Close the connection and the store's thread; calling it again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._close_connection)
+        self._executor.shutdown(wait=False)
+
+    async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self._closed:
+            raise RuntimeError(f"audit store {self._path} is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._on_thread, work)
+
+    def _on_thread(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self._conn is None:
+            self._conn = _connect(self._path)
+        return work(self._conn)
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: the module opens no transactions of its own; we say BEGIN.
+    conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.executescript(_SCHEMA)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _append(conn: sqlite3.Connection, events: list[AuditEvent]) -> list[StoredEvent]:
+    # IMMEDIATE takes the write lock before reading the head, so no other process can chain
+    # onto the same head between our read and our insert.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        existing: dict[str, StoredEvent] = {}
+        for event in events:
+            row: _Row | None = conn.execute(f"{_STORED} WHERE id = ?", (event.id,)).fetchone()
+            if row is not None:
+                existing[event.id] = _stored(row)
+        head: tuple[int, str] | None = conn.execute(
+            "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        now = datetime.now(UTC)
+        results, rows = chain_batch(events, existing, head, now)
+        conn.executemany(
+            "INSERT INTO audit_events (seq, id, run_id, kind, body, prev_hash, hash, recorded_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    r.stored.seq,
+                    r.stored.event.id,
+                    r.stored.event.run_id,
+                    r.stored.event.kind,
+                    r.body,
+                    r.stored.prev_hash,
+                    r.stored.hash,
+                    now.isoformat(),
+                )
+                for r in rows
+            ],
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return results
+
+
+def _stored(row: _Row) -> StoredEvent:
+    seq, body, prev_hash, digest, recorded_at = row
+    return stored_event(seq, body, prev_hash, digest, datetime.fromisoformat(recorded_at))
