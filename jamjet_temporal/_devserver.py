@@ -147,11 +147,22 @@ class DevServer:
                     + (f"; see {self.log_file}" if self.log_file else "")
                     + f" (is port {self.port} taken?)"
                 )
-            if is_listening(self.address):
+            if is_listening(self.address) and self._answers():
                 return
             time.sleep(0.05)
         self.stop()
         raise DevServerError(f"the Temporal dev server did not answer on {self.address}")
+
+    def _answers(self) -> bool:
+        # A listening port is not a ready server: the frontend refuses calls ("not healthy
+        # yet") until the default namespace is loaded. Ask it a namespace-scoped question.
+        probe = subprocess.run(
+            [temporal_cli(), "workflow", "count", "--address", self.address],
+            capture_output=True,
+            check=False,
+            timeout=10,
+        )
+        return probe.returncode == 0
 
     def stop(self, kill: bool = False) -> None:
         """Stop the server (SIGTERM, or SIGKILL with ``kill=True``) and wait for it."""

@@ -1,0 +1,41 @@
+"""Gate 2: an agent whose tool allow-list blocks ``delete_database`` before it runs."""
+
+from __future__ import annotations
+
+from jamjet_temporal import agent, task, workflow
+from jamjet_temporal.agent import AgentResult
+
+DOCS = {
+    "notes/release.md": "v2.3 ships the policy violations panel.",
+    "notes/oncall.md": "Page the database team for schema changes.",
+}
+
+
+@task
+async def search(query: str) -> list[str]:
+    """Search the team's notes; returns matching file paths."""
+    words = set(query.lower().split())
+    return [path for path, text in DOCS.items() if words & set(text.lower().split())]
+
+
+@task
+async def read_files(paths: list[str]) -> dict[str, str]:
+    """Read notes by path."""
+    return {path: DOCS.get(path, "") for path in paths}
+
+
+@task
+async def delete_database(name: str) -> str:
+    """Drop a database. Registered on the worker, but no agent here may use it."""
+    raise RuntimeError(f"delete_database({name!r}) must never run")
+
+
+@task(tools=[search, read_files])
+async def assistant(q: str) -> AgentResult:
+    # `delete_database` is NOT in the allow-list
+    return await agent.run(q)
+
+
+@workflow
+async def support(q: str) -> AgentResult:
+    return await assistant(q)
