@@ -26,16 +26,19 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from ._config import DEFAULT_AUDIT_STORE, JamJetConfig
 from ._connect import connect, connect_config
 from ._devserver import DEFAULT_UI_PORT, DevServer, is_listening, split_address
 from ._history import read_history
 from ._plugin import JamJetPlugin
 from ._progress import CrashPlan, closing_lines, fmt_ms, follow
 from ._task import task_definition
+from .audit import AuditEvent, open_store
 from .errors import JamJetError, PipelineSpecError
 from .pipeline import PIPELINE_WORKFLOW, PipelineResult, PipelineRun, PipelineSpec, load_pipeline
 from .pipeline._spec import ToolNode
 from .pipeline._workflow import ToolSignature
+from .policy import load_policy
 
 app = typer.Typer(
     help="jamjet: crash-proof, governable AI agents on Temporal.",
@@ -134,10 +137,9 @@ def tool_signatures(
 
 @dataclass
 class Runtime:
-    """Where Temporal and the model live for this command."""
+    """Where Temporal lives for this command."""
 
     address: str
-    model_base_url: str | None
 
 
 @contextlib.asynccontextmanager
@@ -179,7 +181,7 @@ async def runtime(
             base_url = str(model_server.base_url)
             os.environ["OPENAI_BASE_URL"] = base_url
             say(f"▸ Local model server at {base_url} (no OPENAI_API_KEY set)")
-        yield Runtime(address=target, model_base_url=base_url)
+        yield Runtime(address=target)
     finally:
         if model_server is not None:
             await model_server.stop()
@@ -188,7 +190,9 @@ async def runtime(
             await server.astop()
 
 
-def _worker_cmd(tools: list[str], task_queue: str, identity: str) -> list[str]:
+def _worker_cmd(
+    tools: list[str], task_queue: str, identity: str, governance: Governance
+) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
@@ -201,7 +205,37 @@ def _worker_cmd(tools: list[str], task_queue: str, identity: str) -> list[str]:
     ]
     for module in tools:
         cmd += ["--tools", module]
+    if governance.policy:
+        cmd += ["--policy", governance.policy]
+    cmd += ["--audit-store", governance.audit_store]
     return cmd
+
+
+@dataclass(frozen=True)
+class Governance:
+    """The policy file and audit store the command's workers use."""
+
+    policy: str | None
+    audit_store: str
+
+    def config(self) -> JamJetConfig:
+        """The plugin config (loads and validates the policy file)."""
+        policy = load_policy(self.policy) if self.policy else None
+        return JamJetConfig(policy=policy, audit_store=self.audit_store or None)
+
+
+PolicyOption = Annotated[
+    str | None,
+    typer.Option("--policy", help="Tool policy file (YAML) for every run on this worker."),
+]
+AuditOption = Annotated[
+    str,
+    typer.Option(
+        "--audit-store",
+        envvar="JAMJET_AUDIT_STORE",
+        help="Audit trail: sqlite:///path or postgresql://...; '' turns it off.",
+    ),
+]
 
 
 @contextlib.contextmanager
@@ -249,9 +283,13 @@ def run(
     model_latency_ms: Annotated[
         int, typer.Option(help="Latency of the local model server, when it is started.")
     ] = 400,
+    policy: PolicyOption = None,
+    audit_store: AuditOption = DEFAULT_AUDIT_STORE,
 ) -> None:
     """Run a YAML pipeline and stream its progress."""
+    governance = Governance(policy, audit_store)
     try:
+        governance.config()
         spec = load_pipeline(file)
         state = json.loads(input)
         if not isinstance(state, dict):
@@ -284,6 +322,7 @@ def run(
             crash_at,
             address,
             model_latency_ms,
+            governance,
         )
     )
     raise typer.Exit(code)
@@ -301,9 +340,10 @@ async def _run(
     crash_at: str | None,
     address: str | None,
     model_latency_ms: int,
+    governance: Governance,
 ) -> int:
     async with runtime(address, model_latency_ms=model_latency_ms) as env:
-        plugin = JamJetPlugin(tasks=tools)
+        plugin = JamJetPlugin(governance.config(), tasks=tools)
         client = await connect(address=env.address, plugins=[plugin])
         run_id = run_id or f"exec_{uuid.uuid4().hex[:8]}"
         stack = contextlib.AsyncExitStack()
@@ -312,7 +352,7 @@ async def _run(
             if crash_at is not None:
                 child_env = dict(os.environ, TEMPORAL_ADDRESS=env.address)
                 victim = stack.enter_context(
-                    _child(_worker_cmd(modules, task_queue, "worker-1"), child_env)
+                    _child(_worker_cmd(modules, task_queue, "worker-1", governance), child_env)
                 )
 
                 def kill() -> str:
@@ -363,16 +403,19 @@ def worker_cmd(
             "other worker may take it (after a crash, the run pauses this long)."
         ),
     ] = 3.0,
+    policy: PolicyOption = None,
+    audit_store: AuditOption = DEFAULT_AUDIT_STORE,
 ) -> None:
     """Run a worker for pipelines, the built-in activities and the given tools."""
     try:
         loaded = load_tools(tools or [])
+        config = Governance(policy, audit_store).config()
     except JamJetError as err:
         raise fail(str(err)) from None
 
     async def serve() -> None:
         client = await connect(
-            address=address, plugins=[JamJetPlugin(tasks=loaded)], identity=identity
+            address=address, plugins=[JamJetPlugin(config, tasks=loaded)], identity=identity
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -490,6 +533,54 @@ def history(
                 when = event.event_time.ToDatetime().strftime("%H:%M:%S.%f")[:-3]
                 say(f"{event.event_id:>4} {when} {name}")
             return 0
+
+    raise typer.Exit(asyncio.run(show()))
+
+
+audit_app = typer.Typer(help="The audit trail: what the gate decided and every tool call.")
+app.add_typer(audit_app, name="audit")
+
+
+def describe_event(event: AuditEvent) -> str:
+    """One line saying what an audit event records."""
+    data, actor = event.data, event.actor
+    if event.kind.startswith("policy."):
+        rule = f"rule '{data['rule']}'" if data.get("rule") else "no rule"
+        who = ", ".join(f"{k} {v}" for k, v in actor.items() if v and k != "workflow_type")
+        text = f"{data['subject']} {data['decision']} · {data['reason']}"
+        return text + f" ({rule}, scope {data['scope']})" + (f" · {who}" if who else "")
+    if event.kind in ("tool.call", "model.call"):
+        outcome = data.get("outcome")
+        return (
+            f"{data['tool']} {outcome} · {data['latency_ms']}ms · attempt {data['attempt']}"
+            f" · {actor.get('worker') or '-'} · key {data['idempotency_key']}"
+        )
+    return json.dumps(data, sort_keys=True)
+
+
+@audit_app.command("show")
+def audit_show(
+    run_id: Annotated[str, typer.Argument(help="Workflow id of the run.")],
+    audit_store: AuditOption = DEFAULT_AUDIT_STORE,
+) -> None:
+    """Print a run's audit trail, oldest first, and verify the store's hash chain."""
+
+    async def show() -> int:
+        store = open_store(audit_store)
+        try:
+            events = await store.events(run_id)
+            verdict = await store.verify()
+        finally:
+            await store.close()
+        if not events:
+            raise fail(f"no audit events for run {run_id} in {audit_store}", code=1)
+        for stored in events:
+            event = stored.event
+            when = event.at.strftime("%H:%M:%S.%f")[:-3]
+            say(f"{event.id} {when} {event.kind:<22} {describe_event(event)}")
+        chain = "verified" if verdict.ok else f"BROKEN at seq {verdict.seq}: {verdict.detail}"
+        say(f"{len(events)} events · hash chain {chain} ({verdict.count} events in the store)")
+        return 0 if verdict.ok else 3
 
     raise typer.Exit(asyncio.run(show()))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -166,13 +167,28 @@ def _connect(path: Path) -> sqlite3.Connection:
     # isolation_level=None: the module opens no transactions of its own; we say BEGIN.
     conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
     try:
-        conn.execute("PRAGMA journal_mode = WAL")
+        _use_wal(conn)
         conn.execute("PRAGMA synchronous = FULL")
         conn.executescript(_SCHEMA)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    # Switching a new file to WAL needs an exclusive lock and SQLite does not wait for it:
+    # processes opening the file together get "database is locked" at once. Retry; once one
+    # of them has switched (the mode is kept in the file) the statement succeeds at once.
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _append(conn: sqlite3.Connection, events: list[AuditEvent]) -> list[StoredEvent]:

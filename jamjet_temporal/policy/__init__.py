@@ -5,7 +5,8 @@ replay); :func:`load_policy` / :func:`parse_policy` read policy files at worker 
 with a :class:`PolicyError` naming the file, line and fix.
 """
 
-from ._errors import PolicyError
+from jamjet_temporal.errors import PolicyError
+
 from ._evaluate import decide_model, decide_tool
 from ._load import load_policy, parse_policy
 from ._model import Decision, Policy, PolicyScopes, Rule

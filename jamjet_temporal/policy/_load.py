@@ -38,8 +38,8 @@ from jamjet_temporal._yamlsource import (
     pick_error,
     short,
 )
+from jamjet_temporal.errors import PolicyError
 
-from ._errors import PolicyError
 from ._model import ACTIONS, Glob, Policy, Rule
 
 __all__ = ["load_policy", "parse_policy"]
@@ -97,7 +97,7 @@ def parse_policy(text: str, file: str = "<string>") -> Policy:
         root, data = load_yaml(text, what="policy files")
     except YamlSourceError as exc:
         fix = exc.fix
-        if "undefined alias" in exc.reason:
+        if "alias" in exc.reason:
             # `match: *delete*` is the usual cause: YAML reads a leading `*` as an alias.
             fix = 'quote globs that start with `*`, e.g. `match: "*delete*"`'
         raise PolicyError(exc.reason, file=file, line=exc.line, fix=fix) from None

@@ -61,18 +61,22 @@ Glob = Annotated[str, AfterValidator(_check_glob)]
 
 
 def glob_to_regex(glob: str) -> str:
-    """The regular expression (without anchors) that matches what ``glob`` matches."""
-    parts: list[str] = []
-    for char in glob:
-        if char == "*":
-            # Runs of stars mean the same as one; collapsing them keeps backtracking linear.
-            if parts[-1:] != [".*"]:
-                parts.append(".*")
-        elif char == "?":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
-    return "".join(parts)
+    """The regular expression that, with ``fullmatch`` and ``DOTALL``, matches what ``glob`` does.
+
+    A glob is fixed-length pieces between stars. Taking each middle piece at its earliest
+    place is always right (it leaves the most room for the rest), so those are atomic
+    groups: the regex never backtracks across stars, and a long tool name against a glob
+    with many stars costs O(name x glob) instead of growing with a power of the name.
+    """
+
+    def piece(text: str) -> str:
+        return "".join("." if char == "?" else re.escape(char) for char in text)
+
+    if "*" not in glob:
+        return piece(glob)
+    head, *middle, tail = glob.split("*")
+    inner = "".join(f"(?>.*?{piece(part)})" for part in middle if part)
+    return f"{piece(head)}{inner}.*{piece(tail)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,7 @@ class Matcher:
 class Compiled:
     """Everything derived from a policy's fields, computed once per instance."""
 
+    digest: str
     version_id: str
     blocked: Matcher
     rules: Matcher
@@ -190,16 +195,6 @@ class Policy(BaseModel):
     def model_post_init(self, context: object, /) -> None:
         self._compiled = self._compile()
 
-    def _semantic(self) -> tuple[object, ...]:
-        return (
-            self.version,
-            self.rules,
-            self.blocked_tools,
-            self.require_approval_for,
-            self.model_allowlist,
-            self.closed,
-        )
-
     def _compile(self) -> Compiled:
         canonical = json.dumps(
             self.model_dump(mode="json", exclude={"source"}),
@@ -207,7 +202,7 @@ class Policy(BaseModel):
             separators=(",", ":"),
             ensure_ascii=False,
         )
-        version_id = "pol_" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
         blocked = Matcher.build(
             Entry(glob, "block", "BLOCKED", "tool is in blocked_tools")
             for glob in self.blocked_tools
@@ -238,7 +233,8 @@ class Policy(BaseModel):
             )
         has_rules = bool(self.rules) or self.closed
         return Compiled(
-            version_id=version_id,
+            digest=digest,
+            version_id="pol_" + digest[:12],
             blocked=blocked,
             rules=Matcher.build((*approval, *ruled)),
             models=models,
@@ -249,10 +245,13 @@ class Policy(BaseModel):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Policy):
             return NotImplemented
-        return self._semantic() == other._semantic()
+        # The digest covers exactly the semantic fields (canonical JSON without `source`).
+        return self._compiled.digest == other._compiled.digest
 
     def __hash__(self) -> int:
-        return hash(self._semantic())
+        # From the digest, not hash(): the same in every process, and cheap for policies
+        # used as dict keys (the gate caches scope stacks per run).
+        return int(self._compiled.digest[:16], 16)
 
     def model_copy(self, *, update: Mapping[str, object] | None = None, deep: bool = False) -> Self:
         """Returns a copy with ``update`` applied, validated and compiled like a new policy.
