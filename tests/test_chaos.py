@@ -43,7 +43,6 @@ from jamjet_temporal.pipeline import (
 )
 from tests.chaos_tools import connect, init_ledger, step_seconds
 
-ROOT = Path(__file__).resolve().parent.parent
 TOOLS = Path(__file__).resolve().parent / "chaos_tools.py"
 
 STEPS = ("fetch", "extract", "enrich", "decide", "notify")
@@ -99,13 +98,14 @@ class WorkerProc:
 class Fleet:
     """The ``jamjet worker`` subprocesses that the chaos loop kills and replaces."""
 
-    def __init__(self, address: str, queue: str, ledger: Path, log: IO[bytes]) -> None:
+    def __init__(self, address: str, queue: str, workdir: Path, log: IO[bytes]) -> None:
         self.address = address
         self.queue = queue
+        self.workdir = workdir
         self.log = log
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")},
-            "CHAOS_LEDGER": str(ledger),
+            "CHAOS_LEDGER": str(workdir / "ledger.sqlite"),
         }
         self.live: list[WorkerProc] = []
         self.started = 0
@@ -135,7 +135,7 @@ class Fleet:
             stdout=asyncio.subprocess.PIPE,
             stderr=self.log,
             env=self.env,
-            cwd=ROOT,
+            cwd=self.workdir,  # their audit trail (.jamjet/audit.db) goes there too
         )
         worker = WorkerProc(name, proc)
         self.live.append(worker)
@@ -244,10 +244,10 @@ async def wait_result(
         handle = client.get_workflow_handle(workflow_id, run_id=run_id, result_type=PipelineResult)
         try:
             return await handle.result()
-        except RPCError as _err:
-            # The dev server is restarting: take a fresh handle once it answers again.
+        except RPCError:
+            # The server restart cuts the long poll ("transport error"), which the client does
+            # not retry: take a fresh handle once the server answers again.
             tally.handle_refetches += 1
-            import sys as _s; print("DEBUG", repr(_err), _err.status, file=_s.stderr)
             await asyncio.sleep(0.5)
 
 
@@ -356,7 +356,7 @@ def save_histories(histories: dict[str, WorkflowHistory]) -> None:
 @pytest.mark.timeout(240)
 async def test_runs_survive_worker_kills_and_a_server_restart(tmp_path: Path) -> None:
     seed = int(os.environ.get("CHAOS_SEED") or random.randrange(2**32))
-    print(f"\nchaos seed {seed} (CHAOS_SEED={seed} replays its choices)")
+    print(f"\nchaos seed {seed} (CHAOS_SEED={seed} replays its choices); files in {tmp_path}")
     rng = random.Random(seed)
     ledger = tmp_path / "ledger.sqlite"
     init_ledger(ledger)
@@ -371,7 +371,7 @@ async def test_runs_survive_worker_kills_and_a_server_restart(tmp_path: Path) ->
     await server.astart()
     runs: list[Run] = []
     with (tmp_path / "workers.log").open("ab") as log:
-        fleet = Fleet(server.address, queue, ledger, log)
+        fleet = Fleet(server.address, queue, tmp_path, log)
         try:
             for _ in range(WORKERS):
                 await fleet.spawn()
