@@ -1,4 +1,4 @@
-"""Workflows written with plain temporalio only (no jamjet import), for the defence-in-depth test."""
+"""Plain temporalio workflows (no jamjet import), for the defence-in-depth test."""
 
 from datetime import timedelta
 

@@ -24,6 +24,8 @@ def test_public_api_is_pinned() -> None:
         "JamJetPlugin",
         "ToolCall",
         "Usage",
+        "acting_as",
+        "agent",
         "default_task_config",
         "idempotency_key",
         "llm",

@@ -42,7 +42,11 @@ def open_store(url: str) -> AuditStore:
             raise ConfigError(f"audit store URL {url!r} names no SQLite file (fix: {_FIX})")
         return SQLiteAuditStore(url[len(_SQLITE) :])
     if scheme in ("postgresql", "postgres"):
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:
+            # Not the URL itself in the message: it may hold a password.
+            raise ConfigError(f"audit store URL is malformed: {exc} (fix: {_FIX})") from None
         query = parse_qsl(parts.query, keep_blank_values=True)
         schemas = [value for key, value in query if key == "schema"]
         if len(schemas) > 1:

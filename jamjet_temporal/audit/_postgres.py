@@ -7,7 +7,7 @@ import hashlib
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg
 from psycopg import sql
@@ -23,8 +23,6 @@ __all__ = ["PostgresAuditStore"]
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _VERIFY_PAGE = 1000
 
-# One statement each: psycopg sends parameterless statements one by one just as well, and a
-# failing one is then named in the error.
 _DDL = (
     "CREATE SCHEMA IF NOT EXISTS {schema}",
     """CREATE TABLE IF NOT EXISTS {schema}.audit_events (
@@ -82,10 +80,11 @@ class PostgresAuditStore:
         try:
             psycopg.conninfo.conninfo_to_dict(dsn)
         except psycopg.ProgrammingError as exc:
-            # The DSN may hold a password: name the problem, not the string.
+            # libpq quotes the whole DSN, password included, in some messages.
+            reason = str(exc).strip().replace(dsn, "<dsn>")
             raise ConfigError(
-                "audit store DSN is not a PostgreSQL connection string "
-                f"({str(exc).strip()}) (fix: 'postgresql://user@host:5432/dbname')"
+                f"audit store DSN is not a PostgreSQL connection string ({reason}) "
+                "(fix: 'postgresql://user@host:5432/dbname')"
             ) from None
         self._dsn = dsn
         self._schema = schema
@@ -115,7 +114,8 @@ class PostgresAuditStore:
             )
             row = await cur.fetchone()
             assert row is not None
-            now, head_seq, head_hash = row
+            clock, head_seq, head_hash = row
+            now = clock.astimezone(UTC)
             head = None if head_seq is None else (int(head_seq), str(head_hash))
             results, rows = chain_batch(events, existing, head, now)
             async with conn.cursor() as insert:
@@ -153,14 +153,18 @@ class PostgresAuditStore:
     ) -> list[StoredEvent]:
         """Stored events in sequence order (see ``AuditStore.events``)."""
         kind_list = check_kinds(kinds)
+        # Only the filters given, so the planner can use the (run_id, seq) index.
+        where: list[str] = []
+        params: list[str | list[str]] = []
+        if run_id is not None:
+            where.append("run_id = %s")
+            params.append(run_id)
+        if kind_list is not None:
+            where.append("kind = ANY(%s)")
+            params.append(kind_list)
+        query = _STORED + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY seq"
         async with self._session() as conn:
-            cur = await conn.execute(
-                self._sql(
-                    _STORED + " WHERE (%(run)s::text IS NULL OR run_id = %(run)s)"
-                    " AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s)) ORDER BY seq"
-                ),
-                {"run": run_id, "kinds": kind_list},
-            )
+            cur = await conn.execute(self._sql(query), params)
             rows = await cur.fetchall()
         return [_stored(row) for row in rows]
 
@@ -226,17 +230,21 @@ class PostgresAuditStore:
         return conn
 
     async def _create_if_missing(self, conn: psycopg.AsyncConnection[TupleRow]) -> None:
-        table = f"{self._schema}.audit_events"
-        cur = await conn.execute("SELECT to_regclass(%s)", (table,))
-        found = await cur.fetchone()
-        if found is not None and found[0] is not None:
+        if await self._table_exists(conn):
             return
         async with conn.transaction():
-            # Hosts starting together would race on the catalogs; the append lock
-            # orders them, and the second finds the table made.
+            # Hosts starting together would race on the catalogs: the append lock orders
+            # them, and the later ones find the table made.
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            if await self._table_exists(conn):
+                return
             for statement in _DDL:
                 await conn.execute(self._sql(statement))
+
+    async def _table_exists(self, conn: psycopg.AsyncConnection[TupleRow]) -> bool:
+        cur = await conn.execute("SELECT to_regclass(%s)", (f"{self._schema}.audit_events",))
+        found = await cur.fetchone()
+        return found is not None and found[0] is not None
 
 
 def _stored(row: TupleRow) -> StoredEvent:

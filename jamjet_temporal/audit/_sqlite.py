@@ -76,7 +76,7 @@ class SQLiteAuditStore:
 
     def __init__(self, path: str | Path) -> None:
         text = str(path)
-        if not text or text == ":memory:" or text.startswith("file:"):
+        if text in ("", ":memory:"):
             raise ConfigError(
                 f"audit store path {text!r} is not a plain file path; an audit store must "
                 "outlive the process (fix: give a file path such as 'jamjet-audit.db')"

@@ -18,11 +18,13 @@ def decide_tool(scopes: PolicyScopes, tool: str) -> Decision:
 
     1. ``blocked_tools`` of any scope blocks, and no scope can undo it (the least specific
        matching scope is reported).
-    2. From the most specific scope outwards, the first scope with a matching rule decides;
-       within a scope ``require_approval_for`` comes before ``rules`` and the first match wins.
+    2. ``require_approval_for`` of any scope asks for a human, and no scope can undo that
+       either: an agent's allow-list narrows what it may use, it never skips an approval.
+    3. From the most specific scope outwards, the first scope with a matching rule decides;
+       within a scope the first match wins.
        An allow-list scope (:meth:`Policy.allow_list`) that matches nothing blocks the tool
        itself: less specific scopes are not asked.
-    3. Nothing matched: blocked if any scope has rules or an allow-list (default deny),
+    4. Nothing matched: blocked if any scope has rules or an allow-list (default deny),
        otherwise allowed (no policy, or only ``blocked_tools`` / ``require_approval_for``).
 
     Args:
@@ -40,6 +42,18 @@ def decide_tool(scopes: PolicyScopes, tool: str) -> Decision:
                 subject=tool,
                 rule=entry.glob,
                 rule_kind="block",
+                scope=name,
+                policy_version=policy.version_id,
+                reason=entry.reason,
+            )
+    for name, policy in scopes.scopes:
+        entry = policy._compiled.approval.first(tool)
+        if entry is not None:
+            return Decision(
+                decision="WAITING_FOR_APPROVAL",
+                subject=tool,
+                rule=entry.glob,
+                rule_kind="require_approval",
                 scope=name,
                 policy_version=policy.version_id,
                 reason=entry.reason,

@@ -128,6 +128,7 @@ class Compiled:
     digest: str
     version_id: str
     blocked: Matcher
+    approval: Matcher
     rules: Matcher
     models: Matcher | None
     has_rules: bool
@@ -151,8 +152,8 @@ class Rule(BaseModel):
 class Policy(BaseModel):
     """A tool policy: JamJet's portable rules and workflow-level keys, in one model.
 
-    Rules are ordered and the first match wins. ``require_approval_for`` globs act as
-    ``require_approval`` rules placed before ``rules``. ``blocked_tools`` is absolute: see
+    Rules are ordered and the first match wins. ``blocked_tools`` and then
+    ``require_approval_for`` are absolute (no scope's allow rule or allow-list undoes them): see
     :func:`~jamjet_temporal.policy.decide_tool`. Equality, hashing and :attr:`version_id`
     consider what the policy decides, not ``source``.
 
@@ -207,7 +208,7 @@ class Policy(BaseModel):
             Entry(glob, "block", "BLOCKED", "tool is in blocked_tools")
             for glob in self.blocked_tools
         )
-        approval = (
+        approval = Matcher.build(
             Entry(
                 glob,
                 "require_approval",
@@ -236,7 +237,8 @@ class Policy(BaseModel):
             digest=digest,
             version_id="pol_" + digest[:12],
             blocked=blocked,
-            rules=Matcher.build((*approval, *ruled)),
+            approval=approval,
+            rules=Matcher.build(ruled),
             models=models,
             has_rules=has_rules,
             has_tool_config=has_rules or bool(self.blocked_tools or self.require_approval_for),
