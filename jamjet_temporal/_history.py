@@ -17,13 +17,19 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 
+#: Activities that are the runtime's bookkeeping, not steps of the run.
+INTERNAL_ACTIVITIES = frozenset({"jamjet.audit.record"})
+
 _CLOSED = {
     EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "completed",
     EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "failed",
     EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "timed out",
     EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "canceled",
 }
-_WORKFLOW_CLOSED = {
+_WORKFLOW  #: Activities that are the runtime's bookkeeping, not steps of the run.
+INTERNAL_ACTIVITIES = frozenset({"jamjet.audit.record"})
+
+_CLOSED = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: "completed",
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: "failed",
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT: "timed out",
@@ -143,6 +149,8 @@ class HistoryReader:
         etype = event.event_type
         if etype == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name in INTERNAL_ACTIVITIES:
+                return None  # our own bookkeeping (recording a refusal), not a step
             label = attrs.activity_type.name
             if event.HasField("user_metadata") and event.user_metadata.HasField("summary"):
                 label = decode_text(event.user_metadata.summary) or label
@@ -152,7 +160,9 @@ class HistoryReader:
             return step
         if etype == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             started = event.activity_task_started_event_attributes
-            step = self._by_event[started.scheduled_event_id]
+            step = self._by_event.get(started.scheduled_event_id)
+            if step is None:
+                return None
             step.attempt = started.attempt
             step.started_at = when
             step.worker = started.identity
@@ -162,7 +172,9 @@ class HistoryReader:
         if etype in _CLOSED:
             # completed / failed / timed_out / canceled attributes all carry these fields
             attrs_any: Any = getattr(event, event.WhichOneof("attributes") or "")
-            step = self._by_event[attrs_any.scheduled_event_id]
+            step = self._by_event.get(attrs_any.scheduled_event_id)
+            if step is None:
+                return None
             step.outcome = _CLOSED[etype]
             step.closed_at = when
             if etype == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:

@@ -245,3 +245,52 @@ async def test_every_call_has_its_decision_recorded_first_and_replay_writes_noth
     )
     await replayer.replay_workflow(history)
     assert len(await events_of(url, run_id)) == len(events), "replay wrote audit events"
+
+
+async def test_pipeline_policy_scopes_workflow_and_node(
+    client: Client, task_queue: str, audit_url: str
+) -> None:
+    from jamjet_temporal.pipeline import PIPELINE_WORKFLOW, PipelineRun, parse_pipeline
+    from jamjet_temporal.pipeline._workflow import ToolSignature
+
+    text = """
+workflow: {id: governed, start: find}
+policy:
+  rules:
+    - {match: search, action: allow}
+    - {match: read_files, action: allow}
+nodes:
+  find:
+    type: tool
+    tool: search
+    arguments: {query: "v2.3"}
+    output_key: paths
+    next: read
+  read:
+    type: tool
+    tool: read_files
+    arguments: {paths: "{{ state.paths }}"}
+    policy: {blocked_tools: [read_files]}
+"""
+    spec = parse_pipeline(text, "governed.yaml")
+    sigs = {
+        "search": ToolSignature(params=["query"], required=1),
+        "read_files": ToolSignature(params=["paths"], required=1),
+    }
+    run_id = f"exec_{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=task_queue, activities=[search, read_files]):
+        with pytest.raises(WorkflowFailureError) as info:
+            await client.execute_workflow(
+                PIPELINE_WORKFLOW,
+                PipelineRun(spec=spec, tool_params=sigs),
+                id=run_id,
+                task_queue=task_queue,
+            )
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "ToolDeniedError"
+    decisions = [
+        (e.event.data["subject"], e.event.data["decision"], e.event.data["scope"])
+        for e in await events_of(audit_url, run_id)
+        if e.event.kind == "policy.decision"
+    ]
+    assert decisions == [("search", "ALLOWED", "workflow"), ("read_files", "BLOCKED", "node:read")]

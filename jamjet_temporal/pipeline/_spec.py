@@ -56,7 +56,9 @@ from jamjet_temporal._yamlsource import (
     pick_error,
     short,
 )
-from jamjet_temporal.errors import PipelineSpecError
+from jamjet_temporal.errors import PipelineSpecError, PolicyError
+from jamjet_temporal.policy import Policy
+from jamjet_temporal.policy._load import policy_from_node
 
 from ._expr import ALLOWED_SYNTAX, compile_condition
 from ._template import TemplateSyntaxError, check_template
@@ -109,6 +111,7 @@ class NodeBase(BaseModel):
     timeout_seconds: float = Field(default=300.0, gt=0, allow_inf_nan=False)
     heartbeat_timeout_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     retry: RetrySpec | None = None
+    policy: Policy | None = None
 
 
 class ModelNode(NodeBase):
@@ -180,6 +183,7 @@ class PipelineSpec(BaseModel):
 
     workflow: WorkflowMeta
     nodes: dict[str, Node]
+    policy: Policy | None = None
     source: str = "<string>"
 
 
@@ -255,7 +259,7 @@ _NODE_TYPES: Final[dict[str, type[_AnyNode]]] = {
 }
 _PLANNED_TYPES: Final = ("human_approval", "mcp_tool", "a2a_task")
 _SUPPORTED: Final = "model, tool, condition, end"
-_TOP_KEYS: Final = ("workflow", "nodes")
+_TOP_KEYS: Final = ("workflow", "nodes", "policy")
 _EDGE_FIX: Final = (
     "write `next: <node id>`, or a list of edges: `- to: <node id>` with an optional "
     "`when: <condition>`"
@@ -315,7 +319,8 @@ class _Validator:
                 raise self._unknown_top_key(key)
         meta = self._workflow(data)
         nodes = self._nodes(data)
-        spec = PipelineSpec(workflow=meta, nodes=nodes, source=self.file)
+        policy = self._policy(data["policy"], ("policy",)) if "policy" in data else None
+        spec = PipelineSpec(workflow=meta, nodes=nodes, policy=policy, source=self.file)
         self._check_graph(spec)
         return spec
 
@@ -325,7 +330,7 @@ class _Validator:
         elif isinstance(key, str) and (close := did_you_mean(key, _TOP_KEYS)):
             fix = f"did you mean '{close}'?"
         else:
-            fix = "remove it; the top level has only `workflow:` and `nodes:`"
+            fix = "remove it; the top level has only `workflow:`, `nodes:` and `policy:`"
         return self._error(f"unknown top-level key '{key}'", (str(key),), fix=fix)
 
     def _workflow(self, data: dict[object, object]) -> WorkflowMeta:
@@ -394,13 +399,32 @@ class _Validator:
         model = _NODE_TYPES.get(node_type) if isinstance(node_type, str) else None
         if model is None:
             raise self._bad_type(node_id, node_type)
+        policy = None
+        if "policy" in raw and model is not EndNode:
+            try:
+                policy = self._policy(raw["policy"], (*path, "policy"))
+            except PipelineSpecError as err:
+                raise PipelineSpecError(
+                    err.reason, file=err.file, line=err.line, node=node_id, fix=err.fix
+                ) from None
+            raw = {**raw, "policy": None}
         try:
-            return model.model_validate(raw)
+            node = model.model_validate(raw)
+            return node if policy is None else node.model_copy(update={"policy": policy})
         except ValidationError as exc:
             article = "an" if node_type[0] in "aeiou" else "a"
             raise self._from_pydantic(
                 exc, path, model, f"{article} {node_type} node", node=node_id
             ) from None
+
+    def _policy(self, data: object, path: tuple[str | int, ...]) -> Policy:
+        assert self.root is not None
+        node = node_at(self.root, path)
+        assert node is not None
+        try:
+            return policy_from_node(node, data, self.file)
+        except PolicyError as err:
+            raise PipelineSpecError(err.reason, file=err.file, line=err.line, fix=err.fix) from None
 
     def _bad_type(self, node_id: str, node_type: object) -> PipelineSpecError:
         path = ("nodes", node_id, "type")

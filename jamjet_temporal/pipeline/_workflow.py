@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from .._llm_types import CHAT_ACTIVITY, ChatRequest, ChatResult
 from .._task import NON_RETRYABLE_ERROR_TYPES
+from .._gate_workflow import policy_scope
 from ..errors import PipelineRuntimeError
 from ._expr import evaluate_condition
 from ._spec import ConditionNode, Edge, EndNode, ModelNode, PipelineSpec, RetrySpec, ToolNode
@@ -149,7 +150,11 @@ class PipelineWorkflow:
                 "retry_policy": _retry(node.retry or meta.retry),
             }
             try:
-                result = await self._execute(node_id, node, state, options, request)
+                with (
+                    policy_scope("workflow", spec.policy),
+                    policy_scope(f"node:{node_id}", getattr(node, "policy", None)),
+                ):
+                    result = await self._execute(node_id, node, state, options, request)
             except ActivityError as err:
                 cause = err.cause
                 reason = str(cause) if cause is not None else str(err)

@@ -112,6 +112,31 @@ def parse_policy(text: str, file: str = "<string>") -> Policy:
     return _Validator(file, root).validate(data)
 
 
+def policy_from_node(node: yaml.Node, data: object, file: str) -> Policy:
+    """Validates a policy embedded in another YAML file (a pipeline's ``policy:`` section).
+
+    Args:
+        node: The composed YAML node of the section (for line numbers).
+        data: Its loaded value.
+        file: The enclosing file, for messages.
+
+    Returns:
+        The validated policy.
+
+    Raises:
+        PolicyError: The first problem found, with the line in the enclosing file.
+    """
+    if not isinstance(data, dict):
+        raise PolicyError(
+            f"a policy must be a mapping, but it is {short(data)}",
+            file=file,
+            line=node_line(node),
+            fix="give it `rules:` and/or `blocked_tools:`, `require_approval_for:`, "
+            "`model_allowlist:`",
+        )
+    return _Validator(file, node).validate(data)
+
+
 def load_policy(path: str | os.PathLike[str]) -> Policy:
     """Reads, parses and validates a policy file.
 
