@@ -26,10 +26,7 @@ _CLOSED = {
     EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "timed out",
     EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "canceled",
 }
-_WORKFLOW  #: Activities that are the runtime's bookkeeping, not steps of the run.
-INTERNAL_ACTIVITIES = frozenset({"jamjet.audit.record"})
-
-_CLOSED = {
+_WORKFLOW_CLOSED = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: "completed",
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: "failed",
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT: "timed out",
@@ -160,9 +157,10 @@ class HistoryReader:
             return step
         if etype == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             started = event.activity_task_started_event_attributes
-            step = self._by_event.get(started.scheduled_event_id)
-            if step is None:
+            opened = self._by_event.get(started.scheduled_event_id)
+            if opened is None:
                 return None
+            step = opened
             step.attempt = started.attempt
             step.started_at = when
             step.worker = started.identity
@@ -172,9 +170,10 @@ class HistoryReader:
         if etype in _CLOSED:
             # completed / failed / timed_out / canceled attributes all carry these fields
             attrs_any: Any = getattr(event, event.WhichOneof("attributes") or "")
-            step = self._by_event.get(attrs_any.scheduled_event_id)
-            if step is None:
+            closed = self._by_event.get(attrs_any.scheduled_event_id)
+            if closed is None:
                 return None
+            step = closed
             step.outcome = _CLOSED[etype]
             step.closed_at = when
             if etype == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:

@@ -14,9 +14,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from .._gate_workflow import policy_scope
 from .._llm_types import CHAT_ACTIVITY, ChatRequest, ChatResult
 from .._task import NON_RETRYABLE_ERROR_TYPES
-from .._gate_workflow import policy_scope
 from ..errors import PipelineRuntimeError
 from ._expr import evaluate_condition
 from ._spec import ConditionNode, Edge, EndNode, ModelNode, PipelineSpec, RetrySpec, ToolNode
