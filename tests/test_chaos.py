@@ -1,7 +1,7 @@
 """Chaos: pipeline runs survive SIGKILLed workers and a dev server restart, effects exactly once.
 
 Many pipeline runs go through ``jamjet worker`` subprocesses that are SIGKILLed at random
-points (at least 20 kills), and the dev server itself is restarted once mid-run on its
+points (20 to 40 kills), and the dev server itself is restarted once mid-run on its
 persistent database. Every run must complete; the side-effect ledger kept by the tools
 (tests/chaos_tools.py) must hold every completed step's effect exactly once, under its
 idempotency key; and nothing that had completed may run again.
@@ -98,14 +98,14 @@ class WorkerProc:
 class Fleet:
     """The ``jamjet worker`` subprocesses that the chaos loop kills and replaces."""
 
-    def __init__(self, address: str, queue: str, workdir: Path, log: IO[bytes]) -> None:
+    def __init__(self, address: str, queue: str, ledger: Path, log: IO[bytes]) -> None:
         self.address = address
         self.queue = queue
-        self.workdir = workdir
+        self.workdir = ledger.parent
         self.log = log
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")},
-            "CHAOS_LEDGER": str(workdir / "ledger.sqlite"),
+            "CHAOS_LEDGER": str(ledger),
         }
         self.live: list[WorkerProc] = []
         self.started = 0
@@ -371,7 +371,7 @@ async def test_runs_survive_worker_kills_and_a_server_restart(tmp_path: Path) ->
     await server.astart()
     runs: list[Run] = []
     with (tmp_path / "workers.log").open("ab") as log:
-        fleet = Fleet(server.address, queue, tmp_path, log)
+        fleet = Fleet(server.address, queue, ledger, log)
         try:
             for _ in range(WORKERS):
                 await fleet.spawn()
