@@ -33,6 +33,7 @@ from temporalio.testing import ActivityEnvironment
 from jamjet_temporal import JamJetPlugin, idempotency_key
 from jamjet_temporal._devserver import DevServer, free_port
 from jamjet_temporal._history import read_history
+from jamjet_temporal.audit import open_store
 from jamjet_temporal.cli import load_tools, tool_signatures
 from jamjet_temporal.pipeline import (
     PIPELINE_WORKFLOW,
@@ -437,6 +438,23 @@ async def test_runs_survive_worker_kills_and_a_server_restart(tmp_path: Path) ->
         assert ex.attempt <= done.attempt, f"{done.activity_id} ran again after completing"
     reached_effect = {(ex.key, ex.attempt) for ex in executions if ex.applied is not None}
     assert all((key, done.attempt) in reached_effect for key, done in steps.items())
+
+    # The audit trail (the workers' default store, in their working directory): every tool call
+    # in the histories has exactly one decision and one call event, and the chain verifies.
+    store = open_store(f"sqlite:///{tmp_path / '.jamjet' / 'audit.db'}")
+    try:
+        audit = [stored.event for stored in await store.events()]
+        verdict = await store.verify()
+    finally:
+        await store.close()
+    assert verdict.ok, verdict.detail
+    recorded = Counter(
+        (event.kind, event.run_id, str(event.data["activity_id"])) for event in audit
+    )
+    for done in steps.values():
+        for kind in ("policy.decision", "tool.call"):
+            assert recorded[(kind, done.workflow_id, done.activity_id)] == 1, (kind, done)
+    assert sum(recorded.values()) == 2 * len(steps), "audit events for calls not in history"
 
     retried = sum(1 for done in steps.values() if done.attempt > 1)
     assert retried > 0, "no kill landed while a step was running"
