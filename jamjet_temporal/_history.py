@@ -135,6 +135,11 @@ class HistoryReader:
         self._by_event: dict[int, Step] = {}
         self._last_id = 0
 
+    @property
+    def last_event_id(self) -> int:
+        """Id of the newest event folded in (0 before any)."""
+        return self._last_id
+
     def add(self, event: HistoryEvent) -> Step | None:
         """Fold one event in; returns the step it changed, if any."""
         report = self.report

@@ -14,10 +14,15 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
 from ._history import HistoryReader, RunReport, Step, failure_text
 
 Printer = Callable[[str], None]
+
+_TRANSIENT = frozenset(
+    {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNKNOWN}
+)
 
 #: How far into a step --crash-at lets it run before the kill.
 CRASH_AFTER = timedelta(milliseconds=150)
@@ -71,18 +76,31 @@ async def follow(
         return None
 
     async def stream() -> None:
-        async for event in handle.fetch_history_events(wait_new_event=True):
-            step = reader.add(event)
-            if step is not None and step.outcome is not None:
-                if step.outcome == "completed":
-                    verb = "resumed" if step.attempt > 1 else "completed"
-                    out(f"▸ [{step.label}] ✓ {verb} {fmt_ms(step.duration_ms)}")
-                else:
-                    attempts = f" after {step.attempt} attempt(s)" if step.attempt else ""
-                    out(f"▸ [{step.label}] ✗ {step.outcome}{attempts}: {step.failure}")
-            if reader.report.status != "running":
-                break
+        while reader.report.status == "running":
+            try:
+                async for event in handle.fetch_history_events(wait_new_event=True):
+                    if event.event_id <= reader.last_event_id:
+                        continue  # already seen before the connection dropped
+                    show(reader.add(event))
+                    if reader.report.status != "running":
+                        break
+            except RPCError as err:
+                # The server restarted (or the long poll was cut): its history is durable,
+                # so follow again from where we were.
+                if err.status not in _TRANSIENT:
+                    raise
+                await asyncio.sleep(0.5)
         closed.set()
+
+    def show(step: Step | None) -> None:
+        if step is None or step.outcome is None:
+            return
+        if step.outcome == "completed":
+            verb = "resumed" if step.attempt > 1 else "completed"
+            out(f"▸ [{step.label}] ✓ {verb} {fmt_ms(step.duration_ms)}")
+        else:
+            attempts = f" after {step.attempt} attempt(s)" if step.attempt else ""
+            out(f"▸ [{step.label}] ✗ {step.outcome}{attempts}: {step.failure}")
 
     async def watch() -> None:
         while not closed.is_set():

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,57 @@ def test_unknown_tool_is_refused_naming_the_node(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "node 'a'" in proc.stderr and "tool 'shuot' is not registered" in proc.stderr
     assert "shout" in proc.stderr
+
+
+def test_run_keeps_following_across_a_dev_server_restart(
+    tmp_path: Path, model_server: ModelServer
+) -> None:
+    server = DevServer(port=free_port(), db_file=tmp_path / "temporal.db")
+    server.start()
+    run_id = f"exec_restart_{uuid.uuid4().hex[:6]}"
+    model_server.add_rules(
+        [
+            ScriptRule(
+                match="Analyze these", marker=run_id, responses=[ScriptResponse(delay_ms=4000)]
+            )
+        ]
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TEMPORAL_"))}
+    env = {**base, "TEMPORAL_ADDRESS": server.address, "OPENAI_BASE_URL": model_server.base_url}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jamjet_temporal",
+            "run",
+            str(RESEARCH),
+            "--id",
+            run_id,
+            "--input",
+            json.dumps({"topic": run_id}),
+            "--audit-store",
+            "",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("▸ [Research]"):
+                break
+        server.stop()  # while Analyze's model call is in flight
+        server.start()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.stop()
+    text = "".join(seen) + out
+    assert proc.returncode == 0, err
+    assert "▸ Execution complete · 5/5 nodes · 0 events lost" in text
