@@ -258,3 +258,35 @@ def test_run_keeps_following_across_a_long_dev_server_outage(
     text = "".join(seen) + out
     assert proc.returncode == 0, err
     assert "▸ Execution complete · 5/5 nodes · 0 events lost" in text
+
+
+def test_audit_show_prints_the_trail_and_verifies_the_chain(
+    env: dict[str, str], task_queue: str, tmp_path: Path
+) -> None:
+    store = f"sqlite:///{tmp_path / 'audit.db'}"
+    run_id = f"exec_audit_{task_queue}"
+    proc = jamjet(
+        "run",
+        str(RESEARCH),
+        "--input",
+        '{"topic": "audit"}',
+        "--id",
+        run_id,
+        "--task-queue",
+        task_queue,
+        "--audit-store",
+        store,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    shown = jamjet("audit", "show", run_id, "--audit-store", store, env=env)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    # 5 steps: 4 model calls and 1 tool call, each a decision then a call.
+    kinds = [line.split()[2] for line in lines[:-1]]
+    assert kinds.count("policy.model_decision") == 4 and kinds.count("model.call") == 4
+    assert kinds.count("policy.decision") == 1 and kinds.count("tool.call") == 1
+    assert any("search ALLOWED · no policy configured" in line for line in lines)
+    assert lines[-1] == "10 events · hash chain verified (10 events in the store)"
+    missing = jamjet("audit", "show", "exec_nope", "--audit-store", store, env=env)
+    assert missing.returncode == 1 and "no audit events for run exec_nope" in missing.stderr
