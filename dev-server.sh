@@ -30,7 +30,7 @@ if listening; then
   exit 0
 fi
 nohup "$TEMPORAL" server start-dev --ip 127.0.0.1 --port "$PORT" --ui-port "$UI_PORT" \
-  --db-filename "$STATE/temporal.db" --log-level warn >"$STATE/temporal.log" 2>&1 &
+  --db-filename "$STATE/temporal.db" --search-attribute JamJetApprovalPending=Bool --log-level warn >"$STATE/temporal.log" 2>&1 &
 echo $! >"$PIDFILE"
 for _ in $(seq 1 200); do
   if listening; then

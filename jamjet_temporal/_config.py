@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+from .approvals._config import ApprovalConfig
 from .errors import ConfigError
 from .policy import Policy
 
@@ -28,6 +29,9 @@ class JamJetConfig:
         policy: The tool policy for every run on these workers (scope ``run``): a ``Policy``
             or the path of a policy file, loaded and validated when the plugin is built.
             None: no policy (every tool allowed, every decision still audited).
+        approvals: Who may approve which actions (``guard.requires_approval`` and the policy
+            action ``require_approval``): an ``ApprovalConfig`` or the path of its YAML file.
+            None: approval requests are refused.
         audit_store: Where gate decisions and tool calls are recorded: ``sqlite:///path``
             (default ``.jamjet/audit.db``) or ``postgresql://...`` for workers on several
             hosts. None turns the audit trail off.
@@ -36,6 +40,7 @@ class JamJetConfig:
     llm_base_url: str | None = None
     llm_timeout: timedelta = timedelta(seconds=120)
     policy: Policy | str | os.PathLike[str] | None = None
+    approvals: ApprovalConfig | str | os.PathLike[str] | None = None
     audit_store: str | None = DEFAULT_AUDIT_STORE
 
     def __post_init__(self) -> None:

@@ -126,7 +126,8 @@ class DevServer:
             args.append("--headless")
         else:
             args += ["--ui-port", str(self.ui_port)]
-        args += list(self.extra_args)
+        # Registered here so `jamjet approvals list` can find waiting runs by visibility query.
+        args += ["--search-attribute", "JamJetApprovalPending=Bool", *self.extra_args]
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         try:
             self._proc = subprocess.Popen(

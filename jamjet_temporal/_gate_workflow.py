@@ -29,6 +29,8 @@ from temporalio.worker import (
 )
 
 from ._llm_types import CHAT_ACTIVITY, ChatRequest
+from .approvals._config import ApprovalConfig
+from .approvals._workflow import ApprovalBook
 from .audit._event import AuditEvent, event_id
 from .errors import (
     ApprovalRequiredError,
@@ -96,12 +98,20 @@ def digest(value: object) -> str:
 class Gate:
     """One workflow run's gate: its policies, who it acts for, and its decision counter."""
 
-    def __init__(self, base: Policy | None, user: str | None, audit: bool) -> None:
+    def __init__(
+        self,
+        base: Policy | None,
+        user: str | None,
+        audit: bool,
+        approvals: ApprovalConfig | None,
+    ) -> None:
         self._base = (("run", base),) if base is not None else ()
-        self._user = user
+        self.user = user
         self._audit = audit
         self._count = 0
         self._cache: dict[tuple[tuple[str, Policy], ...], PolicyScopes] = {}
+        #: None when the plugin has no approvals config: approval requests are then refused.
+        self.approvals = ApprovalBook(self, approvals) if approvals is not None else None
 
     def _scopes(self) -> PolicyScopes:
         stack = (*self._base, *_SCOPES.get())
@@ -110,13 +120,25 @@ class Gate:
             scopes = self._cache[stack] = PolicyScopes(scopes=stack)
         return scopes
 
-    def _actor(self) -> dict[str, JsonValue]:
+    def actor(self) -> dict[str, JsonValue]:
+        """Who is acting now: workflow type, agent, user."""
         info = workflow.info()
         return {
             "workflow_type": info.workflow_type,
             "agent": _AGENT.get(),
-            "user": self._user,
+            "user": self.user,
         }
+
+    async def record(self, events: list[AuditEvent]) -> None:
+        """Record events durably (the ``jamjet.audit.record`` activity) before going on."""
+        if self._audit:
+            # Unlimited attempts: a governed fact that cannot be recorded must not be lost.
+            await workflow.execute_activity(
+                RECORD_ACTIVITY,
+                events,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
+            )
 
     def decide(self, activity: str, args: Sequence[object]) -> tuple[Decision, AuditEvent]:
         """Decide one call and build the audit event that records the decision."""
@@ -135,7 +157,7 @@ class Gate:
             workflow_run_id=info.run_id,
             kind=kind,
             at=workflow.now(),
-            actor=self._actor(),
+            actor=self.actor(),
             data={
                 **decision.model_dump(mode="json"),
                 "args_digest": digest(list(args)),
@@ -145,14 +167,7 @@ class Gate:
 
     async def refuse(self, decision: Decision, event: AuditEvent) -> GateError:
         """Record a refusal durably, then return the error to raise."""
-        if self._audit:
-            # Unlimited attempts: a refusal that cannot be recorded must not be forgotten.
-            await workflow.execute_activity(
-                RECORD_ACTIVITY,
-                [event],
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
-            )
+        await self.record([event])
         error: type[GateError] = ToolDeniedError
         if decision.decision == "WAITING_FOR_APPROVAL":
             error = ApprovalRequiredError
@@ -179,7 +194,9 @@ class Gate:
         return await self.refuse(decision, event)
 
 
-def make_workflow_interceptor(base: Policy | None, audit: bool) -> type[WorkflowInboundInterceptor]:
+def make_workflow_interceptor(
+    base: Policy | None, audit: bool, approvals: ApprovalConfig | None
+) -> type[WorkflowInboundInterceptor]:
     """The inbound interceptor class for one plugin's config."""
 
     class _Outbound(WorkflowOutboundInterceptor):
@@ -192,6 +209,23 @@ def make_workflow_interceptor(base: Policy | None, audit: bool) -> type[Workflow
             if input.activity == RECORD_ACTIVITY or gate is None:
                 return super().start_activity(input)
             decision, event = gate.decide(input.activity, input.args)
+            if decision.decision == "WAITING_FOR_APPROVAL" and gate.approvals is not None:
+                book = gate.approvals
+
+                async def approved_then_run() -> object:
+                    args = to_jsonable_python(list(input.args), fallback=repr)
+                    approval = await book.request(input.activity, {"args": args}, None)
+                    approved = decision.model_copy(
+                        update={
+                            "decision": "ALLOWED",
+                            "reason": f"approved by {', '.join(approval.approved_by)} "
+                            f"({approval.approval_id})",
+                        }
+                    )
+                    self._clear(input, approved, event)
+                    return await self.next.start_activity(input)
+
+                return asyncio.ensure_future(approved_then_run())  # type: ignore[return-value]
             if not decision.allowed:
                 # Callers await the handle; a task that records the refusal, then raises it,
                 # keeps refusal and recording in one place for every path (agent, plain code).
@@ -199,6 +233,11 @@ def make_workflow_interceptor(base: Policy | None, audit: bool) -> type[Workflow
                     raise await gate.refuse(decision, event)
 
                 return asyncio.ensure_future(refused())  # type: ignore[return-value]
+            self._clear(input, decision, event)
+            return super().start_activity(input)
+
+        @staticmethod
+        def _clear(input: StartActivityInput, decision: Decision, event: AuditEvent) -> None:
             clearance = Clearance(
                 decision=decision,
                 kind=event.kind,
@@ -211,7 +250,6 @@ def make_workflow_interceptor(base: Policy | None, audit: bool) -> type[Workflow
                 **input.headers,
                 GATE_HEADER: workflow.payload_converter().to_payloads([clearance])[0],
             }
-            return super().start_activity(input)
 
     class _Inbound(WorkflowInboundInterceptor):
         gate: Gate | None = None
@@ -225,7 +263,9 @@ def make_workflow_interceptor(base: Policy | None, audit: bool) -> type[Workflow
                 user = workflow.payload_converter().from_payloads(
                     [input.headers[USER_HEADER]], [str]
                 )[0]
-            self.gate = Gate(base, user, audit)
+            self.gate = Gate(base, user, audit, approvals)
+            if self.gate.approvals is not None:
+                self.gate.approvals.install()
             _GATE.set(self.gate)
             return await super().execute_workflow(input)
 

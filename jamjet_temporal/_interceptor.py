@@ -16,6 +16,7 @@ import temporalio.worker
 
 from ._gate_activity import AuditSink, GateActivityInbound
 from ._gate_workflow import USER_HEADER, make_workflow_interceptor
+from .approvals._config import ApprovalConfig
 from .policy import Policy
 
 _ACTING_AS: ContextVar[str | None] = ContextVar("jamjet_acting_as", default=None)
@@ -51,9 +52,13 @@ class _ClientOutbound(temporalio.client.OutboundInterceptor):
 class JamJetInterceptor(temporalio.client.Interceptor, temporalio.worker.Interceptor):
     """The plugin's interceptor: user header on the client, policy gate and audit on workers."""
 
-    def __init__(self, policy: Policy | None, sink: AuditSink | None) -> None:
+    def __init__(
+        self, policy: Policy | None, sink: AuditSink | None, approvals: ApprovalConfig | None
+    ) -> None:
         self._sink = sink
-        self._workflow_class = make_workflow_interceptor(policy, audit=sink is not None)
+        self._workflow_class = make_workflow_interceptor(
+            policy, audit=sink is not None, approvals=approvals
+        )
 
     def intercept_client(
         self, next: temporalio.client.OutboundInterceptor

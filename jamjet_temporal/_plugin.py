@@ -21,6 +21,7 @@ from ._gate_activity import AuditSink, RecordActivities
 from ._interceptor import JamJetInterceptor
 from ._llm_activities import LLMActivities
 from ._task import task_definition
+from .approvals._config import ApprovalConfig, load_approvals
 from .errors import ConfigError, JamJetError
 from .pipeline._workflow import PipelineWorkflow
 from .policy import Policy, load_policy
@@ -29,7 +30,14 @@ PLUGIN_NAME = "jamjet.JamJetPlugin"
 
 # Imported by workflow code on every run; passing them through the sandbox avoids re-importing
 # (and rebuilding pydantic models) per workflow run. None of them keeps mutable module state.
-_PASSTHROUGH = ("jamjet_temporal", "pydantic", "pydantic_core", "annotated_types", "yaml")
+_PASSTHROUGH = (
+    "jamjet_temporal",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "yaml",
+    "cryptography",
+)
 
 
 def _converter(existing: DataConverter | None) -> DataConverter:
@@ -99,6 +107,10 @@ class JamJetPlugin(SimplePlugin):
         if policy is not None and not isinstance(policy, Policy):
             policy = load_policy(policy)
         self.policy: Policy | None = policy
+        approvals = self.config.approvals
+        if approvals is not None and not isinstance(approvals, ApprovalConfig):
+            approvals = load_approvals(approvals)
+        self.approvals: ApprovalConfig | None = approvals
         sink = AuditSink(self.config.audit_store) if self.config.audit_store else None
         llm = LLMActivities(self.config)
         activities: list[Callable[..., Awaitable[object] | object]] = [
@@ -109,7 +121,7 @@ class JamJetPlugin(SimplePlugin):
         super().__init__(
             PLUGIN_NAME,
             data_converter=_converter,
-            interceptors=[JamJetInterceptor(policy, sink)],
+            interceptors=[JamJetInterceptor(policy, sink, approvals)],
             activities=activities,
             workflows=[PipelineWorkflow],
             workflow_runner=_runner,

@@ -16,7 +16,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any
@@ -33,6 +33,9 @@ from ._history import read_history
 from ._plugin import JamJetPlugin
 from ._progress import CrashPlan, closing_lines, fmt_ms, follow
 from ._task import task_definition
+from .approvals._client import find_pending, list_pending, sign, submit
+from .approvals._identity import generate_identity, load_identity
+from .approvals._workflow import DECIDE_SIGNAL
 from .audit import AuditEvent, open_store
 from .errors import JamJetError, PipelineSpecError
 from .pipeline import PIPELINE_WORKFLOW, PipelineResult, PipelineRun, PipelineSpec, load_pipeline
@@ -583,6 +586,139 @@ def audit_show(
         return 0 if verdict.ok else 3
 
     raise typer.Exit(asyncio.run(show()))
+
+
+approvals_app = typer.Typer(help="Human approvals: what waits, keys for approvers.")
+app.add_typer(approvals_app, name="approvals")
+
+
+def _plain(value: object) -> object:
+    """``75000.0`` → ``75000``: whole floats read as the amounts people typed."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _age(when: datetime) -> str:
+    seconds = int((datetime.now(UTC) - when).total_seconds())
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+@approvals_app.command("list")
+def approvals_list(
+    address: Annotated[str | None, typer.Option(help="Temporal address (host:port).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Pending approvals across runs (found through Temporal visibility)."""
+
+    async def show() -> int:
+        client = await connect(address=address, plugins=[JamJetPlugin()])
+        pending = await list_pending(client)
+        if json_out:
+            print(json.dumps([p.model_dump(mode="json") for p in pending], indent=2))
+            return 0
+        if not pending:
+            say("no pending approvals")
+        for p in pending:
+            args = ", ".join(f"{k}={_plain(v)}" for k, v in p.args.items())
+            say(
+                f"{p.run_id} {p.approval_id} {p.action}({args}) · requested by "
+                f"{p.requester or '-'} {_age(p.requested_at)} ago · needs {p.required} of "
+                f"{', '.join(p.eligible)} · approved by {', '.join(p.approved_by) or 'nobody yet'}"
+            )
+        return 0
+
+    raise typer.Exit(asyncio.run(show()))
+
+
+@approvals_app.command("keygen")
+def approvals_keygen(
+    approver: Annotated[str, typer.Argument(help="Approver id, e.g. an e-mail address.")],
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Key folder (default $JAMJET_KEYS_DIR or ~/.jamjet/keys)."),
+    ] = None,
+) -> None:
+    """Create an approver's signing key (kept outside the repository) and print its public key."""
+    try:
+        identity, path = generate_identity(approver, directory)
+    except JamJetError as err:
+        raise fail(str(err)) from None
+    say(f"private key: {path} (keep it on the approver's machine)")
+    say("add to the approvals config:")
+    say(f"  - {{id: {identity.approver}, public_key: {identity.public_key}}}")
+
+
+@app.command()
+def approve(
+    run_id: Annotated[str, typer.Argument(help="The waiting run's workflow id.")],
+    key: Annotated[Path, typer.Option("--key", help="The approver's private key file.")],
+    decision: Annotated[
+        str, typer.Option(help="approved or rejected.", case_sensitive=False)
+    ] = "approved",
+    comment: Annotated[str, typer.Option(help="Comment recorded with the decision.")] = "",
+    approval: Annotated[
+        str | None, typer.Option("--approval", help="Approval id, when the run has several.")
+    ] = None,
+    print_signal: Annotated[
+        bool,
+        typer.Option(
+            "--print-signal",
+            help="Print the `temporal workflow signal` command "
+            "(for the Temporal CLI or Web UI) instead of sending.",
+        ),
+    ] = False,
+    address: Annotated[str | None, typer.Option(help="Temporal address (host:port).")] = None,
+) -> None:
+    """Sign a decision with the approver's key and submit it (update: immediate answer)."""
+    if decision not in ("approved", "rejected"):
+        raise fail("--decision must be 'approved' or 'rejected'")
+
+    async def go() -> int:
+        try:
+            identity = load_identity(key)
+            client = await connect(address=address, plugins=[JamJetPlugin()])
+            request = await find_pending(client, run_id, approval)
+        except JamJetError as err:
+            raise fail(str(err)) from None
+        signed = sign(identity, request, decision, comment)  # type: ignore[arg-type]
+        if print_signal:
+            payload = signed.model_dump_json()
+            print(
+                f"temporal workflow signal --workflow-id {run_id} --name {DECIDE_SIGNAL} "
+                f"--input '{payload}'"
+            )
+            return 0
+        result = await submit(client, signed)
+        mark = "✓" if result.accepted else "✗"
+        audit = f"[audit {result.event_id}]"
+        say(f"{mark} {request.action} {request.approval_id}: {result.reason} {audit}")
+        return 0 if result.accepted else 1
+
+    raise typer.Exit(asyncio.run(go()))
+
+
+@app.command()
+def ui(
+    key: Annotated[Path, typer.Option("--key", help="Your approver key file (signs decisions).")],
+    port: Annotated[int, typer.Option(help="Port of the page (on 127.0.0.1).")] = 8080,
+    address: Annotated[str | None, typer.Option(help="Temporal address (host:port).")] = None,
+) -> None:
+    """The approvals page for one approver: pending requests, approve or reject with a comment."""
+    from .approvals._ui import serve_ui
+
+    async def go() -> None:
+        try:
+            identity = load_identity(key)
+        except JamJetError as err:
+            raise fail(str(err)) from None
+        client = await connect(address=address, plugins=[JamJetPlugin()])
+        ready = asyncio.Event()
+        server = asyncio.create_task(serve_ui(client, identity, port=port, ready=ready))
+        await ready.wait()
+        say(f"▸ Approvals page for {identity.approver}: http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+        await server
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(go())
 
 
 def main() -> None:

@@ -8,7 +8,9 @@ The tree::
     ├── GateError                    the policy gate refused something (recorded in the audit trail)
     │   ├── ToolDeniedError          a tool call was blocked (tool, rule, scope, audit event id)
     │   ├── ModelDeniedError         a model is not in model_allowlist
-    │   ├── ApprovalRequiredError    the policy says require_approval (approvals: a later release)
+    │   ├── ApprovalRequiredError    require_approval, but no approvals are configured
+    │   ├── ApprovalRejectedError    an approver rejected the action (approver, comment)
+    │   ├── ApprovalTimeoutError     nobody decided in time (and any escalation timed out too)
     │   └── ToolNotClearedError      a tool activity ran without a gate decision (defence in depth)
     ├── PipelineSpecError            a YAML pipeline is malformed (file, line, node, fix)
     ├── PipelineRuntimeError         a pipeline failed while running (node, reason)
@@ -24,7 +26,9 @@ a string, and its message says what to do next.
 from __future__ import annotations
 
 __all__ = [
+    "ApprovalRejectedError",
     "ApprovalRequiredError",
+    "ApprovalTimeoutError",
     "ConfigError",
     "DevServerError",
     "GateError",
@@ -135,7 +139,15 @@ class ModelDeniedError(GateError):
 
 
 class ApprovalRequiredError(GateError):
-    """The policy requires a human approval for this tool."""
+    """The policy requires a human approval for this tool, and no approvals are configured."""
+
+
+class ApprovalRejectedError(GateError):
+    """An approver rejected the action; ``reason`` carries who and their comment."""
+
+
+class ApprovalTimeoutError(GateError):
+    """Nobody decided within the timeout (and the escalation, if any, timed out too)."""
 
 
 class ToolNotClearedError(GateError):

@@ -27,6 +27,7 @@ def test_public_api_is_pinned() -> None:
         "acting_as",
         "agent",
         "default_task_config",
+        "guard",
         "idempotency_key",
         "llm",
         "task",

@@ -1,0 +1,92 @@
+"""Deciding approvals from outside the workflow (client side): list, sign, submit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from temporalio.client import Client, WorkflowHandle
+
+from ..errors import JamJetError
+from ._identity import SignedDecision, SigningIdentity, action_digest
+from ._workflow import (
+    DECIDE_UPDATE,
+    PENDING_ATTRIBUTE,
+    PENDING_QUERY,
+    PendingApproval,
+    SubmitResult,
+)
+
+#: Visibility query for runs waiting on an approval.
+PENDING_RUNS = f'{PENDING_ATTRIBUTE.name} = true AND ExecutionStatus = "Running"'
+
+
+async def list_pending(client: Client) -> list[PendingApproval]:
+    """Open approval requests across runs, oldest first.
+
+    Runs are found through Temporal visibility (the ``JamJetApprovalPending`` search
+    attribute); each run is then asked for its open requests with the
+    ``jamjet.approval.pending`` query, so what is shown is the run's own state.
+    """
+    found: list[PendingApproval] = []
+    async for run in client.list_workflows(PENDING_RUNS):
+        handle: WorkflowHandle[object, object] = client.get_workflow_handle(
+            run.id, run_id=run.run_id
+        )
+        found.extend(await handle.query(PENDING_QUERY, result_type=list[PendingApproval]))
+    return sorted(found, key=lambda p: (p.requested_at, p.run_id, p.approval_id))
+
+
+async def find_pending(client: Client, run_id: str, approval_id: str | None) -> PendingApproval:
+    """The open request ``approval_id`` of run ``run_id`` (the only open one if None).
+
+    Raises:
+        JamJetError: There is no such open request, or several and none was named.
+    """
+    handle: WorkflowHandle[object, object] = client.get_workflow_handle(run_id)
+    pending = await handle.query(PENDING_QUERY, result_type=list[PendingApproval])
+    if approval_id is not None:
+        pending = [p for p in pending if p.approval_id == approval_id]
+    if not pending:
+        raise JamJetError(f"run {run_id} has no open approval request {approval_id or ''}".strip())
+    if len(pending) > 1:
+        ids = ", ".join(p.approval_id for p in pending)
+        raise JamJetError(f"run {run_id} has several open requests ({ids}); name one")
+    found: PendingApproval = pending[0]
+    return found
+
+
+def sign(
+    identity: SigningIdentity,
+    request: PendingApproval,
+    decision: Literal["approved", "rejected"],
+    comment: str = "",
+) -> SignedDecision:
+    """Sign a decision about exactly what ``request`` shows (its digest).
+
+    Raises:
+        JamJetError: The request's digest is not the digest of its action and arguments (what
+            was shown would not be what gets approved).
+    """
+    if request.digest != action_digest(request.action, request.args):
+        raise JamJetError(
+            f"{request.run_id} {request.approval_id}: the digest does not match the action and "
+            "arguments shown; refusing to sign"
+        )
+    return identity.sign(
+        approval_id=request.approval_id,
+        run_id=request.run_id,
+        digest=request.digest,
+        decision=decision,
+        comment=comment,
+        signed_at=datetime.now(UTC),
+    )
+
+
+async def submit(client: Client, decision: SignedDecision) -> SubmitResult:
+    """Send a signed decision as the ``jamjet.approval.submit`` update; the run answers at once."""
+    handle: WorkflowHandle[object, object] = client.get_workflow_handle(decision.run_id)
+    result: SubmitResult = await handle.execute_update(
+        DECIDE_UPDATE, decision, result_type=SubmitResult
+    )
+    return result

@@ -1,0 +1,612 @@
+"""Approver identity: Ed25519 keys, signed decisions and their verification.
+
+Two sides of the determinism boundary live here, in separate functions:
+
+- Client side (an approver's machine, the CLI, the approvals page): :func:`generate_identity`
+  and :func:`load_identity` read and write private key files; :meth:`SigningIdentity.sign`
+  signs a decision. These do I/O and read the clock; never call them from workflow code.
+- Workflow side (pure, deterministic): :class:`SignedDecision`, :func:`action_digest`,
+  :func:`verify_signature`, :func:`public_key_id`. No I/O, no clock, no module state.
+
+What is signed is :meth:`SignedDecision.signing_bytes`: the UTF-8 bytes of a JSON object with
+every field but ``signature``, keys sorted, no whitespace, non-ASCII characters written as
+themselves, and ``signed_at`` written as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC). Any client that
+produces these bytes can sign decisions.
+
+Keys are written ``"ed25519:" + base64url(raw 32 bytes, no padding)``; a key's id is
+``"ed25519:" + the first 16 hex digits of sha256(raw 32 bytes)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import os
+import re
+import stat
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final, Literal
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from pydantic import AwareDatetime, BaseModel, ConfigDict, JsonValue, field_validator
+
+from jamjet_temporal.errors import ConfigError
+
+__all__ = [
+    "DecisionValue",
+    "KeyFileError",
+    "SignedDecision",
+    "SigningIdentity",
+    "action_digest",
+    "default_keys_dir",
+    "generate_identity",
+    "key_file_name",
+    "load_identity",
+    "parse_public_key",
+    "public_key_id",
+    "verify_signature",
+]
+
+DecisionValue = Literal["approved", "rejected"]
+"""What an approver decided."""
+
+KEY_PREFIX: Final = "ed25519:"
+KEYS_DIR_ENV: Final = "JAMJET_KEYS_DIR"
+_PEM_BEGIN: Final = "-----BEGIN"
+_B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
+_UNSAFE_FILE_CHARS: Final = re.compile(r"[^A-Za-z0-9._@+-]")
+# Floats with an integral value in this range are written as integers, so that 50000 and
+# 50000.0 (or a JavaScript client's 50000) give the same digest.
+_EXACT_INTEGERS: Final = 2.0**53
+
+
+class KeyFileError(ConfigError):
+    """A private key file cannot be used (missing, unreadable, not Ed25519, readable by others).
+
+    Attributes:
+        path: The key file or directory.
+        reason: What is wrong.
+        fix: What to do.
+    """
+
+    def __init__(self, reason: str, *, path: str, fix: str) -> None:
+        self.path = path
+        self.reason = reason
+        self.fix = fix
+        super().__init__(f"{path}: {reason} (fix: {fix})")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_key_file_error, (self.reason, self.path, self.fix))
+
+
+def _rebuild_key_file_error(reason: str, path: str, fix: str) -> KeyFileError:
+    return KeyFileError(reason, path=path, fix=fix)
+
+
+def _canonical_json(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _b64url_encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(text: str) -> bytes | None:
+    """Strict base64url without padding: one text for one byte string, else ``None``."""
+    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    # Unused low bits in the last character would let two texts carry the same bytes.
+    return raw if _b64url_encode(raw) == text else None
+
+
+def _format_utc(value: datetime) -> str:
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def _normalise(value: object) -> object:
+    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"a digest cannot cover the non-finite number {value!r}")
+        if value.is_integer() and abs(value) < _EXACT_INTEGERS:
+            return int(value)
+        return value
+    if isinstance(value, Mapping):
+        normalised: dict[str, object] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"argument keys must be text, got {key!r}")
+            normalised[key] = _normalise(item)
+        return normalised
+    if isinstance(value, list | tuple):
+        return [_normalise(item) for item in value]
+    raise TypeError(f"arguments must be JSON values, got {type(value).__name__}")
+
+
+def action_digest(action: str, args: Mapping[str, JsonValue]) -> str:
+    """The digest an approver signs: what action, with exactly which arguments.
+
+    Pure and deterministic. The digest covers the canonical JSON of
+    ``{"action": action, "args": args}`` (keys sorted, no whitespace, UTF-8); a float with an
+    integral value below 2**53 is written as an integer, so ``50000`` and ``50000.0`` are the
+    same amount.
+
+    Args:
+        action: The action's name, e.g. ``"wire_transfer"``.
+        args: Its arguments (JSON values).
+
+    Returns:
+        ``"sha256:"`` and 64 hex digits.
+
+    Raises:
+        TypeError: An argument is not a JSON value, or a key is not text.
+        ValueError: An argument is NaN or infinite.
+    """
+    canonical = _canonical_json({"action": action, "args": _normalise(args)})
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def parse_public_key(public_key: str) -> bytes | None:
+    """The raw 32 bytes of an ``"ed25519:<base64url>"`` public key, or ``None`` if malformed.
+
+    Pure; never raises.
+
+    Args:
+        public_key: The key as written in the approvals config.
+
+    Returns:
+        The raw key, or ``None`` when the text is not exactly one well-formed Ed25519 key.
+    """
+    if not isinstance(public_key, str) or not public_key.startswith(KEY_PREFIX):
+        return None
+    raw = _b64url_decode(public_key[len(KEY_PREFIX) :])
+    return raw if raw is not None and len(raw) == 32 else None
+
+
+def public_key_id(public_key: str) -> str:
+    """The id of a public key: ``"ed25519:"`` and 16 hex digits of its SHA-256.
+
+    Args:
+        public_key: An ``"ed25519:<base64url>"`` key.
+
+    Returns:
+        The key id that decisions signed with the matching private key carry.
+
+    Raises:
+        ValueError: The key is malformed.
+    """
+    raw = parse_public_key(public_key)
+    if raw is None:
+        raise ValueError(f"not an Ed25519 public key: {public_key!r}")
+    return _key_id(raw)
+
+
+def _key_id(raw: bytes) -> str:
+    return KEY_PREFIX + hashlib.sha256(raw).hexdigest()[:16]
+
+
+class SignedDecision(BaseModel):
+    """An approver's decision on one approval request, signed with their private key.
+
+    This is the payload of the approval signal / update. The workflow accepts it only if the
+    signature verifies with the key registered for ``approver`` (see
+    :func:`~jamjet_temporal.approvals._check.check_decision`).
+
+    Attributes:
+        approval_id: The request within the run, e.g. ``"apr_1"``.
+        run_id: The Temporal workflow id.
+        digest: :func:`action_digest` of the action and arguments the approver was shown.
+        decision: ``"approved"`` or ``"rejected"``.
+        approver: The approver's id, as registered in the approvals config.
+        comment: Free text from the approver.
+        signed_at: When it was signed; normalised to UTC.
+        key_id: :func:`public_key_id` of the signing key.
+        signature: Ed25519 signature over :meth:`signing_bytes`, base64url without padding.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    approval_id: str
+    run_id: str
+    digest: str
+    decision: DecisionValue
+    approver: str
+    comment: str = ""
+    signed_at: AwareDatetime
+    key_id: str
+    signature: str
+
+    @field_validator("signed_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    def signing_bytes(self) -> bytes:
+        """The exact bytes the signature covers (see the module docstring for the format).
+
+        Returns:
+            Canonical JSON, UTF-8, of every field except ``signature``.
+        """
+        return _canonical_json(
+            {
+                "approval_id": self.approval_id,
+                "approver": self.approver,
+                "comment": self.comment,
+                "decision": self.decision,
+                "digest": self.digest,
+                "key_id": self.key_id,
+                "run_id": self.run_id,
+                "signed_at": _format_utc(self.signed_at),
+            }
+        )
+
+
+def verify_signature(decision: SignedDecision, public_key: str) -> bool:
+    """Whether ``decision`` was signed, exactly as it is, by the private key of ``public_key``.
+
+    Pure and deterministic (safe in workflow code). Also requires ``decision.key_id`` to be the
+    id of ``public_key``.
+
+    Args:
+        decision: The decision received.
+        public_key: The approver's registered ``"ed25519:<base64url>"`` key.
+
+    Returns:
+        True only for a valid signature; False for any malformed key, signature or content,
+        never an exception.
+    """
+    try:
+        raw = parse_public_key(public_key)
+        if raw is None or decision.key_id != _key_id(raw):
+            return False
+        signature = _b64url_decode(decision.signature)
+        if signature is None or len(signature) != 64:
+            return False
+        Ed25519PublicKey.from_public_bytes(raw).verify(signature, decision.signing_bytes())
+    except (InvalidSignature, ValueError, TypeError, AttributeError):
+        return False
+    return True
+
+
+class SigningIdentity:
+    """An approver's private key, held on the approver's machine. Client side only.
+
+    Exposes ``approver``, ``key_id`` and ``public_key`` (read-only); the private key itself is
+    never shown in ``repr`` and leaves the object only through :meth:`private_key_pem`.
+    """
+
+    __slots__ = ("_approver", "_key_id", "_private_key", "_public_key")
+
+    def __init__(self, approver: str, private_key: Ed25519PrivateKey) -> None:
+        """Wraps a private key.
+
+        Args:
+            approver: The approver's id.
+            private_key: Their Ed25519 private key.
+
+        Raises:
+            ValueError: ``approver`` is empty or has surrounding whitespace or control
+                characters.
+        """
+        _check_approver(approver)
+        raw = private_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        self._private_key = private_key
+        self._approver = approver
+        self._public_key = KEY_PREFIX + _b64url_encode(raw)
+        self._key_id = _key_id(raw)
+
+    @property
+    def approver(self) -> str:
+        """The approver's id."""
+        return self._approver
+
+    @property
+    def key_id(self) -> str:
+        """:func:`public_key_id` of the key."""
+        return self._key_id
+
+    @property
+    def public_key(self) -> str:
+        """The public key to register, ``"ed25519:<base64url>"``."""
+        return self._public_key
+
+    @classmethod
+    def generate(cls, approver: str) -> SigningIdentity:
+        """A new identity held in memory only (tests, ephemeral tools); nothing is written.
+
+        Args:
+            approver: The approver's id.
+
+        Returns:
+            The identity.
+        """
+        return cls(approver, Ed25519PrivateKey.generate())
+
+    def __repr__(self) -> str:
+        return f"SigningIdentity(approver={self.approver!r}, key_id={self.key_id!r})"
+
+    def private_key_pem(self) -> bytes:
+        """The private key as unencrypted PKCS8 PEM (what :func:`generate_identity` writes)."""
+        return self._private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    def sign(
+        self,
+        *,
+        approval_id: str,
+        run_id: str,
+        digest: str,
+        decision: DecisionValue,
+        comment: str = "",
+        signed_at: datetime | None = None,
+    ) -> SignedDecision:
+        """Signs a decision on one approval request.
+
+        Args:
+            approval_id: The request, e.g. ``"apr_1"``.
+            run_id: The workflow id.
+            digest: The request's digest, as shown with the action and arguments; check it
+                with :func:`action_digest` before signing.
+            decision: ``"approved"`` or ``"rejected"``.
+            comment: Free text, signed too.
+            signed_at: When; timezone-aware. Defaults to the current time (client side).
+
+        Returns:
+            The signed decision, ready to send as the signal / update payload.
+
+        Raises:
+            pydantic.ValidationError: ``signed_at`` is naive or ``decision`` unknown.
+        """
+        unsigned = SignedDecision(
+            approval_id=approval_id,
+            run_id=run_id,
+            digest=digest,
+            decision=decision,
+            approver=self.approver,
+            comment=comment,
+            signed_at=datetime.now(UTC) if signed_at is None else signed_at,
+            key_id=self.key_id,
+            signature="",
+        )
+        signature = self._private_key.sign(unsigned.signing_bytes())
+        return unsigned.model_copy(update={"signature": _b64url_encode(signature)})
+
+
+def _check_approver(approver: str) -> None:
+    if not isinstance(approver, str) or not approver or approver != approver.strip():
+        raise ValueError(
+            f"an approver id must be non-empty text without surrounding spaces, got {approver!r}"
+        )
+    if any(ord(char) < 32 or ord(char) == 127 for char in approver):
+        raise ValueError(f"the approver id {approver!r} contains a control character")
+
+
+def default_keys_dir() -> Path:
+    """Where keys go by default: ``$JAMJET_KEYS_DIR``, else ``~/.jamjet/keys``. Client side."""
+    configured = os.environ.get(KEYS_DIR_ENV)
+    return Path(configured).expanduser() if configured else Path.home() / ".jamjet" / "keys"
+
+
+def key_file_name(approver: str) -> str:
+    """The file name :func:`generate_identity` uses for ``approver``: ``<safe id>.key``."""
+    safe = _UNSAFE_FILE_CHARS.sub("_", approver).lstrip(".")
+    return (safe or "approver") + ".key"
+
+
+def _repository_of(directory: Path) -> Path | None:
+    for candidate in (directory, *directory.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+def generate_identity(
+    approver: str, directory: str | Path | None = None, *, overwrite: bool = False
+) -> tuple[SigningIdentity, Path]:
+    """Creates an approver's key pair and writes the private key file. Client side.
+
+    The file is PKCS8 PEM, unencrypted, mode 0600, preceded by ``#`` header lines naming the
+    approver and the public key. Register the returned identity's ``public_key`` under the
+    approver in the approvals config.
+
+    Args:
+        approver: The approver's id, e.g. an e-mail address.
+        directory: Where to write; defaults to ``$JAMJET_KEYS_DIR`` or ``~/.jamjet/keys``.
+            It is created (mode 0700) if needed and must not be inside a git repository.
+        overwrite: Replace an existing key file. Without it an existing file is an error: to
+            rotate a key, write the new one elsewhere (or pass ``overwrite=True``) and register
+            the new public key.
+
+    Returns:
+        The identity and the path of the key file.
+
+    Raises:
+        KeyFileError: The directory is inside a git repository, the file exists, or it cannot
+            be written.
+        ValueError: ``approver`` is empty or has surrounding whitespace.
+    """
+    _check_approver(approver)
+    target_dir = Path(directory).expanduser() if directory is not None else default_keys_dir()
+    target_dir = target_dir.resolve()
+    repository = _repository_of(target_dir)
+    if repository is not None:
+        raise KeyFileError(
+            f"the key directory is inside the git repository {repository}, where a private "
+            "key can end up committed",
+            path=str(target_dir),
+            fix=f"use a directory outside any repository (set {KEYS_DIR_ENV} or pass "
+            "directory=...), e.g. ~/.jamjet/keys",
+        )
+    path = target_dir / key_file_name(approver)
+    identity = SigningIdentity.generate(approver)
+    content = (
+        "# JamJet approver private key: keep it private (mode 600), never commit or share it\n"
+        f"# approver: {approver}\n"
+        f"# key_id: {identity.key_id}\n"
+        f"# public_key: {identity.public_key}\n"
+    ).encode() + identity.private_key_pem()
+    try:
+        target_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if overwrite:
+            descriptor, temporary = tempfile.mkstemp(dir=target_dir, prefix=".key-")
+            try:
+                _write_all(descriptor, content)
+                os.replace(temporary, path)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+        else:
+            # O_EXCL: refusing to overwrite is atomic, even against a concurrent writer.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            _write_all(descriptor, content)
+    except FileExistsError:
+        raise KeyFileError(
+            "a key file for this approver already exists; overwriting it would lose the key "
+            "registered in the approvals config",
+            path=str(path),
+            fix="keep the existing key, or rotate: pass overwrite=True (or another directory) "
+            "and register the new public key",
+        ) from None
+    except OSError as exc:
+        raise KeyFileError(
+            f"cannot write the key file: {exc.strerror or exc}",
+            path=str(path),
+            fix="check that the directory is writable",
+        ) from None
+    return identity, path
+
+
+def _write_all(descriptor: int, content: bytes) -> None:
+    with os.fdopen(descriptor, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(content)
+
+
+def load_identity(path: str | Path) -> SigningIdentity:
+    """Reads an approver's private key file written by :func:`generate_identity`. Client side.
+
+    Args:
+        path: The key file.
+
+    Returns:
+        The identity.
+
+    Raises:
+        KeyFileError: The file is missing, unreadable, readable by group or others, not an
+            unencrypted Ed25519 PKCS8 PEM key, or does not name its approver.
+    """
+    file = os.fspath(path)
+    try:
+        info = os.stat(file)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if os.name == "posix" and info.st_mode & 0o077:
+            raise KeyFileError(
+                f"the private key is readable by other users (mode "
+                f"{stat.S_IMODE(info.st_mode):03o})",
+                path=file,
+                fix=f"chmod 600 {file}; if others could read it, generate a new key and "
+                "register it instead",
+            )
+        with open(file, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise KeyFileError(
+            "key file not found",
+            path=file,
+            fix="check the path, or create a key with generate_identity / `jamjet approvals "
+            "keygen`",
+        ) from None
+    except IsADirectoryError:
+        raise KeyFileError(
+            "this is a directory, not a key file", path=file, fix="pass the .key file"
+        ) from None
+    except PermissionError:
+        raise KeyFileError(
+            "permission denied reading the key file",
+            path=file,
+            fix="run as the user who owns the key (the file must be mode 600)",
+        ) from None
+    except OSError as exc:
+        raise KeyFileError(
+            f"cannot read the key file: {exc.strerror or exc}",
+            path=file,
+            fix="check that the file exists and is readable",
+        ) from None
+    return _parse_key_file(data, file)
+
+
+def _parse_key_file(data: bytes, file: str) -> SigningIdentity:
+    not_a_key = "generate a key with generate_identity / `jamjet approvals keygen`"
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise KeyFileError("not a PEM key file (binary data)", path=file, fix=not_a_key) from None
+    start = text.find(_PEM_BEGIN)
+    if start < 0:
+        raise KeyFileError("no PEM private key in the file", path=file, fix=not_a_key)
+    headers: dict[str, str] = {}
+    for line in text[:start].splitlines():
+        name, colon, value = line.lstrip("#").partition(":")
+        if line.startswith("#") and colon:
+            headers[name.strip()] = value.strip()
+    try:
+        key = serialization.load_pem_private_key(text[start:].encode(), password=None)
+    except TypeError:
+        raise KeyFileError(
+            "the private key is encrypted; this release reads unencrypted PKCS8 keys protected "
+            "by file permissions",
+            path=file,
+            fix="decrypt it (openssl pkey -in old.key -out new.key) and chmod 600 the result",
+        ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise KeyFileError(
+            "the PEM block is not a readable private key", path=file, fix=not_a_key
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(
+            f"the key is {type(key).__name__.removeprefix('_')}, not Ed25519",
+            path=file,
+            fix=f"approver keys are Ed25519: {not_a_key}",
+        )
+    approver = headers.get("approver", "")
+    if not approver:
+        raise KeyFileError(
+            "the key file does not name its approver",
+            path=file,
+            fix="add a line `# approver: <approver id>` before the PEM block",
+        )
+    try:
+        identity = SigningIdentity(approver, key)
+    except ValueError as exc:
+        raise KeyFileError(str(exc), path=file, fix="correct the `# approver:` line") from None
+    for name in ("key_id", "public_key"):
+        written = headers.get(name)
+        if written is not None and written != getattr(identity, name):
+            raise KeyFileError(
+                f"the header says {name} {written} but the key is {getattr(identity, name)}",
+                path=file,
+                fix="the header was edited or belongs to another key: correct or remove it",
+            )
+    return identity

@@ -1,0 +1,342 @@
+"""Durable approvals, workflow side: suspend until approvers decide; verify every decision.
+
+Runs inside the workflow sandbox. A request waits on a durable condition (no worker holds it;
+a restarted worker replays to the same wait). Decisions arrive as the signal
+``jamjet.approval.decide`` (Temporal CLI, Web UI) or the update ``jamjet.approval.submit``
+(our clients: an immediate accept/refuse); both go through one ``submit`` that checks the
+approver's Ed25519 signature, eligibility, four-eyes and the arguments' digest, records the
+outcome in the audit trail, and only then lets the run go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal, cast
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+
+from ..audit._event import AuditEvent, event_id
+from ..errors import ApprovalRejectedError, ApprovalTimeoutError
+from ._check import (
+    ApprovalRequest,
+    ApprovalState,
+    Check,
+    check_decision,
+    required_approvals,
+)
+from ._config import ApprovalConfig, ApprovalRule
+from ._identity import SignedDecision, action_digest
+
+if TYPE_CHECKING:
+    from .._gate_workflow import Gate
+
+#: Stable wire names (renaming one breaks running workflows and the docs' CLI commands).
+DECIDE_SIGNAL = "jamjet.approval.decide"
+DECIDE_UPDATE = "jamjet.approval.submit"
+PENDING_QUERY = "jamjet.approval.pending"
+#: Bool search attribute set while a run waits for an approval (``jamjet approvals list``).
+PENDING_ATTRIBUTE = SearchAttributeKey.for_bool("JamJetApprovalPending")
+
+
+class ApprovalDecision(BaseModel):
+    """What ``guard.requires_approval`` returns once the action is approved."""
+
+    model_config = ConfigDict(frozen=True)
+
+    approval_id: str
+    action: str
+    approved_by: list[str]
+    decided_at: AwareDatetime
+    comments: list[str] = Field(default_factory=list)
+    event_ids: list[str] = Field(default_factory=list)
+
+
+class PendingApproval(BaseModel):
+    """One open request, as the ``jamjet.approval.pending`` query shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    workflow_type: str
+    approval_id: str
+    action: str
+    args: dict[str, JsonValue]
+    digest: str
+    requester: str | None
+    requested_at: AwareDatetime
+    stage: Literal["primary", "escalated"]
+    eligible: list[str]
+    required: int
+    approved_by: list[str]
+    deadline: AwareDatetime | None
+
+
+class SubmitResult(BaseModel):
+    """The immediate answer to a submitted decision."""
+
+    model_config = ConfigDict(frozen=True)
+
+    accepted: bool
+    reason: str
+    complete: bool
+    event_id: str
+
+
+@dataclass
+class _Entry:
+    request: ApprovalRequest
+    rule: ApprovalRule | None
+    state: ApprovalState = field(default_factory=ApprovalState)
+    deadline: datetime | None = None
+    outcome: Literal["approved", "rejected", "timed out"] | None = None
+    decided_by: list[SignedDecision] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
+
+
+class ApprovalBook:
+    """One run's approval requests and the handlers that decide them."""
+
+    def __init__(self, gate: Gate, config: ApprovalConfig | None) -> None:
+        self._gate = gate
+        self._config = config or ApprovalConfig()
+        self._entries: dict[str, _Entry] = {}
+        self._count = 0
+        self._submissions = 0
+        # Decisions are checked and recorded one at a time: two approvals arriving together
+        # must not both be counted against the same state.
+        self._lock = asyncio.Lock()
+
+    def install(self) -> None:
+        """Register the signal, update and query handlers on the running workflow."""
+        workflow.set_signal_handler(DECIDE_SIGNAL, self._on_signal)
+        workflow.set_update_handler(DECIDE_UPDATE, self.submit, validator=self._validate)
+        workflow.set_query_handler(PENDING_QUERY, self.pending)
+
+    async def _on_signal(self, decision: SignedDecision) -> None:
+        await self.submit(decision)
+
+    def _validate(self, decision: SignedDecision) -> None:
+        run_id = workflow.info().workflow_id
+        if decision.run_id != run_id:
+            raise ValueError(f"the decision is for run {decision.run_id}, this is run {run_id}")
+
+    def pending(self) -> list[PendingApproval]:
+        """Open requests of this run."""
+        info = workflow.info()
+        return [
+            PendingApproval(
+                run_id=info.workflow_id,
+                workflow_type=info.workflow_type,
+                approval_id=entry.request.approval_id,
+                action=entry.request.action,
+                args=entry.request.args,
+                digest=entry.request.digest,
+                requester=entry.request.requester,
+                requested_at=entry.request.requested_at,
+                stage=entry.state.stage,
+                eligible=sorted(self._config.eligible(entry.rule, entry.state.stage)),
+                required=required_approvals(self._config, entry.rule, entry.request),
+                approved_by=[d.approver for d in entry.state.approvals],
+                deadline=entry.deadline,
+            )
+            for entry in self._entries.values()
+            if entry.outcome is None and entry.rule is not None
+        ]
+
+    def _event(self, kind: str, entry: _Entry, key: str, data: dict[str, JsonValue]) -> AuditEvent:
+        info = workflow.info()
+        return AuditEvent(
+            id=event_id(info.workflow_id, info.run_id, kind, entry.request.approval_id, key),
+            run_id=info.workflow_id,
+            workflow_run_id=info.run_id,
+            kind=kind,
+            at=workflow.now(),
+            actor=self._gate.actor(),
+            data={
+                "approval_id": entry.request.approval_id,
+                "action": entry.request.action,
+                "digest": entry.request.digest,
+                **data,
+            },
+        )
+
+    def _mark_pending(self) -> None:
+        waiting = any(e.outcome is None for e in self._entries.values())
+        workflow.upsert_search_attributes([PENDING_ATTRIBUTE.value_set(waiting)])
+
+    async def request(
+        self,
+        action: str,
+        args: dict[str, JsonValue],
+        timeout: timedelta | None,  # noqa: ASYNC109 - a durable Temporal timer, not asyncio's
+    ) -> ApprovalDecision:
+        """Suspend until the action is approved; raise if rejected or timed out."""
+        self._count += 1
+        approval_id = f"apr_{self._count}"
+        request = ApprovalRequest(
+            approval_id=approval_id,
+            run_id=workflow.info().workflow_id,
+            action=action,
+            args=args,
+            digest=action_digest(action, args),
+            requester=self._gate.user,
+            requested_at=workflow.now(),
+        )
+        rule = self._config.rule_for(action)
+        entry = _Entry(request, rule)
+        self._entries[approval_id] = entry
+        if rule is None:
+            entry.outcome = "rejected"
+            refused = self._event(
+                "approval.refused",
+                entry,
+                "no-rule",
+                {"reason": f"no approval rule for action '{action}' (fail closed)"},
+            )
+            await self._gate.record([refused])
+            raise ApprovalRejectedError(
+                action,
+                f"no approval rule for action '{action}'",
+                scope="approval",
+                event_id=refused.id,
+            )
+        stage_timeout = _seconds(timeout) or rule.timeout_seconds
+        requested = self._event(
+            "approval.requested",
+            entry,
+            "requested",
+            {
+                "args": args,
+                "eligible": cast(JsonValue, sorted(self._config.eligible(rule, "primary"))),
+                "required": required_approvals(self._config, rule, request),
+                "timeout_seconds": stage_timeout,
+            },
+        )
+        await self._gate.record([requested])
+        entry.event_ids.append(requested.id)
+        self._mark_pending()
+        while True:
+            entry.deadline = (
+                workflow.now() + timedelta(seconds=stage_timeout) if stage_timeout else None
+            )
+            try:
+                await workflow.wait_condition(
+                    lambda: entry.outcome is not None,
+                    timeout=None if stage_timeout is None else timedelta(seconds=stage_timeout),
+                )
+                break
+            except TimeoutError:
+                async with self._lock:
+                    if entry.outcome is not None:
+                        break
+                    if entry.state.stage == "primary" and rule.on_timeout == "escalate":
+                        entry.state = entry.state.model_copy(update={"stage": "escalated"})
+                        escalated = self._event(
+                            "approval.escalated",
+                            entry,
+                            "escalated",
+                            {
+                                "eligible": cast(
+                                    JsonValue, sorted(self._config.eligible(rule, "escalated"))
+                                )
+                            },
+                        )
+                        await self._gate.record([escalated])
+                        entry.event_ids.append(escalated.id)
+                        stage_timeout = rule.escalation_timeout_seconds
+                        continue
+                    entry.outcome = "timed out"
+                    entry.state = entry.state.model_copy(update={"closed": True})
+                    expired = self._event(
+                        "approval.timeout",
+                        entry,
+                        "timeout",
+                        {"stage": entry.state.stage, "waited_seconds": stage_timeout},
+                    )
+                    await self._gate.record([expired])
+                    self._mark_pending()
+                    raise ApprovalTimeoutError(
+                        action,
+                        f"nobody decided within {stage_timeout:g} s ({entry.state.stage} stage)",
+                        scope="approval",
+                        event_id=expired.id,
+                    ) from None
+        self._mark_pending()
+        last = entry.decided_by[-1]
+        if entry.outcome == "rejected":
+            raise ApprovalRejectedError(
+                action,
+                f"rejected by {last.approver}" + (f": {last.comment}" if last.comment else ""),
+                scope="approval",
+                event_id=entry.event_ids[-1],
+            )
+        return ApprovalDecision(
+            approval_id=approval_id,
+            action=action,
+            approved_by=[d.approver for d in entry.decided_by],
+            decided_at=last.signed_at,
+            comments=[d.comment for d in entry.decided_by if d.comment],
+            event_ids=entry.event_ids,
+        )
+
+    async def submit(self, decision: SignedDecision) -> SubmitResult:
+        """Check one decision, record it (accepted or refused), then apply it."""
+        async with self._lock:
+            entry = self._entries.get(decision.approval_id)
+            check: Check | None = None
+            if entry is None:
+                accepted, reason, complete = False, "no such approval request in this run", False
+            elif entry.outcome is not None:
+                accepted, reason, complete = False, "the request is already closed (late)", False
+            else:
+                check = check_decision(
+                    self._config, entry.request, entry.state, decision, workflow.now()
+                )
+                accepted, reason, complete = check.accepted, check.reason, check.complete
+            info = workflow.info()
+            approval_id = decision.approval_id
+            # Every submission is its own attempt (a replayed duplicate is still an attempt);
+            # handlers run in history order, so the counter is the same on replay.
+            self._submissions += 1
+            event = AuditEvent(
+                id=event_id(info.workflow_id, info.run_id, "decision", str(self._submissions)),
+                run_id=info.workflow_id,
+                workflow_run_id=info.run_id,
+                kind="approval.decision" if accepted else "approval.refused",
+                at=workflow.now(),
+                actor=self._gate.actor(),
+                data={
+                    "approval_id": approval_id,
+                    "action": entry.request.action if entry else None,
+                    "digest": entry.request.digest if entry else None,
+                    "approver": decision.approver,
+                    "decision": decision.decision,
+                    "comment": decision.comment,
+                    "shown_digest": decision.digest,
+                    "signed_at": decision.signed_at.isoformat(),
+                    "key_id": decision.key_id,
+                    "accepted": accepted,
+                    "reason": reason,
+                    "code": check.code if check else "late" if entry else "wrong_request",
+                },
+            )
+            # Durable before visible: the run resumes only after this is in the audit trail.
+            await self._gate.record([event])
+            if entry is not None and check is not None:
+                entry.state = entry.state.after(decision, check)
+                if accepted:
+                    entry.event_ids.append(event.id)
+                    entry.decided_by.append(decision)
+                    if complete:
+                        entry.outcome = decision.decision
+            return SubmitResult(
+                accepted=accepted, reason=reason, complete=complete, event_id=event.id
+            )
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
