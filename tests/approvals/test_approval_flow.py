@@ -65,7 +65,8 @@ async def test_approve_by_signal_from_the_temporal_cli(
 ) -> None:
     handle, request = await start_transfer(approval_client, task_queue, 50_000)
     signed = sign(approvals.who["alice"], request, "approved", "looks right")
-    subprocess.run(
+    await asyncio.to_thread(
+        subprocess.run,
         [
             temporal_cli(),
             "workflow",
