@@ -42,7 +42,9 @@ rules:
 """
 
 
-async def start_worker(address: str, approvals: Path, audit: str) -> asyncio.subprocess.Process:
+async def start_worker(
+    address: str, approvals: Path, audit: str, env: dict[str, str]
+) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -51,6 +53,7 @@ async def start_worker(address: str, approvals: Path, audit: str) -> asyncio.sub
         str(approvals),
         audit,
         stdout=asyncio.subprocess.PIPE,
+        env=env,
     )
     assert proc.stdout is not None
     await proc.stdout.readline()  # "worker ready"
@@ -66,7 +69,7 @@ async def main(amount: float = 50_000, workdir: Path | None = None) -> list[str]
         print(line, flush=True)
 
     workdir = workdir or Path(tempfile.mkdtemp(prefix="jamjet-transfer-"))
-    os.environ["JAMJET_BANK_LEDGER"] = str(workdir / "bank.db")
+    env = {**os.environ, "JAMJET_BANK_LEDGER": str(workdir / "bank.db")}
     alice, _ = generate_identity("alice@example.com", workdir / "keys")
     bob, _ = generate_identity("bob@example.com", workdir / "keys")
     approvals = workdir / "approvals.yaml"
@@ -74,7 +77,7 @@ async def main(amount: float = 50_000, workdir: Path | None = None) -> list[str]
     audit = f"sqlite:///{workdir / 'audit.db'}"
     server = DevServer(port=free_port(), db_file=workdir / "temporal.db")
     await server.astart()
-    worker = await start_worker(server.address, approvals, audit)
+    worker = await start_worker(server.address, approvals, audit, env)
     try:
         client = await Client.connect(server.address, plugins=[JamJetPlugin()])
         run_id = f"exec_{uuid.uuid4().hex[:4]}"
@@ -92,7 +95,7 @@ async def main(amount: float = 50_000, workdir: Path | None = None) -> list[str]
         worker.terminate()  # a deploy: the old worker goes away, a new one comes up
         await worker.wait()
         say("...worker restarts after deploy...")
-        worker = await start_worker(server.address, approvals, audit)
+        worker = await start_worker(server.address, approvals, audit, env)
         still = await handle.query(PENDING_QUERY, result_type=list[PendingApproval])
         if still and still[0].approval_id == pending[0].approval_id:
             say("▸ [approval] resumed · still waiting (durable)")
