@@ -303,7 +303,9 @@ class ApprovalBook:
             # handlers run in history order, so the counter is the same on replay.
             self._submissions += 1
             event = AuditEvent(
-                id=event_id(info.workflow_id, info.run_id, "decision", str(self._submissions)),
+                id=event_id(
+                    info.workflow_id, info.run_id, "approval.submission", str(self._submissions)
+                ),
                 run_id=info.workflow_id,
                 workflow_run_id=info.run_id,
                 kind="approval.decision" if accepted else "approval.refused",

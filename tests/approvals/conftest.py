@@ -50,6 +50,8 @@ rules:
   - action: wire_transfer
     approvers: [group:treasury, carol@example.com]
     thresholds: [{{field: amount, above: 100000, required: 2}}]
+  - action: "bank.*"
+    approvers: [alice@example.com]
   - action: quick_*
     approvers: [alice@example.com]
     timeout_seconds: 3600

@@ -13,14 +13,18 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
 
-from jamjet_temporal import acting_as
+from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as
 from jamjet_temporal._devserver import DevServer, temporal_cli
 from jamjet_temporal.approvals._client import find_pending, list_pending, sign, submit
 from jamjet_temporal.approvals._identity import action_digest
 from jamjet_temporal.approvals._workflow import DECIDE_SIGNAL, PENDING_QUERY, PendingApproval
 from jamjet_temporal.audit import AuditEvent, open_store
+from jamjet_temporal.policy import Policy
+from tests.approvals.approval_workflows import pay
 from tests.approvals.conftest import Approvals
+from workflows.transfer.bank import send
 from workflows.transfer.transfer import transfer
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -287,3 +291,30 @@ async def test_worker_killed_while_waiting_then_approved_sends_once(
             "SELECT count(*) FROM transfers WHERE substr(key, 4, 12) = ?", (key_suffix,)
         ).fetchone()[0]
     assert booked == 1, "the transfer happened exactly once"
+
+
+async def test_policy_require_approval_holds_a_tool_call_until_approved(
+    temporal_server: DevServer, approvals: Approvals, task_queue: str
+) -> None:
+    config = JamJetConfig(
+        policy=Policy(require_approval_for=("bank.*",)),
+        approvals=approvals.config,
+        audit_store=approvals.audit_url,
+    )
+    client = await Client.connect(temporal_server.address, plugins=[JamJetPlugin(config)])
+    run_id = f"exec_{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=task_queue, workflows=[pay], activities=[send]):
+        handle = await client.start_workflow(
+            pay.run, args=[120.0, "Vendor"], id=run_id, task_queue=task_queue
+        )
+        request = await wait_pending(client, run_id)
+        assert request.action == "bank.send" and request.args == {"args": [120, "Vendor"]}
+        result = await submit(client, sign(approvals.who["alice"], request, "approved"))
+        assert result.complete
+        assert (await handle.result()).startswith("txn_")
+    events = await audit_of(approvals, run_id)
+    decisions = [e for e in events if e.kind == "policy.decision"]
+    assert len(decisions) == 1
+    assert decisions[0].data["decision"] == "ALLOWED"
+    assert decisions[0].data["reason"] == "approved by alice@example.com (apr_1)"
+    assert decisions[0].data["rule"] == "bank.*"
