@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import logging
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.service import RPCError
 
 from ..errors import JamJetError
 from ._identity import SignedDecision, SigningIdentity, action_digest
@@ -16,6 +18,11 @@ from ._workflow import (
     PendingApproval,
     SubmitResult,
 )
+
+logger = logging.getLogger(__name__)
+
+#: How long one run may take to answer before the listing goes on without it.
+QUERY_TIMEOUT = timedelta(seconds=5)
 
 #: Visibility query for runs waiting on an approval.
 PENDING_RUNS = f'{PENDING_ATTRIBUTE.name} = true AND ExecutionStatus = "Running"'
@@ -33,7 +40,15 @@ async def list_pending(client: Client) -> list[PendingApproval]:
         handle: WorkflowHandle[object, object] = client.get_workflow_handle(
             run.id, run_id=run.run_id
         )
-        found.extend(await handle.query(PENDING_QUERY, result_type=list[PendingApproval]))
+        try:
+            found.extend(
+                await handle.query(
+                    PENDING_QUERY, result_type=list[PendingApproval], rpc_timeout=QUERY_TIMEOUT
+                )
+            )
+        except (RPCError, WorkflowQueryFailedError) as err:
+            # One run without a worker must not hide every other run's requests.
+            logger.warning("run %s did not answer the pending-approvals query: %s", run.id, err)
     return sorted(found, key=lambda p: (p.requested_at, p.run_id, p.approval_id))
 
 
