@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -32,6 +33,10 @@ class JamJetConfig:
         approvals: Who may approve which actions (``guard.requires_approval`` and the policy
             action ``require_approval``): an ``ApprovalConfig`` or the path of its YAML file.
             None: approval requests are refused.
+        prices: Prices in USD per million tokens for models the bundled ``genai-prices`` table
+            does not know (self-hosted) or that you pay differently for, e.g.
+            ``{"llama3.1:8b": {"input_per_mtok": "0.10", "output_per_mtok": "0.20"}}``. A
+            budgeted call to a model with no known price is refused (fail closed).
         audit_store: Where gate decisions and tool calls are recorded: ``sqlite:///path``
             (default ``.jamjet/audit.db``) or ``postgresql://...`` for workers on several
             hosts. None turns the audit trail off.
@@ -41,6 +46,7 @@ class JamJetConfig:
     llm_timeout: timedelta = timedelta(seconds=120)
     policy: Policy | str | os.PathLike[str] | None = None
     approvals: ApprovalConfig | str | os.PathLike[str] | None = None
+    prices: Mapping[str, Mapping[str, float | str]] | None = None
     audit_store: str | None = DEFAULT_AUDIT_STORE
 
     def __post_init__(self) -> None:

@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
 
 from ._activity_support import idempotency_key
-from ._gate_workflow import GATE_HEADER, RECORD_ACTIVITY, Clearance
+from ._gate_workflow import GATE_HEADER, INTERNAL_ACTIVITIES, RECORD_ACTIVITY, Clearance
 from .audit import AuditEvent, AuditStore, event_id, open_store
 
 
@@ -90,7 +90,7 @@ class GateActivityInbound(ActivityInboundInterceptor):
 
     async def execute_activity(self, input: ExecuteActivityInput) -> object:
         info = activity.info()
-        if info.activity_type == RECORD_ACTIVITY:
+        if info.activity_type in INTERNAL_ACTIVITIES:
             return await super().execute_activity(input)
         run_id = info.workflow_id or ""
         wf_run = info.workflow_run_id or ""
@@ -121,6 +121,25 @@ class GateActivityInbound(ActivityInboundInterceptor):
         assert isinstance(clearance, Clearance)
         actor: dict[str, JsonValue] = {**clearance.actor, "worker": _worker_identity()}
         if self._sink is not None:
+            budget: list[AuditEvent] = []
+            if clearance.budget is not None:
+                # The budget check that let this model call go ahead, stored beside its
+                # policy decision and before the call runs.
+                budget.append(
+                    AuditEvent(
+                        id=event_id(clearance.event_id, "budget"),
+                        run_id=run_id,
+                        workflow_run_id=wf_run,
+                        kind="budget.decision",
+                        at=clearance.decided_at,
+                        actor=clearance.actor,
+                        data={
+                            **clearance.budget.model_dump(mode="json"),
+                            "decision": "ALLOWED",
+                            "activity_id": info.activity_id,
+                        },
+                    )
+                )
             await self._sink.append(
                 [
                     AuditEvent(
@@ -136,7 +155,8 @@ class GateActivityInbound(ActivityInboundInterceptor):
                             "activity_id": info.activity_id,
                             "tool": info.activity_type,
                         },
-                    )
+                    ),
+                    *budget,
                 ]
             )
         started = time.monotonic()

@@ -24,14 +24,24 @@ from temporalio.common import RetryPolicy
 from temporalio.worker import (
     ExecuteWorkflowInput,
     StartActivityInput,
+    StartChildWorkflowInput,
     WorkflowInboundInterceptor,
     WorkflowOutboundInterceptor,
 )
 
-from ._llm_types import CHAT_ACTIVITY, ChatRequest
+from ._llm_types import CHAT_ACTIVITY, ChatRequest, ChatResult
 from .approvals._config import ApprovalConfig
 from .approvals._workflow import ApprovalBook
 from .audit._event import AuditEvent, event_id
+from .budget._errors import BudgetExceededError
+from .budget._ledger import Budget, BudgetDecision
+from .budget._workflow import (
+    QUOTE_ACTIVITY,
+    BudgetKeeper,
+    active_scopes,
+    budget_scope,
+    carve_child_budget,
+)
 from .errors import (
     ApprovalRequiredError,
     GateError,
@@ -42,10 +52,14 @@ from .policy import Decision, Policy, PolicyScopes, decide_model, decide_tool
 
 #: Header carrying the gate's decision to the activity (stable wire name).
 GATE_HEADER = "JamJetGate"
+#: Header carrying a child workflow's budget slice from its parent (stable wire name).
+BUDGET_HEADER = "JamJetBudget"
 #: Header naming the user a run acts for, set by the client (stable wire name).
 USER_HEADER = "JamJetUser"
-#: Activity that records refusals (the only activity the gate does not decide).
+#: Activity that records refusals and other workflow-side events.
 RECORD_ACTIVITY = "jamjet.audit.record"
+#: The runtime's own bookkeeping activities: not tools, so not decided by the gate.
+INTERNAL_ACTIVITIES = frozenset({RECORD_ACTIVITY, QUOTE_ACTIVITY})
 
 # Which scopes and agent are in force for the code running now. Context variables follow the
 # workflow's asyncio tasks, so a scope entered around an await applies to exactly the
@@ -85,6 +99,7 @@ class Clearance(BaseModel):
     decided_at: AwareDatetime
     actor: dict[str, JsonValue]
     args_digest: str
+    budget: BudgetDecision | None = None
 
 
 def digest(value: object) -> str:
@@ -110,6 +125,8 @@ class Gate:
         self._audit = audit
         self._count = 0
         self._cache: dict[tuple[tuple[str, Policy], ...], PolicyScopes] = {}
+        self.budget = BudgetKeeper()
+        self._budget_count = 0
         #: None when the plugin has no approvals config: approval requests are then refused.
         self.approvals = ApprovalBook(self, approvals) if approvals is not None else None
 
@@ -128,6 +145,24 @@ class Gate:
             "agent": _AGENT.get(),
             "user": self.user,
         }
+
+    def budget_event(self, check: BudgetDecision, scope: str, *, allowed: bool) -> AuditEvent:
+        """The audit event of one budget decision."""
+        self._budget_count += 1
+        info = workflow.info()
+        return AuditEvent(
+            id=event_id(info.workflow_id, info.run_id, "budget", str(self._budget_count)),
+            run_id=info.workflow_id,
+            workflow_run_id=info.run_id,
+            kind="budget.decision",
+            at=workflow.now(),
+            actor=self.actor(),
+            data={
+                **check.model_dump(mode="json"),
+                "decision": "ALLOWED" if allowed else "HALT",
+                "scope": scope,
+            },
+        )
 
     async def record(self, events: list[AuditEvent]) -> None:
         """Record events durably (the ``jamjet.audit.record`` activity) before going on."""
@@ -206,7 +241,7 @@ def make_workflow_interceptor(
 
         def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[object]:
             gate = self._inbound.gate
-            if input.activity == RECORD_ACTIVITY or gate is None:
+            if input.activity in INTERNAL_ACTIVITIES or gate is None:
                 return super().start_activity(input)
             decision, event = gate.decide(input.activity, input.args)
             if decision.decision == "WAITING_FOR_APPROVAL" and gate.approvals is not None:
@@ -226,6 +261,27 @@ def make_workflow_interceptor(
                     return await self.next.start_activity(input)
 
                 return asyncio.ensure_future(approved_then_run())  # type: ignore[return-value]
+            budgets = active_scopes() if input.activity == CHAT_ACTIVITY else ()
+            if decision.allowed and budgets:
+                keeper = gate.budget
+
+                async def within_budget() -> object:
+                    request, price, checks = await keeper.check(input.args[0], budgets)
+                    halted = [(scope, check) for scope, check in checks if not check.allowed]
+                    if halted:
+                        scope, check = halted[0]
+                        refusal = gate.budget_event(check, scope.name, allowed=False)
+                        await gate.record([refusal])
+                        raise BudgetExceededError(check, scope=scope.name, event_id=refusal.id)
+                    input.args = [request]
+                    scope, check = checks[-1]
+                    self._clear(input, decision, event, budget=check)
+                    result = await self.next.start_activity(input)
+                    assert isinstance(result, ChatResult)
+                    keeper.charge(result, price, budgets)
+                    return result
+
+                return asyncio.ensure_future(within_budget())  # type: ignore[return-value]
             if not decision.allowed:
                 # Callers await the handle; a task that records the refusal, then raises it,
                 # keeps refusal and recording in one place for every path (agent, plain code).
@@ -236,8 +292,25 @@ def make_workflow_interceptor(
             self._clear(input, decision, event)
             return super().start_activity(input)
 
+        async def start_child_workflow(
+            self, input: StartChildWorkflowInput
+        ) -> workflow.ChildWorkflowHandle[object, object]:
+            child = carve_child_budget()
+            if child is not None:
+                input.headers = {
+                    **input.headers,
+                    BUDGET_HEADER: workflow.payload_converter().to_payloads([child])[0],
+                }
+            return await super().start_child_workflow(input)
+
         @staticmethod
-        def _clear(input: StartActivityInput, decision: Decision, event: AuditEvent) -> None:
+        def _clear(
+            input: StartActivityInput,
+            decision: Decision,
+            event: AuditEvent,
+            *,
+            budget: BudgetDecision | None = None,
+        ) -> None:
             clearance = Clearance(
                 decision=decision,
                 kind=event.kind,
@@ -245,6 +318,7 @@ def make_workflow_interceptor(
                 decided_at=event.at,
                 actor=event.actor,
                 args_digest=str(event.data["args_digest"]),
+                budget=budget,
             )
             input.headers = {
                 **input.headers,
@@ -267,6 +341,12 @@ def make_workflow_interceptor(
             if self.gate.approvals is not None:
                 self.gate.approvals.install()
             _GATE.set(self.gate)
-            return await super().execute_workflow(input)
+            budget = None
+            if BUDGET_HEADER in input.headers:
+                budget = workflow.payload_converter().from_payloads(
+                    [input.headers[BUDGET_HEADER]], [Budget]
+                )[0]
+            with budget_scope("run", budget):
+                return await super().execute_workflow(input)
 
     return _Inbound

@@ -17,8 +17,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 
-#: Activities that are the runtime's bookkeeping, not steps of the run.
-INTERNAL_ACTIVITIES = frozenset({"jamjet.audit.record"})
+from ._gate_workflow import INTERNAL_ACTIVITIES
 
 _CLOSED = {
     EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "completed",

@@ -22,6 +22,8 @@ from ._interceptor import JamJetInterceptor
 from ._llm_activities import LLMActivities
 from ._task import task_definition
 from .approvals._config import ApprovalConfig, load_approvals
+from .budget._activities import BudgetActivities
+from .budget._prices import PriceTable
 from .errors import ConfigError, JamJetError
 from .pipeline._workflow import PipelineWorkflow
 from .policy import Policy, load_policy
@@ -37,6 +39,8 @@ _PASSTHROUGH = (
     "annotated_types",
     "yaml",
     "cryptography",
+    "tiktoken",
+    "genai_prices",
 )
 
 
@@ -94,10 +98,10 @@ class JamJetPlugin(SimplePlugin):
                     f"JamJetPlugin(tasks=...): {fn!r} is not a @task function; decorate it "
                     "with @task (plain activities go to Worker(activities=...))"
                 )
-            if defn.tools is not None:
+            if defn.inline:
                 raise ConfigError(
-                    f"JamJetPlugin(tasks=...): '{defn.name}' is an agent task (tools=...): it "
-                    "runs inside the workflow, so register its tools, not the agent"
+                    f"JamJetPlugin(tasks=...): '{defn.name}' runs inside the workflow (tools=, "
+                    "strategy= or a budget): register the tasks it calls, not it"
                 )
             if defn.name in names:
                 raise ConfigError(f"JamJetPlugin(tasks=...): two tasks are named '{defn.name}'")
@@ -113,8 +117,10 @@ class JamJetPlugin(SimplePlugin):
         self.approvals: ApprovalConfig | None = approvals
         sink = AuditSink(self.config.audit_store) if self.config.audit_store else None
         llm = LLMActivities(self.config)
+        prices = BudgetActivities(PriceTable(self.config.prices))
         activities: list[Callable[..., Awaitable[object] | object]] = [
             llm.chat,
+            prices.quote,
             RecordActivities(sink).record,
             *tasks,
         ]

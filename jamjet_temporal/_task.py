@@ -16,13 +16,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import ParamSpec, TypeVar, overload
+from decimal import Decimal
+from typing import Literal, ParamSpec, TypeVar, overload
 
 from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 from temporalio.workflow import ActivityConfig
 
 from ._activity_support import auto_heartbeat
+from .budget._ledger import Budget
 from .errors import ConfigError
 
 P = ParamSpec("P")
@@ -66,13 +68,27 @@ class TaskDefinition:
         fn: The undecorated function.
         tools: For an agent task (``@task(tools=[...])``), the tools it may use; None for a
             plain task.
+        inline: The body runs in the workflow (agent, strategy or budgeted task), not as an
+            activity.
     """
 
     name: str
     config: ActivityConfig
     fn: Callable[..., Awaitable[object]]
     tools: tuple[Callable[..., Awaitable[object]], ...] | None = None
+    inline: bool = False
 
+
+@dataclass(frozen=True)
+class StrategySettings:
+    """The strategy options of the inline task running now (read by ``strategies``)."""
+
+    name: str
+    strategy: str | None
+    max_iters: int | None
+
+
+STRATEGY: ContextVar[StrategySettings | None] = ContextVar("jamjet_strategy", default=None)
 
 #: The tools of the agent task running now (read by ``agent.run``).
 AGENT_TOOLS: ContextVar[tuple[Callable[..., Awaitable[object]], ...] | None] = ContextVar(
@@ -123,6 +139,10 @@ def task(
     *,
     name: str | None = None,
     tools: Sequence[Callable[..., Awaitable[object]]] | None = None,
+    strategy: Literal["reflection"] | None = None,
+    max_iters: int | None = None,
+    max_cost: float | str | Decimal | None = None,
+    max_tokens: int | None = None,
     **config: typing.Unpack[ActivityConfig],
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]: ...
 
@@ -133,6 +153,10 @@ def task(
     *,
     name: str | None = None,
     tools: Sequence[Callable[..., Awaitable[object]]] | None = None,
+    strategy: Literal["reflection"] | None = None,
+    max_iters: int | None = None,
+    max_cost: float | str | Decimal | None = None,
+    max_tokens: int | None = None,
     **config: typing.Unpack[ActivityConfig],
 ) -> Callable[P, Awaitable[R]] | Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Make an async function a crash-safe task (a Temporal activity).
@@ -152,6 +176,12 @@ def task(
         name: Activity type name. Defaults to the function's ``__name__``; set it explicitly to
             keep running workflows working across a rename.
         tools: Makes this an agent task allowed to use these ``@task`` tools and no other.
+        strategy: ``"reflection"``: the body's ``strategies.loop_until_confident(...)`` drafts,
+            critiques and refines until confident, within ``max_iters`` and the budget.
+        max_iters: Most iterations of the strategy's loop.
+        max_cost: Budget in USD for every model call the body makes: each call is projected
+            first and the task halts *before* a call that could cross it.
+        max_tokens: Budget in tokens (input + output), enforced the same way.
         **config: Any ``temporalio.workflow.ActivityConfig`` option (``start_to_close_timeout``,
             ``heartbeat_timeout``, ``retry_policy``, ``task_queue``, ...), overriding
             ``default_task_config()``.
@@ -173,8 +203,23 @@ def task(
                 "code with 'await asyncio.to_thread(...)' inside it"
             )
         options = _validate_config(task_name, dict(config))
-        if tools is not None:
-            return _agent_task(task_name, func, tuple(tools), options)
+        budget = _budget(task_name, max_cost, max_tokens)
+        if strategy is not None and strategy != "reflection":
+            raise ConfigError(
+                f"@task '{task_name}': unknown strategy {strategy!r}; use 'reflection'"
+            )
+        if max_iters is not None and max_iters < 1:
+            raise ConfigError(f"@task '{task_name}': max_iters must be at least 1, got {max_iters}")
+        if tools is not None or budget is not None or strategy is not None:
+            return _inline_task(
+                task_name,
+                func,
+                options,
+                tools=None if tools is None else tuple(tools),
+                budget=budget,
+                strategy=strategy,
+                max_iters=max_iters,
+            )
         signature = inspect.signature(func)
         return_type = typing.get_type_hints(func).get("return")
 
@@ -204,34 +249,65 @@ def task(
     return decorate(fn) if fn is not None else decorate
 
 
-def _agent_task(
+def _budget(name: str, max_cost: object, max_tokens: int | None) -> Budget | None:
+    if max_cost is None and max_tokens is None:
+        return None
+    try:
+        return Budget(
+            max_cost=None if max_cost is None else Decimal(str(max_cost)), max_tokens=max_tokens
+        )
+    except (ValueError, ArithmeticError) as err:
+        raise ConfigError(
+            f"@task '{name}': max_cost must be a non-negative amount in USD and max_tokens a "
+            f"positive integer ({err})"
+        ) from None
+
+
+def _inline_task(
     name: str,
     func: Callable[P, Awaitable[R]],
-    tools: tuple[Callable[..., Awaitable[object]], ...],
     options: ActivityConfig,
+    *,
+    tools: tuple[Callable[..., Awaitable[object]], ...] | None,
+    budget: Budget | None,
+    strategy: str | None,
+    max_iters: int | None,
 ) -> Callable[P, Awaitable[R]]:
+    """A task whose body runs in the workflow: it orchestrates calls, each its own activity."""
     from ._gate_workflow import policy_scope  # the gate imports this module
+    from .budget._workflow import budget_scope
     from .policy import Policy
 
     tool_names = []
-    for tool in tools:
+    for tool in tools or ():
         defn = task_definition(tool)
-        if defn is None or defn.tools is not None:
+        if defn is None or defn.inline:
             raise ConfigError(
                 f"@task '{name}': tools=[...] takes @task functions; {tool!r} is not one "
                 "(decorate it with @task)"
             )
         tool_names.append(defn.name)
-    allow_list = Policy.allow_list(tool_names, source=f"@task(tools=...) of '{name}'")
+    allow_list = (
+        None
+        if tools is None
+        else Policy.allow_list(tool_names, source=f"@task(tools=...) of '{name}'")
+    )
+    settings = StrategySettings(name=name, strategy=strategy, max_iters=max_iters)
 
     @functools.wraps(func)
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        token = AGENT_TOOLS.set(tools)
+        tools_token = AGENT_TOOLS.set(tools) if tools is not None else None
+        strategy_token = STRATEGY.set(settings)
         try:
-            with policy_scope(f"agent:{name}", allow_list, agent=name):
+            with (
+                policy_scope(f"agent:{name}", allow_list, agent=name),
+                budget_scope(f"task:{name}", budget),
+            ):
                 return await func(*args, **kwargs)
         finally:
-            AGENT_TOOLS.reset(token)
+            STRATEGY.reset(strategy_token)
+            if tools_token is not None:
+                AGENT_TOOLS.reset(tools_token)
 
-    setattr(run, _DEFINITION_ATTR, TaskDefinition(name, options, func, tools))
+    setattr(run, _DEFINITION_ATTR, TaskDefinition(name, options, func, tools, inline=True))
     return run

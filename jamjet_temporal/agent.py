@@ -109,7 +109,7 @@ async def run(
     defs: dict[str, TaskDefinition] = {}
     for tool in offered:
         defn = task_definition(tool)
-        if defn is None or defn.tools is not None:
+        if defn is None or defn.inline:
             raise ConfigError(f"agent.run: {tool!r} is not a @task tool")
         defs[defn.name] = defn
     schemas = [tool_schema(d) for d in defs.values()]

@@ -1,0 +1,162 @@
+"""Budgets, workflow side: project every model call, halt before a cap would be crossed.
+
+Runs inside the workflow sandbox. Spend lives in workflow state (the ledgers below), built
+only from results recorded in history, so a crashed and replayed run neither loses nor double
+counts a cent. Prices come from the ``jamjet.budget.quote`` activity, once per model per run,
+so a later price-table update cannot change a replayed decision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from .._llm_types import ChatRequest, ChatResult
+from ._errors import UnknownModelPriceError
+from ._ledger import Budget, BudgetDecision, BudgetLedger, Projection, call_cost, project
+from ._prices import ModelPrice
+from ._tokens import count_message_tokens
+
+#: Wire name of the price quote activity.
+QUOTE_ACTIVITY = "jamjet.budget.quote"
+#: Output cap given to a budgeted call that sets none: without one its cost has no bound.
+DEFAULT_MAX_OUTPUT_TOKENS = 1024
+
+
+@dataclass
+class BudgetScope:
+    """One budget in force (a task's, a run's), its ledger and its decisions so far."""
+
+    name: str
+    ledger: BudgetLedger
+    decisions: list[BudgetDecision] = field(default_factory=list)
+
+
+_SCOPES: ContextVar[tuple[BudgetScope, ...]] = ContextVar("jamjet_budgets", default=())
+
+
+@contextlib.contextmanager
+def budget_scope(name: str, budget: Budget | None) -> Iterator[BudgetScope | None]:
+    """Put ``budget`` in force for the model calls made inside the block."""
+    if budget is None:
+        yield None
+        return
+    scope = BudgetScope(name, BudgetLedger(budget=budget))
+    token = _SCOPES.set((*_SCOPES.get(), scope))
+    try:
+        yield scope
+    finally:
+        _SCOPES.reset(token)
+
+
+@dataclass(frozen=True)
+class _SliceRequest:
+    fraction: Decimal | None = None
+    max_cost: Decimal | None = None
+    max_tokens: int | None = None
+
+
+_SLICE: ContextVar[_SliceRequest | None] = ContextVar("jamjet_child_slice", default=None)
+
+
+@contextlib.contextmanager
+def child_budget(
+    fraction: float | str | Decimal | None = None,
+    *,
+    max_cost: float | str | Decimal | None = None,
+    max_tokens: int | None = None,
+) -> Iterator[None]:
+    """Child workflows started inside the block get this slice of what is left.
+
+    Without it a child gets everything that is left. Either way the slice is set aside from
+    the parent's budget when the child starts, so parent and child together cannot overspend.
+    """
+    request = _SliceRequest(
+        None if fraction is None else Decimal(str(fraction)),
+        None if max_cost is None else Decimal(str(max_cost)),
+        max_tokens,
+    )
+    token = _SLICE.set(request)
+    try:
+        yield
+    finally:
+        _SLICE.reset(token)
+
+
+def carve_child_budget() -> Budget | None:
+    """The budget of a child starting now, set aside from every scope in force."""
+    scopes = _SCOPES.get()
+    if not scopes:
+        return None
+    wanted = _SLICE.get() or _SliceRequest()
+    child = scopes[-1].ledger.slice(
+        wanted.fraction, max_cost=wanted.max_cost, max_tokens=wanted.max_tokens
+    )
+    for scope in scopes:
+        scope.ledger = scope.ledger.model_copy(
+            update={
+                "spent_cost": scope.ledger.spent_cost + (child.max_cost or Decimal(0)),
+                "spent_tokens": scope.ledger.spent_tokens + (child.max_tokens or 0),
+            }
+        )
+    return child
+
+
+def active_scopes() -> tuple[BudgetScope, ...]:
+    """The budgets in force now, outermost first."""
+    return _SCOPES.get()
+
+
+class BudgetKeeper:
+    """One run's price quotes (per model) and the check-then-charge around each model call."""
+
+    def __init__(self) -> None:
+        self._prices: dict[str, ModelPrice] = {}
+
+    async def price(self, model: str) -> ModelPrice:
+        """The model's price, quoted once per run by the worker (recorded in history)."""
+        if model not in self._prices:
+            try:
+                self._prices[model] = await workflow.execute_activity(
+                    QUOTE_ACTIVITY,
+                    model,
+                    result_type=ModelPrice,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RetryPolicy(maximum_attempts=3),
+                )
+            except ActivityError as err:
+                cause = err.cause
+                if isinstance(cause, ApplicationError) and cause.type == "UnknownModelPriceError":
+                    raise UnknownModelPriceError(model, reason=cause.message) from err
+                raise
+        return self._prices[model]
+
+    async def check(
+        self, request: ChatRequest, scopes: tuple[BudgetScope, ...]
+    ) -> tuple[ChatRequest, ModelPrice, list[tuple[BudgetScope, BudgetDecision]]]:
+        """Bound and project a call; the decision of every scope in force."""
+        if request.max_tokens is None:
+            request = request.model_copy(update={"max_tokens": DEFAULT_MAX_OUTPUT_TOKENS})
+        assert request.max_tokens is not None
+        price = await self.price(request.model)
+        tokens = count_message_tokens(request.messages, request.tools)
+        projection: Projection = project(price, tokens, request.max_tokens)
+        decisions = [(scope, scope.ledger.check(projection)) for scope in scopes]
+        for scope, decision in decisions:
+            scope.decisions.append(decision)
+        return request, price, decisions
+
+    @staticmethod
+    def charge(result: ChatResult, price: ModelPrice, scopes: tuple[BudgetScope, ...]) -> None:
+        """Charge a finished call's real cost to every scope in force."""
+        cost = call_cost(price, result.usage)
+        for scope in scopes:
+            scope.ledger = scope.ledger.charge(cost)
