@@ -31,18 +31,21 @@ SCRIPT = [(0.62, 1330), (0.71, 1330), (0.78, 1830), (0.81, 2330), (0.93, 1000)]
 
 
 def script(marker: str) -> list[ScriptRule]:
-    return [
-        ScriptRule(
-            marker=marker,
-            responses=[
-                ScriptResponse(
-                    content=json.dumps({"answer": f"draft {n}", "confidence": confidence}),
-                    usage=ScriptUsage(prompt_tokens=200, completion_tokens=out),
-                )
-                for n, (confidence, out) in enumerate(SCRIPT, start=1)
-            ],
+    """One rule per iteration, keyed by the previous answer, so a retried call (after a
+    crash) gets the same answer as the first try did, as a deterministic model would."""
+
+    def reply(n: int) -> ScriptResponse:
+        confidence, out = SCRIPT[n - 1]
+        return ScriptResponse(
+            content=json.dumps({"answer": f"draft {n} {marker}", "confidence": confidence}),
+            usage=ScriptUsage(prompt_tokens=200, completion_tokens=out),
         )
+
+    later = [
+        ScriptRule(marker=f"draft {n - 1} {marker}", responses=[reply(n)])
+        for n in range(2, len(SCRIPT) + 1)
     ]
+    return [*later, ScriptRule(marker=marker, responses=[reply(1)])]
 
 
 def lines_for(result: ReflectionResult) -> list[str]:
