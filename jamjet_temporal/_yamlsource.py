@@ -67,6 +67,36 @@ class DuplicateKey:
     line: int
 
 
+def read_source(file: str, *, what: str) -> str:
+    """The text of a YAML file, or a ``YamlSourceError`` saying why it cannot be read.
+
+    Args:
+        file: The path.
+        what: What the file should be, for messages ("policy file", "pipeline file").
+
+    Returns:
+        The file's text.
+
+    Raises:
+        YamlSourceError: Missing, a directory, not UTF-8, or unreadable (``line`` is None).
+    """
+    try:
+        with open(file, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        reason = f"{what} not found"
+        fix = "check the path; a relative path starts from the current directory"
+    except IsADirectoryError:
+        article = "an" if what[:1] in "aeiou" else "a"
+        reason, fix = f"this is a directory, not {article} {what}", "pass the .yaml file"
+    except UnicodeDecodeError as exc:
+        reason, fix = f"the file is not valid UTF-8 (byte {exc.start})", "save it as UTF-8"
+    except OSError as exc:
+        reason = f"cannot read the {what}: {exc.strerror or exc}"
+        fix = "check that the file exists and is readable"
+    raise YamlSourceError(reason, line=None, fix=fix)
+
+
 class YamlSourceError(Exception):
     """The text is not a usable YAML document.
 

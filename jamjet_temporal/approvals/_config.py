@@ -58,6 +58,7 @@ from jamjet_temporal._yamlsource import (
     locate,
     node_line,
     pick_error,
+    read_source,
     short,
 )
 from jamjet_temporal.errors import ConfigError
@@ -644,30 +645,9 @@ def load_approvals(path: str | os.PathLike[str]) -> ApprovalConfig:
     """
     file = os.fspath(path)
     try:
-        with open(file, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        raise ApprovalConfigError(
-            "approvals config file not found",
-            file=file,
-            fix="check the path; a relative path starts from the current directory",
-        ) from None
-    except IsADirectoryError:
-        raise ApprovalConfigError(
-            "this is a directory, not an approvals config file",
-            file=file,
-            fix="pass the .yaml file",
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise ApprovalConfigError(
-            f"the file is not valid UTF-8 (byte {exc.start})", file=file, fix="save it as UTF-8"
-        ) from None
-    except OSError as exc:
-        raise ApprovalConfigError(
-            f"cannot read the approvals config file: {exc.strerror or exc}",
-            file=file,
-            fix="check that the file exists and is readable",
-        ) from None
+        text = read_source(file, what="approvals config file")
+    except YamlSourceError as exc:
+        raise ApprovalConfigError(exc.reason, file=file, fix=exc.fix) from None
     return parse_approvals(text, file)
 
 

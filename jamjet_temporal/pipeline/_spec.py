@@ -54,6 +54,7 @@ from jamjet_temporal._yamlsource import (
     node_at,
     node_line,
     pick_error,
+    read_source,
     short,
 )
 from jamjet_temporal.errors import PipelineSpecError, PolicyError
@@ -221,28 +222,9 @@ def load_pipeline(path: str | os.PathLike[str]) -> PipelineSpec:
     """
     file = os.fspath(path)
     try:
-        with open(file, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        raise PipelineSpecError(
-            "pipeline file not found",
-            file=file,
-            fix="check the path; a relative path starts from the current directory",
-        ) from None
-    except IsADirectoryError:
-        raise PipelineSpecError(
-            "this is a directory, not a pipeline file", file=file, fix="pass the .yaml file"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise PipelineSpecError(
-            f"the file is not valid UTF-8 (byte {exc.start})", file=file, fix="save it as UTF-8"
-        ) from None
-    except OSError as exc:
-        raise PipelineSpecError(
-            f"cannot read the pipeline file: {exc.strerror or exc}",
-            file=file,
-            fix="check that the file exists and is readable",
-        ) from None
+        text = read_source(file, what="pipeline file")
+    except YamlSourceError as exc:
+        raise PipelineSpecError(exc.reason, file=file, fix=exc.fix) from None
     return parse_pipeline(text, file)
 
 

@@ -36,6 +36,7 @@ from jamjet_temporal._yamlsource import (
     locate,
     node_line,
     pick_error,
+    read_source,
     short,
 )
 from jamjet_temporal.errors import PolicyError
@@ -151,28 +152,9 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     """
     file = os.fspath(path)
     try:
-        with open(file, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        raise PolicyError(
-            "policy file not found",
-            file=file,
-            fix="check the path; a relative path starts from the current directory",
-        ) from None
-    except IsADirectoryError:
-        raise PolicyError(
-            "this is a directory, not a policy file", file=file, fix="pass the .yaml file"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise PolicyError(
-            f"the file is not valid UTF-8 (byte {exc.start})", file=file, fix="save it as UTF-8"
-        ) from None
-    except OSError as exc:
-        raise PolicyError(
-            f"cannot read the policy file: {exc.strerror or exc}",
-            file=file,
-            fix="check that the file exists and is readable",
-        ) from None
+        text = read_source(file, what="policy file")
+    except YamlSourceError as exc:
+        raise PolicyError(exc.reason, file=file, fix=exc.fix) from None
     return parse_policy(text, file)
 
 
