@@ -4,7 +4,9 @@ The tree::
 
     JamJetError                      root; catch this to catch everything of ours
     ├── ConfigError                  bad plugin / task / CLI configuration (raised at construction)
-    │   └── PolicyError              a policy file is unreadable or invalid (file, line, fix)
+    │   └── ConfigFileError          a config file is unreadable or invalid (file, line, fix)
+    │       ├── PolicyError          ... a policy
+    │       └── ApprovalConfigError  ... an approvals config
     ├── GateError                    the policy gate refused something (recorded in the audit trail)
     │   ├── ToolDeniedError          a tool call was blocked (tool, rule, scope, audit event id)
     │   ├── ModelDeniedError         a model is not in model_allowlist
@@ -26,10 +28,12 @@ a string, and its message says what to do next.
 from __future__ import annotations
 
 __all__ = [
+    "ApprovalConfigError",
     "ApprovalRejectedError",
     "ApprovalRequiredError",
     "ApprovalTimeoutError",
     "ConfigError",
+    "ConfigFileError",
     "DevServerError",
     "GateError",
     "JamJetError",
@@ -51,11 +55,11 @@ class ConfigError(JamJetError):
     """A configuration value is invalid; the message names the field and the fix."""
 
 
-class PolicyError(ConfigError):
-    """A policy is unreadable or invalid; the worker refuses to start with it.
+class ConfigFileError(ConfigError):
+    """A configuration file (policy, approvals) is unreadable or invalid.
 
     Attributes:
-        file: The policy file (or ``"<inline>"``).
+        file: The file (or ``"<inline>"``).
         line: 1-based line of the offending element, when known.
         reason: What is wrong.
         fix: What to change.
@@ -77,11 +81,21 @@ class PolicyError(ConfigError):
         super().__init__(f"{where}: {reason}" + (f" (fix: {fix})" if fix else ""))
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_policy_error, (self.reason, self.file, self.line, self.fix))
+        return (_rebuild_file_error, (type(self), self.reason, self.file, self.line, self.fix))
 
 
-def _rebuild_policy_error(reason: str, file: str, line: int | None, fix: str | None) -> PolicyError:
-    return PolicyError(reason, file=file, line=line, fix=fix)
+def _rebuild_file_error(
+    cls: type[ConfigFileError], reason: str, file: str, line: int | None, fix: str | None
+) -> ConfigFileError:
+    return cls(reason, file=file, line=line, fix=fix)
+
+
+class PolicyError(ConfigFileError):
+    """A policy is unreadable or invalid; the worker refuses to start with it."""
+
+
+class ApprovalConfigError(ConfigFileError):
+    """An approvals config is unreadable or invalid; the worker refuses to start with it."""
 
 
 class GateError(JamJetError):

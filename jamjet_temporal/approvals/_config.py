@@ -61,7 +61,7 @@ from jamjet_temporal._yamlsource import (
     read_source,
     short,
 )
-from jamjet_temporal.errors import ConfigError
+from jamjet_temporal.errors import ApprovalConfigError
 from jamjet_temporal.policy._model import glob_to_regex
 
 from ._identity import parse_public_key
@@ -93,41 +93,6 @@ _GLOB_FIX: Final = (
     "write an action name, or a pattern where `*` is any characters and `?` one character, "
     "e.g. 'wire_transfer' or 'wire_*'"
 )
-
-
-class ApprovalConfigError(ConfigError):
-    """An approvals config is unreadable or invalid; the worker refuses to start with it.
-
-    Attributes:
-        file: The config file (or ``"<string>"``).
-        line: 1-based line of the offending element, when known.
-        reason: What is wrong.
-        fix: What to change.
-    """
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        file: str = "<string>",
-        line: int | None = None,
-        fix: str | None = None,
-    ) -> None:
-        self.file = file
-        self.line = line
-        self.reason = reason
-        self.fix = fix
-        where = file if line is None else f"{file}:{line}"
-        super().__init__(f"{where}: {reason}" + (f" (fix: {fix})" if fix else ""))
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_config_error, (self.reason, self.file, self.line, self.fix))
-
-
-def _rebuild_config_error(
-    reason: str, file: str, line: int | None, fix: str | None
-) -> ApprovalConfigError:
-    return ApprovalConfigError(reason, file=file, line=line, fix=fix)
 
 
 @dataclass(frozen=True)
