@@ -7,7 +7,7 @@ plain Temporal), or run YAML pipelines with ``jamjet run``.
 from . import agent, guard, llm
 from ._activity_support import idempotency_key
 from ._config import JamJetConfig
-from ._interceptor import acting_as
+from ._interceptor import acting_as, run_budget
 from ._llm_types import ChatRequest, ChatResult, ToolCall, Usage
 from ._plugin import JamJetPlugin
 from ._task import default_task_config, task
@@ -28,6 +28,7 @@ __all__ = [
     "guard",
     "idempotency_key",
     "llm",
+    "run_budget",
     "task",
     "workflow",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
+from decimal import Decimal
 from typing import Any
 
 import temporalio.client
@@ -15,11 +16,35 @@ import temporalio.converter
 import temporalio.worker
 
 from ._gate_activity import AuditSink, GateActivityInbound
-from ._gate_workflow import USER_HEADER, make_workflow_interceptor
+from ._gate_workflow import BUDGET_HEADER, USER_HEADER, make_workflow_interceptor
 from .approvals._config import ApprovalConfig
+from .budget._ledger import Budget
 from .policy import Policy
 
 _ACTING_AS: ContextVar[str | None] = ContextVar("jamjet_acting_as", default=None)
+_RUN_BUDGET: ContextVar[Budget | None] = ContextVar("jamjet_run_budget", default=None)
+
+
+@contextlib.contextmanager
+def run_budget(
+    *, max_cost: float | str | Decimal | None = None, max_tokens: int | None = None
+) -> Iterator[None]:
+    """Runs started inside the block get this budget for all their model calls.
+
+    It covers every task, agent and strategy of the run, and child workflows get slices of
+    what is left. Example::
+
+        with run_budget(max_cost=2.00):
+            await client.execute_workflow(...)
+    """
+    budget = Budget(
+        max_cost=None if max_cost is None else Decimal(str(max_cost)), max_tokens=max_tokens
+    )
+    token = _RUN_BUDGET.set(budget)
+    try:
+        yield
+    finally:
+        _RUN_BUDGET.reset(token)
 
 
 @contextlib.contextmanager
@@ -43,9 +68,13 @@ class _ClientOutbound(temporalio.client.OutboundInterceptor):
         self, input: temporalio.client.StartWorkflowInput
     ) -> temporalio.client.WorkflowHandle[Any, Any]:
         user = _ACTING_AS.get()
+        converter = temporalio.converter.default().payload_converter
         if user is not None:
-            payload = temporalio.converter.default().payload_converter.to_payloads([user])[0]
-            input.headers = {**input.headers, USER_HEADER: payload}
+            input.headers = {**input.headers, USER_HEADER: converter.to_payloads([user])[0]}
+        budget = _RUN_BUDGET.get()
+        if budget is not None:
+            payload = converter.to_payloads([budget.model_dump(mode="json")])[0]
+            input.headers = {**input.headers, BUDGET_HEADER: payload}
         return await super().start_workflow(input)
 
 

@@ -30,6 +30,7 @@ def test_public_api_is_pinned() -> None:
         "guard",
         "idempotency_key",
         "llm",
+        "run_budget",
         "task",
         "workflow",
     ]

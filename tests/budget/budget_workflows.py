@@ -57,3 +57,12 @@ async def parent_task(topic: str) -> int:
 @workflow(name="test-budget.parent")
 async def parent(topic: str) -> int:
     return await parent_task(topic)
+
+
+@workflow(name="test-budget.unbudgeted")
+async def unbudgeted(topic: str) -> int:
+    """No budget in the code: the run's budget (set by the client) applies."""
+    calls = 0
+    while True:
+        await llm.call(f"more about {topic}", model="gpt-4o", max_tokens=1000)
+        calls += 1

@@ -189,3 +189,19 @@ def test_budget_config_errors() -> None:
         task(max_cost="lots")(f)
     with pytest.raises(ConfigError):
         JamJetPlugin(JamJetConfig(prices={"m": {"input_per_mtok": "-1", "output_per_mtok": 1}}))
+
+
+async def test_run_budget_covers_every_model_call_of_a_run(
+    client: Client, task_queue: str, audit_url: str, model_server: ModelServer
+) -> None:
+    from jamjet_temporal import run_budget
+    from tests.budget.budget_workflows import unbudgeted
+
+    run_id = f"exec_{uuid.uuid4().hex[:8]}"
+    expensive(model_server, run_id)
+    async with Worker(client, task_queue=task_queue, workflows=[unbudgeted]):
+        with run_budget(max_cost=0.04), pytest.raises(WorkflowFailureError) as info:
+            await client.execute_workflow(unbudgeted.run, run_id, id=run_id, task_queue=task_queue)
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "BudgetExceededError"
+    assert "> cap $0.04" in cause.message and "scope run" in cause.message
