@@ -67,6 +67,42 @@ class DuplicateKey:
     line: int
 
 
+def load_mapping(
+    text: str, *, what: str, start_fix: str, alias_fix: str
+) -> tuple[yaml.Node, dict[object, object]]:
+    """``load_yaml`` for a document whose top level must be a mapping.
+
+    Args:
+        text: The YAML document.
+        what: What the files are, for messages ("policy files").
+        start_fix: How such a file starts, for an empty or non-mapping document.
+        alias_fix: The fix for an alias error (a leading ``*`` in an unquoted glob).
+
+    Returns:
+        The composed root node and the loaded mapping.
+
+    Raises:
+        YamlSourceError: Invalid YAML, or a top level that is not a mapping.
+    """
+    try:
+        root, data = load_yaml(text, what=what)
+    except YamlSourceError as exc:
+        if "alias" not in exc.reason:
+            raise
+        # `match: *delete*` is the usual cause: YAML reads a leading `*` as an alias.
+        raise YamlSourceError(
+            exc.reason, line=exc.line, fix=alias_fix, duplicate=exc.duplicate
+        ) from None
+    if root is None or not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise YamlSourceError(
+            f"the top level must be a mapping, but it is {kind}",
+            line=1 if root is None else node_line(root),
+            fix=start_fix,
+        )
+    return root, data
+
+
 def read_source(file: str, *, what: str) -> str:
     """The text of a YAML file, or a ``YamlSourceError`` saying why it cannot be read.
 

@@ -54,9 +54,8 @@ from jamjet_temporal._yamlsource import (
     did_you_mean,
     display_path,
     explain_error,
-    load_yaml,
+    load_mapping,
     locate,
-    node_line,
     pick_error,
     read_source,
     short,
@@ -579,20 +578,14 @@ def parse_approvals(text: str, file: str = "<string>") -> ApprovalConfig:
         ApprovalConfigError: The first problem found, with file, line and fix.
     """
     try:
-        root, data = load_yaml(text, what="approvals configs")
-    except YamlSourceError as exc:
-        fix = exc.fix
-        if "alias" in exc.reason:
-            fix = 'quote globs that start with `*`, e.g. `action: "*_transfer"`'
-        raise ApprovalConfigError(exc.reason, file=file, line=exc.line, fix=fix) from None
-    if root is None or not isinstance(data, dict):
-        kind = "empty" if data is None else f"a {type(data).__name__}"
-        raise ApprovalConfigError(
-            f"the top level must be a mapping, but it is {kind}",
-            file=file,
-            line=1 if root is None else node_line(root),
-            fix="start the file with `version: 1`, then `approvers:` and `rules:` lists",
+        root, data = load_mapping(
+            text,
+            what="approvals configs",
+            start_fix="start the file with `version: 1`, then `approvers:` and `rules:` lists",
+            alias_fix='quote globs that start with `*`, e.g. `action: "*_transfer"`',
         )
+    except YamlSourceError as exc:
+        raise ApprovalConfigError(exc.reason, file=file, line=exc.line, fix=exc.fix) from None
     return _Validator(file, root).validate(data)
 
 

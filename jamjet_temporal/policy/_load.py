@@ -32,7 +32,7 @@ from jamjet_temporal._yamlsource import (
     did_you_mean,
     display_path,
     explain_error,
-    load_yaml,
+    load_mapping,
     locate,
     node_line,
     pick_error,
@@ -95,21 +95,14 @@ def parse_policy(text: str, file: str = "<string>") -> Policy:
         PolicyError: The first problem found, with file, line and fix.
     """
     try:
-        root, data = load_yaml(text, what="policy files")
-    except YamlSourceError as exc:
-        fix = exc.fix
-        if "alias" in exc.reason:
-            # `match: *delete*` is the usual cause: YAML reads a leading `*` as an alias.
-            fix = 'quote globs that start with `*`, e.g. `match: "*delete*"`'
-        raise PolicyError(exc.reason, file=file, line=exc.line, fix=fix) from None
-    if root is None or not isinstance(data, dict):
-        kind = "empty" if data is None else f"a {type(data).__name__}"
-        raise PolicyError(
-            f"the top level must be a mapping, but it is {kind}",
-            file=file,
-            line=1 if root is None else node_line(root),
-            fix="start the file with `version: 1` and a `rules:` list",
+        root, data = load_mapping(
+            text,
+            what="policy files",
+            start_fix="start the file with `version: 1` and a `rules:` list",
+            alias_fix='quote globs that start with `*`, e.g. `match: "*delete*"`',
         )
+    except YamlSourceError as exc:
+        raise PolicyError(exc.reason, file=file, line=exc.line, fix=exc.fix) from None
     return _Validator(file, root).validate(data)
 
 
