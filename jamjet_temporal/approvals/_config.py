@@ -49,6 +49,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from jamjet_temporal._models import CompiledModel
 from jamjet_temporal._yamlsource import (
     YamlSourceError,
     did_you_mean,
@@ -353,7 +354,7 @@ class _Index:
     groups: Mapping[str, frozenset[str]]
 
 
-class ApprovalConfig(BaseModel):
+class ApprovalConfig(CompiledModel):
     """Approvers and approval rules; the rule for an action is the first whose glob matches.
 
     An action no rule matches cannot be approved by anyone (fail closed).
@@ -398,21 +399,6 @@ class ApprovalConfig(BaseModel):
 
     def __hash__(self) -> int:
         return hash((self.approvers, self.rules))
-
-    def model_copy(self, *, update: Mapping[str, object] | None = None, deep: bool = False) -> Self:
-        """Returns a copy with ``update`` applied, validated like a new config.
-
-        Args:
-            update: Field values to change.
-            deep: Ignored: a config is immutable all the way down.
-
-        Returns:
-            The new config (``self`` when there is nothing to change).
-        """
-        # pydantic's copy skips validation and post-init: the index would go stale.
-        if not update:
-            return self
-        return self.model_validate({**dict(self), **update})
 
     def rule_for(self, action: str) -> ApprovalRule | None:
         """The first rule whose glob matches all of ``action``.

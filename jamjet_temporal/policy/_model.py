@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Final, Literal, Self
+from typing import Annotated, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -25,6 +25,8 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from jamjet_temporal._models import CompiledModel
 
 __all__ = ["Action", "Decision", "Policy", "PolicyScopes", "Rule", "Verdict"]
 
@@ -149,7 +151,7 @@ class Rule(BaseModel):
     action: Action
 
 
-class Policy(BaseModel):
+class Policy(CompiledModel):
     """A tool policy: JamJet's portable rules and workflow-level keys, in one model.
 
     Rules are ordered and the first match wins. ``blocked_tools`` and then
@@ -255,21 +257,6 @@ class Policy(BaseModel):
         # used as dict keys (the gate caches scope stacks per run).
         return int(self._compiled.digest[:16], 16)
 
-    def model_copy(self, *, update: Mapping[str, object] | None = None, deep: bool = False) -> Self:
-        """Returns a copy with ``update`` applied, validated and compiled like a new policy.
-
-        Args:
-            update: Field values to change.
-            deep: Ignored: a policy is immutable all the way down.
-
-        Returns:
-            The new policy (``self`` when there is nothing to change).
-        """
-        # pydantic's copy skips validation and post-init: the matchers would go stale.
-        if not update:
-            return self
-        return self.model_validate({**dict(self), **update})
-
     @property
     def version_id(self) -> str:
         """``pol_`` and 12 hex digits of a hash of what the policy decides (not its source)."""
@@ -307,7 +294,7 @@ class Policy(BaseModel):
         )
 
 
-class PolicyScopes(BaseModel):
+class PolicyScopes(CompiledModel):
     """The policies in force, from the least to the most specific scope.
 
     A typical stack is ``run`` (the plugin's policy), ``workflow``, then ``node:<id>`` or
@@ -353,20 +340,6 @@ class PolicyScopes(BaseModel):
         else:
             canonical = json.dumps(used, separators=(",", ":"), ensure_ascii=False)
             self._version_id = "pol_" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
-
-    def model_copy(self, *, update: Mapping[str, object] | None = None, deep: bool = False) -> Self:
-        """Returns a copy with ``update`` applied and validated.
-
-        Args:
-            update: Field values to change.
-            deep: Ignored: scopes are immutable all the way down.
-
-        Returns:
-            The new scopes (``self`` when there is nothing to change).
-        """
-        if not update:
-            return self
-        return self.model_validate({**dict(self), **update})
 
     def with_scope(self, name: str, policy: Policy) -> PolicyScopes:
         """These scopes with a more specific one added last.
