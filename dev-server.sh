@@ -34,6 +34,14 @@ nohup "$TEMPORAL" server start-dev --ip 127.0.0.1 --port "$PORT" --ui-port "$UI_
 echo $! >"$PIDFILE"
 for _ in $(seq 1 200); do
   if listening; then
+    # A database created before needs the search attribute registered (the server may take
+    # a moment to accept it after it starts listening).
+    for _ in $(seq 1 50); do
+      "$TEMPORAL" operator search-attribute list --address "127.0.0.1:$PORT" 2>/dev/null \
+        | grep -q JamJetApprovalPending && break
+      "$TEMPORAL" operator search-attribute create --address "127.0.0.1:$PORT" \
+        --name JamJetApprovalPending --type Bool >/dev/null 2>&1 || sleep 0.2
+    done
     echo "Temporal dev server listening on 127.0.0.1:$PORT"
     echo "Web UI: http://127.0.0.1:$UI_PORT   history: $STATE/temporal.db   log: $STATE/temporal.log"
     exit 0

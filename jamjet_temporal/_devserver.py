@@ -149,6 +149,7 @@ class DevServer:
                     + f" (is port {self.port} taken?)"
                 )
             if is_listening(self.address) and self._answers():
+                self._register_search_attributes()
                 return
             time.sleep(0.05)
         self.stop()
@@ -164,6 +165,27 @@ class DevServer:
             timeout=10,
         )
         return probe.returncode == 0
+
+    def _register_search_attributes(self) -> None:
+        # `--search-attribute` only registers on a new database; a persistent one created
+        # before needs the operator API. "Already registered" is fine, hence no check.
+        subprocess.run(
+            [
+                temporal_cli(),
+                "operator",
+                "search-attribute",
+                "create",
+                "--address",
+                self.address,
+                "--name",
+                "JamJetApprovalPending",
+                "--type",
+                "Bool",
+            ],
+            capture_output=True,
+            check=False,
+            timeout=10,
+        )
 
     def stop(self, kill: bool = False) -> None:
         """Stop the server (SIGTERM, or SIGKILL with ``kill=True``) and wait for it."""
