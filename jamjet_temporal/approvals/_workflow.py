@@ -220,51 +220,44 @@ class ApprovalBook:
         entry.event_ids.append(requested.id)
         self._mark_pending()
         while True:
-            entry.deadline = (
-                workflow.now() + timedelta(seconds=stage_timeout) if stage_timeout else None
-            )
-            try:
-                await workflow.wait_condition(
-                    lambda: entry.outcome is not None,
-                    timeout=None if stage_timeout is None else timedelta(seconds=stage_timeout),
-                )
+            if await self._wait_stage(entry, rule, stage_timeout):
                 break
-            except TimeoutError:
-                async with self._lock:
-                    if entry.outcome is not None:
-                        break
-                    if entry.state.stage == "primary" and rule.on_timeout == "escalate":
-                        entry.state = entry.state.model_copy(update={"stage": "escalated"})
-                        escalated = self._event(
-                            "approval.escalated",
-                            entry,
-                            "escalated",
-                            {
-                                "eligible": cast(
-                                    JsonValue, sorted(self._config.eligible(rule, "escalated"))
-                                )
-                            },
-                        )
-                        await self._gate.record([escalated])
-                        entry.event_ids.append(escalated.id)
-                        stage_timeout = rule.escalation_timeout_seconds
-                        continue
-                    entry.outcome = "timed out"
-                    entry.state = entry.state.model_copy(update={"closed": True})
-                    expired = self._event(
-                        "approval.timeout",
+            # The stage timed out: escalate, or give up (fail closed).
+            async with self._lock:
+                if entry.outcome is not None:
+                    break
+                if entry.state.stage == "primary" and rule.on_timeout == "escalate":
+                    entry.state = entry.state.model_copy(update={"stage": "escalated"})
+                    escalated = self._event(
+                        "approval.escalated",
                         entry,
-                        "timeout",
-                        {"stage": entry.state.stage, "waited_seconds": stage_timeout},
+                        "escalated",
+                        {
+                            "eligible": cast(
+                                JsonValue, sorted(self._config.eligible(rule, "escalated"))
+                            )
+                        },
                     )
-                    await self._gate.record([expired])
-                    self._mark_pending()
-                    raise ApprovalTimeoutError(
-                        action,
-                        f"nobody decided within {stage_timeout:g} s ({entry.state.stage} stage)",
-                        scope="approval",
-                        event_id=expired.id,
-                    ) from None
+                    await self._gate.record([escalated])
+                    entry.event_ids.append(escalated.id)
+                    stage_timeout = rule.escalation_timeout_seconds
+                    continue
+                entry.outcome = "timed out"
+                entry.state = entry.state.model_copy(update={"closed": True})
+                expired = self._event(
+                    "approval.timeout",
+                    entry,
+                    "timeout",
+                    {"stage": entry.state.stage, "waited_seconds": stage_timeout},
+                )
+                await self._gate.record([expired])
+                self._mark_pending()
+                raise ApprovalTimeoutError(
+                    action,
+                    f"nobody decided within {stage_timeout:g} s ({entry.state.stage} stage)",
+                    scope="approval",
+                    event_id=expired.id,
+                ) from None
         self._mark_pending()
         last = entry.decided_by[-1]
         if entry.outcome == "rejected":
@@ -282,6 +275,45 @@ class ApprovalBook:
             comments=[d.comment for d in entry.decided_by if d.comment],
             event_ids=entry.event_ids,
         )
+
+    async def _wait_stage(
+        self, entry: _Entry, rule: ApprovalRule, stage_timeout: float | None
+    ) -> bool:
+        """Wait for a decision in this stage, reminding as configured; False on timeout."""
+        now = workflow.now()
+        entry.deadline = now + timedelta(seconds=stage_timeout) if stage_timeout else None
+        reminders = 0
+        while True:
+            waits = [rule.remind_every_seconds]
+            if entry.deadline is not None:
+                waits.append((entry.deadline - workflow.now()).total_seconds())
+            wait = min((w for w in waits if w is not None), default=None)
+            if wait is not None and wait <= 0:
+                return False
+            try:
+                await workflow.wait_condition(
+                    lambda: entry.outcome is not None,
+                    timeout=None if wait is None else timedelta(seconds=wait),
+                )
+                return True
+            except TimeoutError:
+                if entry.outcome is not None:
+                    return True
+                if entry.deadline is not None and workflow.now() >= entry.deadline:
+                    return False
+                reminders += 1
+                reminder = self._event(
+                    "approval.reminder",
+                    entry,
+                    f"reminder-{entry.state.stage}-{reminders}",
+                    {
+                        "eligible": cast(
+                            JsonValue, sorted(self._config.eligible(rule, entry.state.stage))
+                        ),
+                        "reminder": reminders,
+                    },
+                )
+                await self._gate.record([reminder])
 
     async def submit(self, decision: SignedDecision) -> SubmitResult:
         """Check one decision, record it (accepted or refused), then apply it."""

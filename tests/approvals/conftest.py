@@ -52,6 +52,10 @@ rules:
     thresholds: [{{field: amount, above: 100000, required: 2}}]
   - action: "bank.*"
     approvers: [alice@example.com]
+  - action: remind_*
+    approvers: [alice@example.com]
+    timeout_seconds: 1800
+    remind_every_seconds: 600
   - action: quick_*
     approvers: [alice@example.com]
     timeout_seconds: 3600

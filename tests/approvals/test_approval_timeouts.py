@@ -87,3 +87,14 @@ async def test_timeout_escalates_then_rejects(skipping: Client, approvals: Appro
         "approval.escalated",
         "approval.timeout",
     ]
+
+
+async def test_reminders_are_recorded_while_waiting(skipping: Client, approvals: Approvals) -> None:
+    run_id, cause = await run_guarded(skipping, "remind_refund")
+    assert isinstance(cause, ApplicationError) and cause.type == "ApprovalTimeoutError"
+    assert await kinds(approvals, run_id) == [
+        "approval.requested",
+        "approval.reminder",
+        "approval.reminder",
+        "approval.timeout",
+    ]
