@@ -84,6 +84,8 @@ class JamJetPlugin(SimplePlugin):
         ConfigError: ``tasks`` contains something that is not a ``@task`` function, or two
             tasks share a name.
         PolicyError: The configured policy file is unreadable or invalid.
+        ApprovalConfigError: The configured approvals file is unreadable or invalid.
+        ConfigError: A price override (``JamJetConfig.prices``) is invalid.
     """
 
     def __init__(
@@ -106,15 +108,12 @@ class JamJetPlugin(SimplePlugin):
             if defn.name in names:
                 raise ConfigError(f"JamJetPlugin(tasks=...): two tasks are named '{defn.name}'")
             names.add(defn.name)
-        self.task_names = frozenset(names)
         policy = self.config.policy
         if policy is not None and not isinstance(policy, Policy):
             policy = load_policy(policy)
-        self.policy: Policy | None = policy
         approvals = self.config.approvals
         if approvals is not None and not isinstance(approvals, ApprovalConfig):
             approvals = load_approvals(approvals)
-        self.approvals: ApprovalConfig | None = approvals
         sink = AuditSink(self.config.audit_store) if self.config.audit_store else None
         llm = LLMActivities(self.config)
         prices = BudgetActivities(PriceTable(self.config.prices))
