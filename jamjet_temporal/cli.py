@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from temporalio.client import Client, WorkflowHandle
@@ -36,7 +36,9 @@ from ._task import task_definition
 from .approvals._client import find_pending, list_pending, sign, submit
 from .approvals._identity import generate_identity, load_identity
 from .approvals._workflow import DECIDE_SIGNAL
-from .audit import AuditEvent, open_store
+from .audit import AuditEvent, open_store, read_bundle, verify_bundle
+from .audit import export as export_audit
+from .audit._export import CATEGORIES
 from .errors import JamJetError, PipelineSpecError
 from .pipeline import PIPELINE_WORKFLOW, PipelineResult, PipelineRun, PipelineSpec, load_pipeline
 from .pipeline._spec import ToolNode
@@ -586,6 +588,84 @@ def audit_show(
         return 0 if verdict.ok else 3
 
     raise typer.Exit(asyncio.run(show()))
+
+
+@audit_app.command("export")
+def audit_export(
+    run_id: Annotated[str, typer.Argument(help="Workflow id of the run.")],
+    format: Annotated[str, typer.Option("--format", help="json or pdf.")] = "json",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file.")] = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option("--include", help="events, tools, policy, approvals, budget."),
+    ] = None,
+    redact: Annotated[list[str] | None, typer.Option("--redact", help="Field to mask.")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Signing key file.")] = None,
+    audit_store: AuditOption = DEFAULT_AUDIT_STORE,
+    address: Annotated[str | None, typer.Option(help="Temporal address (host:port).")] = None,
+) -> None:
+    """Build the run's signed evidence bundle (JSON, and a PDF report with --format pdf)."""
+    if format not in ("json", "pdf"):
+        raise fail("--format must be json or pdf")
+    kind: Literal["json", "pdf"] = "pdf" if format == "pdf" else "json"
+
+    async def go() -> int:
+        say(f"▸ Building evidence package for {run_id}...")
+        try:
+            result = await export_audit(
+                run_id,
+                format=kind,
+                include=include or CATEGORIES,
+                store=audit_store,
+                output=output,
+                redact=redact or (),
+                key=key,
+                address=address,
+            )
+        except JamJetError as err:
+            raise fail(str(err), code=1) from None
+        summary = result.bundle["summary"]
+        policy = summary["policy"]
+        say(f"▸ Events: {summary['events']} (signed, immutable)")
+        say(f"▸ Tool calls: {summary['tool_calls']} (args, results, latency)")
+        say(
+            f"▸ Policy: {policy['evaluated']} ({policy['allowed']} allowed, "
+            f"{policy['blocked']} blocked, {policy['evaluated']} evaluated)"
+        )
+        decided = [a for a in summary["approvals"] if a["kind"] == "approval.decision"]
+        who = ", ".join(f"{a['approver']}, {str(a['time'])[11:16]}" for a in decided)
+        say(f"▸ Approvals: {len(decided)}" + (f" ({who})" if who else ""))
+        if not result.history_included:
+            say("▸ Temporal history: not available (past retention?); bundle has the audit trail")
+        size = result.path.stat().st_size
+        shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} KB"
+        say(f"▸ Output: {result.path} · {shown}")
+        return 0
+
+    raise typer.Exit(asyncio.run(go()))
+
+
+@audit_app.command("verify")
+def audit_verify(
+    bundle: Annotated[Path, typer.Argument(help="The JSON bundle.")],
+    trusted_key: Annotated[
+        str | None, typer.Option("--trusted-key", help="Expected signing key fingerprint.")
+    ] = None,
+) -> None:
+    """Verify a bundle offline: integrity (signature, chain, count) and completeness."""
+    try:
+        verdict = verify_bundle(read_bundle(bundle), trusted_fingerprint=trusted_key)
+    except JamJetError as err:
+        raise fail(str(err), code=4) from None
+    integrity = "ok" if verdict.integrity_ok else "FAILED"
+    completeness = {True: "ok", False: "FAILED", None: "not checked (no history)"}[
+        verdict.completeness_ok
+    ]
+    say(f"integrity: {integrity}")
+    say(f"completeness: {completeness}")
+    for problem in verdict.problems:
+        say(f"  ✗ {problem}")
+    raise typer.Exit(verdict.exit_code)
 
 
 approvals_app = typer.Typer(help="Human approvals: what waits, keys for approvers.")

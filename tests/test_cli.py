@@ -290,3 +290,56 @@ def test_audit_show_prints_the_trail_and_verifies_the_chain(
     assert lines[-1] == "10 events · hash chain verified (10 events in the store)"
     missing = jamjet("audit", "show", "exec_nope", "--audit-store", store, env=env)
     assert missing.returncode == 1 and "no audit events for run exec_nope" in missing.stderr
+
+
+def test_audit_export_and_verify_catch_a_tampered_bundle(
+    env: dict[str, str], task_queue: str, tmp_path: Path
+) -> None:
+    store = f"sqlite:///{tmp_path / 'audit.db'}"
+    run_id = f"exec_export_{task_queue}"
+    env = {**env, "JAMJET_AUDIT_KEY": str(tmp_path / "signing.key")}
+    proc = jamjet(
+        "run",
+        str(RESEARCH),
+        "--input",
+        '{"topic": "export"}',
+        "--id",
+        run_id,
+        "--task-queue",
+        task_queue,
+        "--audit-store",
+        store,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "bundle.pdf"
+    exported = jamjet(
+        "audit",
+        "export",
+        run_id,
+        "--format",
+        "pdf",
+        "-o",
+        str(out),
+        "--audit-store",
+        store,
+        env=env,
+    )
+    assert exported.returncode == 0, exported.stderr
+    lines = exported.stdout.splitlines()
+    assert lines[0] == f"▸ Building evidence package for {run_id}..."
+    assert lines[1] == "▸ Events: 10 (signed, immutable)"
+    assert lines[2] == "▸ Tool calls: 1 (args, results, latency)"
+    assert lines[3] == "▸ Policy: 5 (5 allowed, 0 blocked, 5 evaluated)"
+    assert lines[-1].startswith(f"▸ Output: {out} · ")
+    bundle = out.with_suffix(".json")
+    ok = jamjet("audit", "verify", str(bundle), env=env)
+    assert ok.returncode == 0 and "integrity: ok" in ok.stdout
+    assert "completeness: ok" in ok.stdout, "the run's history was embedded and checked"
+    data = json.loads(bundle.read_text())
+    data["events"][2]["data"]["latency_ms"] = 0.0
+    bundle.write_text(json.dumps(data))
+    tampered = jamjet("audit", "verify", str(bundle), env=env)
+    assert tampered.returncode == 1
+    assert "integrity: FAILED" in tampered.stdout
+    assert data["events"][2]["id"] in tampered.stdout

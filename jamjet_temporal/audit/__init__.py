@@ -13,21 +13,30 @@ Stores: ``SQLiteAuditStore`` (default; worker processes of one host) and
 ``PostgresAuditStore`` (workers on several hosts); ``open_store(url)`` picks one from a URL.
 """
 
+from ._api import ExportResult, export
 from ._chain import ChainVerdict, canonical_json
 from ._event import AuditEvent, StoredEvent, event_id
+from ._export import read_bundle, write_bundle
 from ._open import open_store
 from ._postgres import PostgresAuditStore
 from ._sqlite import SQLiteAuditStore
 from ._store import AuditStore
+from ._verify import Verdict, verify_bundle
 
 __all__ = [
     "AuditEvent",
     "AuditStore",
     "ChainVerdict",
+    "ExportResult",
     "PostgresAuditStore",
     "SQLiteAuditStore",
     "StoredEvent",
+    "Verdict",
     "canonical_json",
     "event_id",
+    "export",
     "open_store",
+    "read_bundle",
+    "verify_bundle",
+    "write_bundle",
 ]

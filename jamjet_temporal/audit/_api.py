@@ -1,0 +1,93 @@
+"""``audit.export``: a run's signed evidence bundle, as JSON and optionally a PDF (client side)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from temporalio.service import RPCError
+
+from .._connect import connect
+from ._export import CATEGORIES, export_bundle, write_bundle
+from ._keys import load_or_create_signing_key
+from ._open import open_store
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What ``export`` wrote.
+
+    Attributes:
+        path: The requested output (the PDF for ``format="pdf"``, else the JSON bundle).
+        bundle_path: The signed JSON bundle (always written: the PDF carries its digest).
+        bundle: The bundle itself.
+        history_included: Whether Temporal still had the run's history to embed.
+    """
+
+    path: Path
+    bundle_path: Path
+    bundle: dict[str, Any]
+    history_included: bool
+
+
+async def export(
+    run_id: str,
+    *,
+    format: Literal["json", "pdf"] = "json",
+    include: Sequence[str] = CATEGORIES,
+    store: str = "sqlite:///.jamjet/audit.db",
+    output: str | Path | None = None,
+    redact: Sequence[str] = (),
+    key: str | Path | None = None,
+    address: str | None = None,
+) -> ExportResult:
+    """Build, sign and write the evidence bundle of one run.
+
+    Example::
+
+        bundle = await jamjet_temporal.audit.export(
+            run_id="exec_7f3a", format="pdf", include=["events", "tools", "policy", "approvals"]
+        )
+
+    Args:
+        run_id: The run's workflow id.
+        format: ``json``, or ``pdf`` for a readable report beside the JSON bundle.
+        include: Event categories: ``events``, ``tools``, ``policy``, ``approvals``, ``budget``.
+        store: The audit store URL.
+        output: Output path (default ``audit_<run_id>.json`` / ``.pdf``).
+        redact: Fields to mask (``data.args``, or a key name such as ``password``).
+        key: The Ed25519 signing key file (default ``$JAMJET_AUDIT_KEY`` or
+            ``~/.jamjet/audit-signing.key``, created on first use).
+        address: Temporal address, to embed the run's history while Temporal retains it.
+
+    Returns:
+        Where the files went, and the bundle.
+    """
+    history: str | None = None
+    try:
+        client = await connect(address=address)
+        history = (await client.get_workflow_handle(run_id).fetch_history()).to_json()
+    except (RPCError, RuntimeError):
+        history = None  # past retention, or no server: the bundle is still complete evidence
+    audit_store = open_store(store)
+    try:
+        bundle = await export_bundle(
+            audit_store,
+            run_id,
+            include=include,
+            history_json=history,
+            redact=redact,
+            key=load_or_create_signing_key(None if key is None else Path(key)),
+        )
+    finally:
+        await audit_store.close()
+    path = Path(output) if output else Path(f"audit_{run_id}.{format}")
+    bundle_path = path.with_suffix(".json")
+    write_bundle(bundle, bundle_path)
+    if format == "pdf":
+        from ._pdf import write_pdf  # reportlab: only when a PDF is asked for
+
+        write_pdf(bundle, path)
+    return ExportResult(path, bundle_path, bundle, history is not None)
