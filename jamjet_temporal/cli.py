@@ -39,6 +39,7 @@ from .approvals._workflow import DECIDE_SIGNAL
 from .audit import AuditEvent, open_store, read_bundle, verify_bundle
 from .audit import export as export_audit
 from .audit._export import CATEGORIES
+from .audit._keys import fingerprint, load_or_create_signing_key, public_key_pem
 from .errors import JamJetError, PipelineSpecError
 from .pipeline import PIPELINE_WORKFLOW, PipelineResult, PipelineRun, PipelineSpec, load_pipeline
 from .pipeline._spec import ToolNode
@@ -666,6 +667,19 @@ def audit_verify(
     for problem in verdict.problems:
         say(f"  ✗ {problem}")
     raise typer.Exit(verdict.exit_code)
+
+
+@audit_app.command("key")
+def audit_key(
+    key: Annotated[Path | None, typer.Option("--key", help="Signing key file.")] = None,
+) -> None:
+    """Print the bundle signing key's fingerprint and public key (created on first use)."""
+    try:
+        private = load_or_create_signing_key(key)
+    except JamJetError as err:
+        raise fail(str(err)) from None
+    say(f"fingerprint: {fingerprint(private.public_key())}")
+    print(public_key_pem(private), end="")
 
 
 approvals_app = typer.Typer(help="Human approvals: what waits, keys for approvers.")
