@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import Annotated, Any, Literal
 
 import typer
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
@@ -295,7 +295,7 @@ def run(
     """Run a YAML pipeline and stream its progress."""
     governance = Governance(policy, audit_store)
     try:
-        governance.config()
+        config = governance.config()
         spec = load_pipeline(file)
         state = json.loads(input)
         if not isinstance(state, dict):
@@ -329,6 +329,7 @@ def run(
             address,
             model_latency_ms,
             governance,
+            config,
         )
     )
     raise typer.Exit(code)
@@ -347,9 +348,10 @@ async def _run(
     address: str | None,
     model_latency_ms: int,
     governance: Governance,
+    config: JamJetConfig,
 ) -> int:
     async with runtime(address, model_latency_ms=model_latency_ms) as env:
-        plugin = JamJetPlugin(governance.config(), tasks=tools)
+        plugin = JamJetPlugin(config, tasks=tools)
         client = await connect(address=env.address, plugins=[plugin])
         run_id = run_id or f"exec_{uuid.uuid4().hex[:8]}"
         stack = contextlib.AsyncExitStack()
@@ -479,9 +481,12 @@ def dev(
     asyncio.run(serve())
 
 
-async def _fetch(run_id: str, address: str | None) -> tuple[Client, WorkflowHandle[Any, Any]]:
+async def _fetch_history(run_id: str, address: str | None) -> WorkflowHistory:
     client = await connect(address=address, plugins=[JamJetPlugin()])
-    return client, client.get_workflow_handle(run_id)
+    try:
+        return await client.get_workflow_handle(run_id).fetch_history()
+    except RPCError as err:
+        raise fail(f"run {run_id}: {err.message}") from None
 
 
 @app.command()
@@ -493,12 +498,7 @@ def status(
 
     async def show() -> int:
         async with runtime(address, model=False):
-            _, handle = await _fetch(run_id, address)
-            try:
-                history = await handle.fetch_history()
-            except RPCError as err:
-                raise fail(f"run {run_id}: {err.message}") from None
-            report = read_history(history)
+            report = read_history(await _fetch_history(run_id, address))
             say(f"{run_id} · {report.status} · {report.event_count} events")
             for step in report.steps:
                 after = f" · after: {step.previous_failure}" if step.previous_failure else ""
@@ -524,11 +524,7 @@ def history(
 
     async def show() -> int:
         async with runtime(address, model=False):
-            _, handle = await _fetch(run_id, address)
-            try:
-                hist = await handle.fetch_history()
-            except RPCError as err:
-                raise fail(f"run {run_id}: {err.message}") from None
+            hist = await _fetch_history(run_id, address)
             if json_out:
                 print(hist.to_json())
                 return 0
