@@ -1,0 +1,237 @@
+"""Ranking and packing (pure: no I/O; the stores hand it candidates and statistics).
+
+Okapi BM25 over the scope's facts and episodes with scope-local statistics, one round of
+pseudo-relevance feedback (RM3-style: the best few units lend their distinctive terms to the
+query), and link propagation (a fact and the turns it came from lend each other score). Packing
+is greedy by score under the exact token count of the rendered block; a unit whose evidence is
+already covered by a chosen unit is skipped, so the budget buys new evidence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+
+from ..budget._tokens import count_text_tokens
+
+__all__ = [
+    "HEADER",
+    "Candidate",
+    "Corpus",
+    "bm25",
+    "expand_query",
+    "feedback_terms",
+    "pack",
+    "propagate",
+    "render",
+]
+
+#: BM25 parameters (Robertson's defaults).
+K1 = 1.2
+B = 0.75
+#: Pseudo-relevance feedback: units, expansion terms, and the expansion's share of the query.
+FEEDBACK_UNITS = 5
+FEEDBACK_TERMS = 10
+FEEDBACK_WEIGHT = 0.4
+#: How much a fact gains from the best-scoring turn it came from, and a turn from the
+#: best-scoring fact that came from it.
+FACT_LINK_WEIGHT = 2.0
+EPISODE_LINK_WEIGHT = 0.0
+
+HEADER = "[ from earlier sessions ]"
+
+
+@dataclass
+class Candidate:
+    """One rankable unit: a fact or an episode (conversation turn)."""
+
+    kind: str  # "fact" or "episode"
+    id: str
+    terms: Counter[str]
+    length: int
+    session: str
+    at: datetime
+    line: str  # how it is rendered in the prompt block
+    sources: list[str]  # dia_ids of the evidence it represents
+    display: str = ""  # how it is shown on the console (no date)
+    superseded: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)  # dia_ids it is linked to
+    score: float = 0.0
+    tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Scope-wide statistics: unit count and mean length (in terms)."""
+
+    count: int
+    mean_length: float
+
+
+def _idf(count: int, df: int) -> float:
+    return math.log(1.0 + (count - df + 0.5) / (df + 0.5))
+
+
+def bm25(
+    query: Mapping[str, float], candidates: Sequence[Candidate], corpus: Corpus
+) -> dict[str, float]:
+    """BM25 score of every candidate that contains a query term.
+
+    Document frequencies are exact when ``candidates`` holds every unit of the scope containing
+    any query term (which is what the stores' term search returns).
+    """
+    df: Counter[str] = Counter()
+    for cand in candidates:
+        df.update(term for term in cand.terms if term in query)
+    mean = corpus.mean_length or 1.0
+    count = max(corpus.count, len(candidates))
+    scores: dict[str, float] = {}
+    for cand in candidates:
+        norm = K1 * (1 - B + B * cand.length / mean)
+        total = 0.0
+        for term, weight in query.items():
+            tf = cand.terms.get(term, 0)
+            if tf:
+                total += weight * _idf(count, df[term]) * tf * (K1 + 1) / (tf + norm)
+        if total > 0:
+            scores[cand.id] = total
+    return scores
+
+
+def feedback_terms(
+    scores: Mapping[str, float], candidates: Sequence[Candidate], limit: int
+) -> list[str]:
+    """Terms of the best units that may expand the query, most promising first (by weight
+    in those units; their document frequencies are not known yet)."""
+    top = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:FEEDBACK_UNITS]
+    by_id = {cand.id: cand for cand in candidates}
+    weight: dict[str, float] = {}
+    for unit_id, score in top:
+        cand = by_id[unit_id]
+        for term, tf in cand.terms.items():
+            weight[term] = weight.get(term, 0.0) + score * tf / max(cand.length, 1)
+    return [term for term, _ in sorted(weight.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
+def expand_query(
+    query: Mapping[str, float],
+    scores: Mapping[str, float],
+    candidates: Sequence[Candidate],
+    corpus: Corpus,
+) -> dict[str, float]:
+    """The query plus the distinctive terms of its best units (RM3-style feedback).
+
+    ``candidates`` must hold every unit containing any term of the best units' that is to be
+    considered, so that document frequencies are exact.
+    """
+    top = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:FEEDBACK_UNITS]
+    if not top:
+        return dict(query)
+    by_id = {cand.id: cand for cand in candidates}
+    df: Counter[str] = Counter()
+    for cand in candidates:
+        df.update(cand.terms.keys())
+    count = max(corpus.count, len(candidates))
+    best = top[0][1]
+    feedback: dict[str, float] = {}
+    for unit_id, score in top:
+        cand = by_id[unit_id]
+        for term, tf in cand.terms.items():
+            feedback[term] = feedback.get(term, 0.0) + (score / best) * tf / max(
+                cand.length, 1
+            ) * _idf(count, df[term])
+    chosen = sorted(feedback.items(), key=lambda kv: (-kv[1], kv[0]))[:FEEDBACK_TERMS]
+    mass = sum(weight for _, weight in chosen) or 1.0
+    scale = FEEDBACK_WEIGHT * len(query)
+    expanded = {term: weight * (1 - FEEDBACK_WEIGHT) for term, weight in query.items()}
+    for term, weight in chosen:
+        expanded[term] = expanded.get(term, 0.0) + scale * weight / mass
+    return expanded
+
+
+def propagate(scores: Mapping[str, float], candidates: Iterable[Candidate]) -> dict[str, float]:
+    """Each unit gains a share of the best score among the units linked to it."""
+    cands = list(candidates)
+    by_dia: dict[str, list[Candidate]] = {}
+    for cand in cands:
+        for dia in cand.links:
+            by_dia.setdefault(dia, []).append(cand)
+    out: dict[str, float] = {}
+    for cand in cands:
+        linked = [
+            scores.get(other.id, 0.0)
+            for dia in cand.links
+            for other in by_dia.get(dia, ())
+            if other.id != cand.id
+        ]
+        weight = FACT_LINK_WEIGHT if cand.kind == "fact" else EPISODE_LINK_WEIGHT
+        total = scores.get(cand.id, 0.0) + weight * max(linked, default=0.0)
+        if total > 0:
+            out[cand.id] = total
+    return out
+
+
+@lru_cache(maxsize=65536)
+def _line_tokens(line: str) -> int:
+    return count_text_tokens(line)
+
+
+def _session_header(session: str, at: datetime) -> str:
+    return f"{session} ({at.date().isoformat()})"
+
+
+def render(chosen: Sequence[Candidate], session_times: Mapping[str, datetime]) -> str:
+    """The prompt block: items grouped by session, sessions in time order."""
+    if not chosen:
+        return ""
+    groups: dict[str, list[Candidate]] = {}
+    for cand in chosen:
+        groups.setdefault(cand.session, []).append(cand)
+    order = sorted(groups, key=lambda s: (session_times.get(s, groups[s][0].at), s))
+    lines = [HEADER]
+    for session in order:
+        lines.append(_session_header(session, session_times.get(session, groups[session][0].at)))
+        lines.extend(cand.line for cand in groups[session])
+    return "\n".join(lines)
+
+
+def pack(
+    ranked: Sequence[Candidate], budget: int, session_times: Mapping[str, datetime]
+) -> tuple[list[Candidate], str, int]:
+    """Choose units best-first under ``budget`` tokens of the rendered block.
+
+    Returns:
+        The chosen units (best first), the block, and its exact token count (≤ ``budget``).
+    """
+    used = _line_tokens(HEADER)
+    seen_sessions: set[str] = set()
+    covered: set[str] = set()
+    chosen: list[Candidate] = []
+    for cand in ranked:
+        evidence = set(cand.sources) or {cand.id}
+        if evidence <= covered:
+            continue
+        if budget - used < 3:
+            break
+        cand.tokens = _line_tokens(cand.line) + 1
+        cost = cand.tokens
+        if cand.session not in seen_sessions:
+            at = session_times.get(cand.session, cand.at)
+            cost += _line_tokens(_session_header(cand.session, at)) + 1
+        if used + cost > budget:
+            continue
+        used += cost
+        seen_sessions.add(cand.session)
+        covered |= evidence
+        chosen.append(cand)
+    text = render(chosen, session_times)
+    tokens = count_text_tokens(text)
+    while tokens > budget and chosen:  # joins can tokenize differently from the parts
+        chosen.pop()
+        text = render(chosen, session_times)
+        tokens = count_text_tokens(text)
+    return chosen, text, tokens

@@ -1,0 +1,693 @@
+"""The memory store: one logic over SQL, two backends (activity side: all I/O is here).
+
+``SQLMemory`` holds everything that decides what memory means (supersession, merging,
+forgetting, retrieval); a backend supplies the connection, the term index and the placeholders.
+Calls are synchronous; ``MemoryStore`` runs them on one thread of its own for async callers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from ._rank import (
+    FEEDBACK_TERMS,
+    Candidate,
+    Corpus,
+    bm25,
+    expand_query,
+    feedback_terms,
+    pack,
+    propagate,
+)
+from ._text import normalize, scope_key, terms
+from ._types import (
+    Context,
+    ContextItem,
+    ContextRequest,
+    Episode,
+    Fact,
+    FactInput,
+    Forgotten,
+    Ingested,
+    IngestRequest,
+)
+
+__all__ = ["MemoryStore", "SQLMemory"]
+
+_T = TypeVar("_T")
+
+#: Current attribute facts added after the relevant ones when budget is left ("profile").
+PROFILE_LIMIT = 50
+
+_FACT_COLUMNS = (
+    "id, user_id, org, attribute, value, session, sessions, sources, valid_from, valid_to, "
+    "recorded_at, superseded_at, supersedes, superseded_by, attr_key, value_key, n_terms"
+)
+_EPISODE_COLUMNS = "id, user_id, org, session, dia_id, speaker, text, occurred_at, recorded_at"
+
+# Portable DDL (TEXT times in ISO 8601 UTC with microseconds sort as times do).
+TABLES = [
+    """CREATE TABLE IF NOT EXISTS engram_sessions (
+        scope TEXT NOT NULL, user_id TEXT NOT NULL, org TEXT, session TEXT NOT NULL,
+        started_at TEXT NOT NULL, PRIMARY KEY (scope, session))""",
+    """CREATE TABLE IF NOT EXISTS engram_episodes (
+        id TEXT PRIMARY KEY, scope TEXT NOT NULL, user_id TEXT NOT NULL, org TEXT,
+        session TEXT NOT NULL, dia_id TEXT NOT NULL, speaker TEXT NOT NULL, text TEXT NOT NULL,
+        occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL, n_terms INTEGER NOT NULL,
+        UNIQUE (scope, dia_id))""",
+    """CREATE TABLE IF NOT EXISTS engram_facts (
+        id TEXT PRIMARY KEY, scope TEXT NOT NULL, user_id TEXT NOT NULL, org TEXT,
+        attribute TEXT, attr_key TEXT, value TEXT NOT NULL, value_key TEXT NOT NULL,
+        session TEXT NOT NULL, sessions TEXT NOT NULL, sources TEXT NOT NULL,
+        valid_from TEXT NOT NULL, valid_to TEXT, recorded_at TEXT NOT NULL,
+        superseded_at TEXT, supersedes TEXT, superseded_by TEXT, n_terms INTEGER NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS engram_facts_attr ON engram_facts (scope, attr_key)",
+    "CREATE INDEX IF NOT EXISTS engram_facts_value ON engram_facts (scope, value_key)",
+]
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _id(prefix: str, *parts: str | None) -> str:
+    digest = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
+    return f"{prefix}_{digest}"
+
+
+def _merge(old: Sequence[str], new: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys([*old, *new]))
+
+
+def _fact(row: Sequence[Any]) -> Fact:
+    return Fact(
+        id=row[0],
+        user=row[1],
+        org=row[2],
+        attribute=row[3],
+        value=row[4],
+        session=row[5],
+        sessions=json.loads(row[6]),
+        sources=json.loads(row[7]),
+        valid_from=datetime.fromisoformat(row[8]),
+        valid_to=_time(row[9]),
+        recorded_at=datetime.fromisoformat(row[10]),
+        superseded_at=_time(row[11]),
+        supersedes=row[12],
+        superseded_by=row[13],
+    )
+
+
+def _episode(row: Sequence[Any]) -> Episode:
+    return Episode(
+        id=row[0],
+        user=row[1],
+        org=row[2],
+        session=row[3],
+        dia_id=row[4],
+        speaker=row[5],
+        text=row[6],
+        occurred_at=datetime.fromisoformat(row[7]),
+        recorded_at=datetime.fromisoformat(row[8]),
+    )
+
+
+class Tx(ABC):
+    """One open transaction of a backend."""
+
+    @abstractmethod
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a query (``?`` placeholders) and return its rows."""
+
+    @abstractmethod
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement (``?`` placeholders); return the rows it changed."""
+
+
+class SQLMemory(ABC):
+    """Engram's memory over a SQL database. Subclasses: ``SQLiteMemory``, ``PostgresMemory``."""
+
+    # -- backend hooks -------------------------------------------------------------------
+
+    @abstractmethod
+    def transaction(self, scope: str | None, *, write: bool) -> Any:
+        """A context manager yielding a ``Tx``; writes to one scope are serialised."""
+
+    @abstractmethod
+    def index_add(self, tx: Tx, scope: str, kind: str, unit: str, unit_terms: list[str]) -> None:
+        """Add a unit's terms to the term index."""
+
+    @abstractmethod
+    def index_search(self, tx: Tx, scope: str, query: Sequence[str]) -> list[tuple[str, str, str]]:
+        """(kind, unit id, terms) of every unit of ``scope`` holding any of ``query``'s terms;
+        terms space-separated, as ``index_add`` stored them."""
+
+    @abstractmethod
+    def index_forget(self, tx: Tx, scope: str) -> None:
+        """Delete the scope's entries from the term index."""
+
+    @abstractmethod
+    def purge(self) -> None:
+        """After a forget: make deleted data unrecoverable where the backend can."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection."""
+
+    # -- writing -------------------------------------------------------------------------
+
+    def ingest(self, request: IngestRequest, now: datetime | None = None) -> Ingested:
+        """Store a session's turns and facts in one transaction. Idempotent."""
+        now = now or datetime.now(UTC)
+        scope = scope_key(request.user, request.org)
+        stored: list[Fact] = []
+        merged = superseded = episodes = 0
+        with self.transaction(scope, write=True) as tx:
+            self._session(tx, scope, request, request.at)
+            for n, message in enumerate(request.messages, start=1):
+                dia = message.dia_id or f"{request.session}:{n}"
+                speaker = message.speaker or (
+                    request.user if message.role == "user" else "assistant"
+                )
+                text = f"{speaker}: {message.content}"
+                unit = _id("e", scope, dia)
+                unit_terms = terms(text)
+                changed = tx.run(
+                    "INSERT INTO engram_episodes (id, scope, user_id, org, session, dia_id, "
+                    "speaker, text, occurred_at, recorded_at, n_terms) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (
+                        unit,
+                        scope,
+                        request.user,
+                        request.org,
+                        request.session,
+                        dia,
+                        speaker,
+                        text,
+                        _iso(message.at or request.at),
+                        _iso(now),
+                        len(unit_terms),
+                    ),
+                )
+                if changed:
+                    self.index_add(tx, scope, "episode", unit, unit_terms)
+                    episodes += 1
+            for fact in request.facts:
+                result, outcome = self._add_fact(tx, scope, request, fact, now)
+                stored.append(result)
+                merged += outcome == "merged"
+                superseded += outcome == "superseded"
+        return Ingested(episodes=episodes, facts=stored, merged=merged, superseded=superseded)
+
+    def _session(self, tx: Tx, scope: str, request: IngestRequest, at: datetime) -> None:
+        rows = tx.rows(
+            "SELECT started_at FROM engram_sessions WHERE scope = ? AND session = ?",
+            (scope, request.session),
+        )
+        if not rows:
+            tx.run(
+                "INSERT INTO engram_sessions (scope, user_id, org, session, started_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (scope, request.user, request.org, request.session, _iso(at)),
+            )
+        elif rows[0][0] > _iso(at):
+            tx.run(
+                "UPDATE engram_sessions SET started_at = ? WHERE scope = ? AND session = ?",
+                (_iso(at), scope, request.session),
+            )
+
+    def _add_fact(
+        self, tx: Tx, scope: str, request: IngestRequest, fact: FactInput, now: datetime
+    ) -> tuple[Fact, str]:
+        attr_key = normalize(fact.attribute) if fact.attribute else None
+        value_key = normalize(fact.value)
+        valid_from = _iso(fact.valid_from or request.at)
+        if attr_key is None:
+            chain = tx.rows(
+                f"SELECT {_FACT_COLUMNS} FROM engram_facts WHERE scope = ? "
+                "AND attr_key IS NULL AND value_key = ?",
+                (scope, value_key),
+            )
+            if chain:
+                return self._confirm(tx, chain[0], request, fact, None), "merged"
+            return self._insert(tx, scope, request, fact, valid_from, None, None, now), "new"
+        chain = tx.rows(
+            f"SELECT {_FACT_COLUMNS} FROM engram_facts WHERE scope = ? AND attr_key = ? "
+            "ORDER BY valid_from, recorded_at",
+            (scope, attr_key),
+        )
+        before = [row for row in chain if row[8] <= valid_from]
+        after = [row for row in chain if row[8] > valid_from]
+        prev = before[-1] if before else None
+        nxt = after[0] if after else None
+        if prev is not None and prev[15] == value_key:
+            return self._confirm(tx, prev, request, fact, None), "merged"
+        if nxt is not None and nxt[15] == value_key:
+            # Stated earlier than we knew: the value held from this earlier time.
+            if prev is not None:
+                tx.run("UPDATE engram_facts SET valid_to = ? WHERE id = ?", (valid_from, prev[0]))
+            return self._confirm(tx, nxt, request, fact, valid_from), "merged"
+        new = self._insert(tx, scope, request, fact, valid_from, prev, nxt, now)
+        if prev is not None:
+            tx.run(
+                "UPDATE engram_facts SET valid_to = ?, superseded_by = ?, "
+                "superseded_at = COALESCE(superseded_at, ?) WHERE id = ?",
+                (valid_from, new.id, _iso(now), prev[0]),
+            )
+        if nxt is not None:
+            tx.run("UPDATE engram_facts SET supersedes = ? WHERE id = ?", (new.id, nxt[0]))
+        return new, "superseded" if prev is not None else "new"
+
+    def _confirm(
+        self,
+        tx: Tx,
+        row: Sequence[Any],
+        request: IngestRequest,
+        fact: FactInput,
+        valid_from: str | None,
+    ) -> Fact:
+        sessions = _merge(json.loads(row[6]), [request.session])
+        sources = _merge(json.loads(row[7]), fact.sources)
+        tx.run(
+            "UPDATE engram_facts SET sessions = ?, sources = ?, "
+            "valid_from = COALESCE(?, valid_from) WHERE id = ?",
+            (json.dumps(sessions), json.dumps(sources), valid_from, row[0]),
+        )
+        rows = tx.rows(f"SELECT {_FACT_COLUMNS} FROM engram_facts WHERE id = ?", (row[0],))
+        return _fact(rows[0])
+
+    def _insert(
+        self,
+        tx: Tx,
+        scope: str,
+        request: IngestRequest,
+        fact: FactInput,
+        valid_from: str,
+        prev: Sequence[Any] | None,
+        nxt: Sequence[Any] | None,
+        now: datetime,
+    ) -> Fact:
+        attr_key = normalize(fact.attribute) if fact.attribute else None
+        value_key = normalize(fact.value)
+        unit = _id("f", scope, attr_key, value_key, valid_from)
+        text = f"{fact.attribute}: {fact.value}" if fact.attribute else fact.value
+        unit_terms = terms(text)
+        tx.run(
+            "INSERT INTO engram_facts (id, scope, user_id, org, attribute, attr_key, value, "
+            "value_key, session, sessions, sources, valid_from, valid_to, recorded_at, "
+            "superseded_at, supersedes, superseded_by, n_terms) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                unit,
+                scope,
+                request.user,
+                request.org,
+                fact.attribute,
+                attr_key,
+                fact.value,
+                value_key,
+                request.session,
+                json.dumps([request.session]),
+                json.dumps(list(dict.fromkeys(fact.sources))),
+                valid_from,
+                nxt[8] if nxt is not None else None,
+                _iso(now),
+                _iso(now) if nxt is not None else None,
+                prev[0] if prev is not None else None,
+                nxt[0] if nxt is not None else None,
+                len(unit_terms),
+            ),
+        )
+        self.index_add(tx, scope, "fact", unit, unit_terms)
+        rows = tx.rows(f"SELECT {_FACT_COLUMNS} FROM engram_facts WHERE id = ?", (unit,))
+        return _fact(rows[0])
+
+    # -- reading -------------------------------------------------------------------------
+
+    def facts(
+        self,
+        user: str,
+        org: str | None = None,
+        *,
+        attribute: str | None = None,
+        include_superseded: bool = False,
+        as_of: datetime | None = None,
+        valid_at: datetime | None = None,
+    ) -> list[Fact]:
+        """A user's facts, oldest first.
+
+        Args:
+            user: Whose.
+            org: The user's org, if any.
+            attribute: Only this attribute's values.
+            include_superseded: Also values that were replaced (the whole history).
+            as_of: What was believed at this time (transaction time): facts recorded by then
+                and not yet known to be replaced.
+            valid_at: What was true at this time, as far as we know now (valid time).
+        """
+        scope = scope_key(user, org)
+        sql = f"SELECT {_FACT_COLUMNS} FROM engram_facts WHERE scope = ?"
+        params: list[Any] = [scope]
+        if attribute is not None:
+            sql += " AND attr_key = ?"
+            params.append(normalize(attribute))
+        sql += " ORDER BY valid_from, recorded_at, id"
+        with self.transaction(scope, write=False) as tx:
+            found = [_fact(row) for row in tx.rows(sql, params)]
+        found = [f for f in found if f.user == user and f.org == org]  # defence in depth
+        if as_of is not None:
+            found = [
+                f
+                for f in found
+                if f.recorded_at <= as_of and (f.superseded_at is None or f.superseded_at > as_of)
+            ]
+        elif valid_at is not None:
+            found = [
+                f
+                for f in found
+                if f.valid_from <= valid_at and (f.valid_to is None or f.valid_to > valid_at)
+            ]
+        elif not include_superseded:
+            found = [f for f in found if f.current]
+        return found
+
+    def episodes(self, user: str, org: str | None = None) -> list[Episode]:
+        """A user's stored conversation turns, in time order."""
+        scope = scope_key(user, org)
+        with self.transaction(scope, write=False) as tx:
+            rows = tx.rows(
+                f"SELECT {_EPISODE_COLUMNS} FROM engram_episodes WHERE scope = ? "
+                "ORDER BY occurred_at, dia_id",
+                (scope,),
+            )
+        return [e for e in map(_episode, rows) if e.user == user and e.org == org]
+
+    def context(self, request: ContextRequest, now: datetime | None = None) -> Context:
+        """The most relevant current memory for a topic, packed under a token budget."""
+        as_of = request.as_of or now or datetime.now(UTC)
+        scope = scope_key(request.user, request.org)
+        query = Counter(terms(request.topic))
+        with self.transaction(scope, write=False) as tx:
+            times = {
+                row[0]: datetime.fromisoformat(row[1])
+                for row in tx.rows(
+                    "SELECT session, started_at FROM engram_sessions WHERE scope = ?", (scope,)
+                )
+            }
+            corpus = self._corpus(tx, scope)
+            loader = _Loader(self, tx, scope, request, as_of)
+            weights = {term: 1.0 for term in query}
+            cands = loader.search(weights)
+            scores = bm25(weights, cands, corpus)
+            if scores:
+                # One more search with the feedback terms' candidates too: exact frequencies
+                # for choosing the expansion and for scoring the expanded query.
+                extra = feedback_terms(scores, cands, 3 * FEEDBACK_TERMS)
+                cands = loader.search({**dict.fromkeys(extra, 0.0), **weights})
+                weights = expand_query(weights, scores, cands, corpus)
+                scores = bm25(weights, cands, corpus)
+            scores = propagate(scores, cands)
+            ranked = loader.resolve(cands, scores, times)
+            ranked += loader.profile(ranked)
+        chosen, text, tokens = pack(ranked, request.budget_tokens, times)
+        items = [
+            ContextItem(
+                kind="fact" if c.kind == "fact" else "episode",
+                id=c.id,
+                text=c.display,
+                session=c.session,
+                at=c.at,
+                score=round(c.score, 6),
+                tokens=c.tokens,
+                sources=c.sources or ([c.id] if c.kind == "fact" else []),
+                superseded=c.superseded,
+            )
+            for c in chosen
+        ]
+        return Context(
+            user=request.user,
+            org=request.org,
+            topic=request.topic,
+            items=items,
+            text=text,
+            tokens_used=tokens,
+            budget_tokens=request.budget_tokens,
+            sessions={s: times[s] for s in dict.fromkeys(c.session for c in chosen) if s in times},
+        )
+
+    def _corpus(self, tx: Tx, scope: str) -> Corpus:
+        count = length = 0
+        for table in ("engram_facts", "engram_episodes"):
+            row = tx.rows(f"SELECT COUNT(*), SUM(n_terms) FROM {table} WHERE scope = ?", (scope,))
+            count += int(row[0][0] or 0)
+            length += int(row[0][1] or 0)
+        return Corpus(count=count, mean_length=length / count if count else 0.0)
+
+    # -- forgetting ----------------------------------------------------------------------
+
+    def forget(self, user: str, org: str | None = None) -> Forgotten:
+        """Delete everything remembered about a user: facts, turns, sessions, index entries."""
+        scope = scope_key(user, org)
+        with self.transaction(scope, write=True) as tx:
+            self.index_forget(tx, scope)
+            facts = tx.run("DELETE FROM engram_facts WHERE scope = ?", (scope,))
+            episodes = tx.run("DELETE FROM engram_episodes WHERE scope = ?", (scope,))
+            sessions = tx.run("DELETE FROM engram_sessions WHERE scope = ?", (scope,))
+        self.purge()
+        return Forgotten(facts=facts, episodes=episodes, sessions=sessions)
+
+
+class _Loader:
+    """Turns index hits into ranked candidates, within one read transaction."""
+
+    def __init__(
+        self, memory: SQLMemory, tx: Tx, scope: str, request: ContextRequest, as_of: datetime
+    ) -> None:
+        self._memory = memory
+        self._tx = tx
+        self._scope = scope
+        self._request = request
+        self._as_of = _iso(as_of)
+        self._facts: dict[str, tuple[Any, ...]] = {}
+        self._episodes: dict[str, tuple[Any, ...]] = {}
+        self._seen: dict[str, Candidate] = {}
+
+    def _visible(self, row: Sequence[Any]) -> bool:
+        return bool(row[1] == self._request.user and row[2] == self._request.org)
+
+    def search(self, weights: dict[str, float]) -> list[Candidate]:
+        hits = self._memory.index_search(self._tx, self._scope, sorted(weights))
+        if not self._request.include_episodes:
+            hits = [hit for hit in hits if hit[0] == "fact"]
+        for table, kind, columns, store in (
+            ("engram_facts", "fact", _FACT_COLUMNS, self._facts),
+            ("engram_episodes", "episode", _EPISODE_COLUMNS, self._episodes),
+        ):
+            wanted = [unit for k, unit, _ in hits if k == kind and unit not in store]
+            for chunk in _chunks(wanted):
+                for row in self._tx.rows(
+                    f"SELECT {columns} FROM {table} WHERE scope = ? AND id IN "
+                    f"({', '.join('?' * len(chunk))})",
+                    (self._scope, *chunk),
+                ):
+                    store[row[0]] = row
+        out: list[Candidate] = []
+        for kind, unit, unit_terms in hits:
+            cand = self._seen.get(unit)
+            if cand is None:
+                cand = self._hit(kind, unit, unit_terms)
+                if cand is None:
+                    continue
+                self._seen[unit] = cand
+            out.append(cand)
+        return out
+
+    def _hit(self, kind: str, unit: str, unit_terms: str) -> Candidate | None:
+        found = Counter(unit_terms.split())
+        length = sum(found.values())
+        if kind == "fact" and unit in self._facts:
+            row = self._facts[unit]
+            if not self._visible(row) or row[10] > self._as_of:
+                return None
+            sources = json.loads(row[7])
+            return Candidate(
+                kind="fact",
+                id=unit,
+                terms=found,
+                length=length,
+                session=row[5],
+                at=datetime.fromisoformat(row[8]),
+                line="",
+                sources=sources,
+                links=sources,
+            )
+        if kind == "episode" and unit in self._episodes:
+            row = self._episodes[unit]
+            if not self._visible(row) or row[8] > self._as_of:
+                return None
+            return Candidate(
+                kind="episode",
+                id=unit,
+                terms=found,
+                length=length,
+                session=row[3],
+                at=datetime.fromisoformat(row[7]),
+                line="",
+                sources=[row[4]],
+                links=[row[4]],
+            )
+        return None
+
+    def _believed(self, row: Sequence[Any]) -> bool:
+        """Current as believed at ``as_of``: recorded by then, not yet known replaced."""
+        return bool(row[10] <= self._as_of and (row[11] is None or row[11] > self._as_of))
+
+    def resolve(
+        self,
+        cands: list[Candidate],
+        scores: dict[str, float],
+        times: dict[str, datetime],
+    ) -> list[Candidate]:
+        """Ranked current units; a superseded fact's score goes to the value now believed."""
+        best: dict[str, float] = {}
+        for cand in cands:
+            score = scores.get(cand.id, 0.0)
+            if score <= 0:
+                continue
+            if cand.kind == "fact":
+                row = self._facts[cand.id]
+                if not self._believed(row):
+                    current = self._current_of(row)
+                    if current is None:
+                        continue
+                    unit = current[0]
+                else:
+                    unit = cand.id
+            else:
+                unit = cand.id
+            best[unit] = max(best.get(unit, 0.0), score)
+        # The block cannot hold more lines than this (a line costs at least 2 tokens); the
+        # rest need not be built.
+        keep = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[
+            : self._request.budget_tokens // 2
+        ]
+        best = dict(keep)
+        order = sorted(times.values())
+        rank = {at: i for i, at in enumerate(order)}
+        span = max(len(order) - 1, 1)
+        ranked: list[Candidate] = []
+        for unit, score in best.items():
+            cand = self._candidate(unit, times)
+            position = rank.get(times.get(cand.session, cand.at), len(order) - 1) / span
+            cand.score = score * (1 + self._request.recency_weight * position)
+            ranked.append(cand)
+        ranked.sort(key=lambda c: (-c.score, c.id))
+        return ranked
+
+    def profile(self, ranked: list[Candidate]) -> list[Candidate]:
+        """Current attribute facts not already ranked (the user's profile), newest first."""
+        have = {cand.id for cand in ranked}
+        rows = self._tx.rows(
+            f"SELECT {_FACT_COLUMNS} FROM engram_facts WHERE scope = ? "
+            "AND attr_key IS NOT NULL AND recorded_at <= ? "
+            "AND (superseded_at IS NULL OR superseded_at > ?) "
+            "ORDER BY valid_from DESC, id LIMIT ?",
+            (self._scope, self._as_of, self._as_of, PROFILE_LIMIT),
+        )
+        out: list[Candidate] = []
+        for row in rows:
+            if row[0] in have or not self._visible(row):
+                continue
+            self._facts[row[0]] = row
+            cand = self._candidate(row[0], {})
+            out.append(cand)
+        return out
+
+    def _current_of(self, row: Sequence[Any]) -> tuple[Any, ...] | None:
+        chain = self._chain(row[14])
+        believed = [r for r in chain if self._believed(r)]
+        return believed[-1] if believed else None
+
+    def _chain(self, attr_key: str) -> list[tuple[Any, ...]]:
+        rows = self._tx.rows(
+            f"SELECT {_FACT_COLUMNS} FROM engram_facts WHERE scope = ? AND attr_key = ? "
+            "ORDER BY valid_from, recorded_at",
+            (self._scope, attr_key),
+        )
+        for row in rows:
+            self._facts.setdefault(row[0], row)
+        return [r for r in rows if self._visible(r)]
+
+    def _candidate(self, unit: str, times: dict[str, datetime]) -> Candidate:
+        if unit in self._facts:
+            row = self._facts[unit]
+            statement = f"{row[3]}: {row[4]}" if row[3] else row[4]
+            earlier: list[str] = []
+            if row[3]:
+                for other in reversed(self._chain(row[14])):
+                    if other[8] < row[8] and other[10] <= self._as_of and other[4] not in earlier:
+                        earlier.append(other[4])
+            line = f"▸ {statement}"
+            if earlier:
+                line += f" (superseded {', '.join(earlier)})"
+            sources = json.loads(row[7])
+            return Candidate(
+                kind="fact",
+                id=unit,
+                terms=Counter(),
+                length=0,
+                session=row[5],
+                at=datetime.fromisoformat(row[8]),
+                line=line,
+                display=statement,
+                sources=sources,
+                superseded=earlier,
+            )
+        row = self._episodes[unit]
+        return Candidate(
+            kind="episode",
+            id=unit,
+            terms=Counter(),
+            length=0,
+            session=row[3],
+            at=datetime.fromisoformat(row[7]),
+            line=f"▹ {row[6]}",
+            display=row[6],
+            sources=[row[4]],
+        )
+
+
+def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class MemoryStore:
+    """Async access to a ``SQLMemory``: every call runs on one thread of the store's own."""
+
+    def __init__(self, memory: SQLMemory) -> None:
+        self.memory = memory
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram")
+
+    async def call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Run ``fn(*args, **kwargs)`` on the store's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    async def close(self) -> None:
+        """Close the connection and the thread."""
+        await self.call(self.memory.close)
+        self._pool.shutdown(wait=False)
