@@ -13,6 +13,8 @@ from .policy import Policy
 
 #: Where the audit trail goes unless configured: SQLite beside the worker's working directory.
 DEFAULT_AUDIT_STORE = "sqlite:///.jamjet/audit.db"
+#: Where Engram memory lives unless configured: SQLite beside the worker's working directory.
+DEFAULT_MEMORY_STORE = "sqlite:///.jamjet/memory.db"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +42,10 @@ class JamJetConfig:
         audit_store: Where gate decisions and tool calls are recorded: ``sqlite:///path``
             (default ``.jamjet/audit.db``) or ``postgresql://...`` for workers on several
             hosts. None turns the audit trail off.
+        memory_store: Where Engram long-term memory lives (``engram.context_for`` and friends
+            in workflow code): ``sqlite:///path`` (default ``.jamjet/memory.db``) or
+            ``postgresql://...?schema=name`` when workers on several hosts share memory.
+            None turns memory off (memory calls then fail, saying so).
     """
 
     llm_base_url: str | None = None
@@ -48,6 +54,7 @@ class JamJetConfig:
     approvals: ApprovalConfig | str | os.PathLike[str] | None = None
     prices: Mapping[str, Mapping[str, float | str]] | None = None
     audit_store: str | None = DEFAULT_AUDIT_STORE
+    memory_store: str | None = DEFAULT_MEMORY_STORE
 
     def __post_init__(self) -> None:
         if self.llm_timeout <= timedelta(0):

@@ -42,6 +42,7 @@ from .budget._workflow import (
     budget_scope,
     carve_child_budget,
 )
+from .engram._names import ENGRAM_ACTIVITIES
 from .errors import (
     ApprovalRequiredError,
     GateError,
@@ -59,7 +60,7 @@ USER_HEADER = "JamJetUser"
 #: Activity that records refusals and other workflow-side events.
 RECORD_ACTIVITY = "jamjet.audit.record"
 #: The runtime's own bookkeeping activities: not tools, so not decided by the gate.
-INTERNAL_ACTIVITIES = frozenset({RECORD_ACTIVITY, QUOTE_ACTIVITY})
+INTERNAL_ACTIVITIES = frozenset({RECORD_ACTIVITY, QUOTE_ACTIVITY, *ENGRAM_ACTIVITIES})
 
 # Which scopes and agent are in force for the code running now. Context variables follow the
 # workflow's asyncio tasks, so a scope entered around an await applies to exactly the

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 import openai
 from openai import omit
@@ -72,6 +72,19 @@ def make_client(base_url: str | None, timeout: timedelta) -> openai.AsyncOpenAI:
     )
 
 
+def _response_format(request: ChatRequest) -> Any:
+    if request.response_schema is not None:
+        return {
+            "type": "json_schema",
+            "json_schema": {
+                "name": request.response_schema_name,
+                "schema": request.response_schema,
+                "strict": True,
+            },
+        }
+    return {"type": "json_object"} if request.json_output else omit
+
+
 async def complete(client: openai.AsyncOpenAI, request: ChatRequest) -> ChatResult:
     """One chat completion; client errors a retry cannot fix become non-retryable."""
     try:
@@ -81,7 +94,7 @@ async def complete(client: openai.AsyncOpenAI, request: ChatRequest) -> ChatResu
             tools=cast("list[ChatCompletionToolParam]", request.tools) if request.tools else omit,
             max_tokens=request.max_tokens if request.max_tokens is not None else omit,
             temperature=request.temperature if request.temperature is not None else omit,
-            response_format={"type": "json_object"} if request.json_output else omit,
+            response_format=_response_format(request),
         )
     except openai.APIStatusError as err:
         if err.status_code in _FINAL_STATUSES:

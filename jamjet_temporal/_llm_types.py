@@ -43,6 +43,9 @@ class ChatRequest(BaseModel):
         max_tokens: Upper bound on output tokens.
         temperature: Sampling temperature; None leaves the provider default.
         json_output: Ask for a JSON object answer.
+        response_schema: Ask for an answer matching this JSON schema (OpenAI's structured
+            output, ``strict``); takes precedence over ``json_output``.
+        response_schema_name: The schema's name, as the provider shows it to the model.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -53,6 +56,8 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = None
     temperature: float | None = None
     json_output: bool = False
+    response_schema: dict[str, JsonValue] | None = None
+    response_schema_name: str = "answer"
 
 
 class ChatResult(BaseModel):

@@ -24,6 +24,7 @@ from ._task import task_definition
 from .approvals._config import ApprovalConfig, load_approvals
 from .budget._activities import BudgetActivities
 from .budget._prices import PriceTable
+from .engram._activities import EngramActivities
 from .errors import ConfigError, JamJetError
 from .pipeline._workflow import PipelineWorkflow
 from .policy import Policy, load_policy
@@ -117,10 +118,15 @@ class JamJetPlugin(SimplePlugin):
         sink = AuditSink(self.config.audit_store) if self.config.audit_store else None
         llm = LLMActivities(self.config)
         prices = BudgetActivities(PriceTable(self.config.prices))
+        memory = EngramActivities(self.config.memory_store)
         activities: list[Callable[..., Awaitable[object] | object]] = [
             llm.chat,
             prices.quote,
             RecordActivities(sink).record,
+            memory.context,
+            memory.ingest,
+            memory.facts,
+            memory.forget,
             *tasks,
         ]
         super().__init__(

@@ -17,7 +17,9 @@ The tree::
     ├── PipelineSpecError            a YAML pipeline is malformed (file, line, node, fix)
     ├── PipelineRuntimeError         a pipeline failed while running (node, reason)
     │   └── TemplateError            a ``{{ state.x }}`` reference could not be resolved
-    └── DevServerError               the embedded Temporal dev server could not be started
+    ├── DevServerError               the embedded Temporal dev server could not be started
+    └── EngramError                  long-term memory could not do what was asked
+        └── ExtractionError          the model's fact extraction was not valid (raw answer kept)
 
 Errors raised inside workflow code are registered by ``JamJetPlugin`` as workflow failure
 types: a plain exception there would fail the workflow *task* and retry it forever, ours fail
@@ -35,6 +37,8 @@ __all__ = [
     "ConfigError",
     "ConfigFileError",
     "DevServerError",
+    "EngramError",
+    "ExtractionError",
     "GateError",
     "JamJetError",
     "ModelDeniedError",
@@ -241,3 +245,19 @@ class TemplateError(PipelineRuntimeError):
 
 class DevServerError(JamJetError):
     """The embedded Temporal dev server could not be started or reached."""
+
+
+class EngramError(JamJetError):
+    """Long-term memory (``engram``) could not do what was asked."""
+
+
+class ExtractionError(EngramError):
+    """The model's answer to a fact extraction was not the JSON asked for.
+
+    Attributes:
+        answer: The model's raw answer (for the log; not stored as memory).
+    """
+
+    def __init__(self, message: str, *, answer: str | None = None) -> None:
+        super().__init__(message)
+        self.answer = answer

@@ -1,7 +1,18 @@
-"""Engram: long-term memory of facts, with supersession and token budgets."""
+"""Engram: long-term memory of facts, with supersession and token budgets.
+
+    context = await engram.context_for(user="sunil", topic="release notes", budget_tokens=400)
+
+``remember`` extracts durable facts from a conversation (a model call with structured output)
+and keeps the turns they came from; ``record`` stores one fact directly; a new value of an
+attribute supersedes the old one, which stays, marked (bi-temporal); ``forget`` deletes a user's
+memory for real. Each call works in workflow code (as a built-in activity) and in ordinary
+code. Storage: SQLite with FTS5 by default, PostgreSQL for workers on several hosts
+(``JamJetConfig(memory_store=...)``).
+"""
 
 from __future__ import annotations
 
+from ._api import DEFAULT_MEMORY_STORE, context_for, facts, forget, record, remember
 from ._open import open_memory
 from ._types import (
     Context,
@@ -17,6 +28,7 @@ from ._types import (
 )
 
 __all__ = [
+    "DEFAULT_MEMORY_STORE",
     "Context",
     "ContextItem",
     "ContextRequest",
@@ -27,5 +39,10 @@ __all__ = [
     "IngestRequest",
     "Ingested",
     "Message",
+    "context_for",
+    "facts",
+    "forget",
     "open_memory",
+    "record",
+    "remember",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -37,6 +37,9 @@ B = 0.75
 FEEDBACK_UNITS = 5
 FEEDBACK_TERMS = 10
 FEEDBACK_WEIGHT = 0.4
+#: Terms in more than this share of the scope's units never expand a query (the user's own
+#: name, say: it is in most of their memory and says nothing about the topic).
+FEEDBACK_MAX_DF = 0.25
 #: How much a fact gains from the best-scoring turn it came from, and a turn from the
 #: best-scoring fact that came from it.
 FACT_LINK_WEIGHT = 2.0
@@ -60,6 +63,8 @@ class Candidate:
     display: str = ""  # how it is shown on the console (no date)
     superseded: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)  # dia_ids it is linked to
+    support: str | None = None  # a source turn that matched the topic better than the fact
+    excerpt: str | None = None  # ``support``, when the budget had room for it
     score: float = 0.0
     tokens: int = 0
 
@@ -122,11 +127,12 @@ def expand_query(
     scores: Mapping[str, float],
     candidates: Sequence[Candidate],
     corpus: Corpus,
+    searched: Collection[str],
 ) -> dict[str, float]:
     """The query plus the distinctive terms of its best units (RM3-style feedback).
 
-    ``candidates`` must hold every unit containing any term of the best units' that is to be
-    considered, so that document frequencies are exact.
+    Only ``searched`` terms may expand the query: ``candidates`` holds every unit containing
+    any of them, so their document frequencies are exact.
     """
     top = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:FEEDBACK_UNITS]
     if not top:
@@ -141,9 +147,10 @@ def expand_query(
     for unit_id, score in top:
         cand = by_id[unit_id]
         for term, tf in cand.terms.items():
-            feedback[term] = feedback.get(term, 0.0) + (score / best) * tf / max(
-                cand.length, 1
-            ) * _idf(count, df[term])
+            if term not in query and (term not in searched or df[term] > FEEDBACK_MAX_DF * count):
+                continue
+            gain = (score / best) * tf / max(cand.length, 1) * _idf(count, df[term])
+            feedback[term] = feedback.get(term, 0.0) + gain
     chosen = sorted(feedback.items(), key=lambda kv: (-kv[1], kv[0]))[:FEEDBACK_TERMS]
     mass = sum(weight for _, weight in chosen) or 1.0
     scale = FEEDBACK_WEIGHT * len(query)
@@ -153,26 +160,40 @@ def expand_query(
     return expanded
 
 
-def propagate(scores: Mapping[str, float], candidates: Iterable[Candidate]) -> dict[str, float]:
-    """Each unit gains a share of the best score among the units linked to it."""
+def propagate(
+    scores: Mapping[str, float], candidates: Iterable[Candidate]
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Each unit gains a share of the best score among the units linked to it.
+
+    Returns:
+        The new scores, and for each fact whose source turn matched the topic better than the
+        fact itself, that turn's id (a supporting excerpt: the fact alone may not answer).
+    """
     cands = list(candidates)
     by_dia: dict[str, list[Candidate]] = {}
     for cand in cands:
         for dia in cand.links:
             by_dia.setdefault(dia, []).append(cand)
     out: dict[str, float] = {}
+    support: dict[str, str] = {}
     for cand in cands:
-        linked = [
-            scores.get(other.id, 0.0)
-            for dia in cand.links
-            for other in by_dia.get(dia, ())
-            if other.id != cand.id
-        ]
+        own = scores.get(cand.id, 0.0)
+        linked = max(
+            (
+                (scores.get(other.id, 0.0), other.id)
+                for dia in cand.links
+                for other in by_dia.get(dia, ())
+                if other.id != cand.id
+            ),
+            default=(0.0, ""),
+        )
         weight = FACT_LINK_WEIGHT if cand.kind == "fact" else EPISODE_LINK_WEIGHT
-        total = scores.get(cand.id, 0.0) + weight * max(linked, default=0.0)
+        total = own + weight * linked[0]
+        if cand.kind == "fact" and linked[0] > own and linked[1].startswith("e_"):
+            support[cand.id] = linked[1]
         if total > 0:
             out[cand.id] = total
-    return out
+    return out, support
 
 
 @lru_cache(maxsize=65536)
@@ -195,7 +216,10 @@ def render(chosen: Sequence[Candidate], session_times: Mapping[str, datetime]) -
     lines = [HEADER]
     for session in order:
         lines.append(_session_header(session, session_times.get(session, groups[session][0].at)))
-        lines.extend(cand.line for cand in groups[session])
+        for cand in groups[session]:
+            lines.append(cand.line)
+            if cand.excerpt:
+                lines.append(f"  ↳ {cand.excerpt}")
     return "\n".join(lines)
 
 
@@ -228,10 +252,22 @@ def pack(
         seen_sessions.add(cand.session)
         covered |= evidence
         chosen.append(cand)
+    # Budget left over buys supporting excerpts: the turn a fact came from, where that turn
+    # (not the fact's own words) is what matched the topic.
+    for cand in chosen:
+        if cand.support and budget - used >= 3:
+            cost = _line_tokens(f"  ↳ {cand.support}") + 1
+            if used + cost <= budget:
+                cand.excerpt = cand.support
+                used += cost
     text = render(chosen, session_times)
     tokens = count_text_tokens(text)
     while tokens > budget and chosen:  # joins can tokenize differently from the parts
-        chosen.pop()
+        excerpted = [cand for cand in chosen if cand.excerpt]
+        if excerpted:
+            excerpted[-1].excerpt = None
+        else:
+            chosen.pop()
         text = render(chosen, session_times)
         tokens = count_text_tokens(text)
     return chosen, text, tokens

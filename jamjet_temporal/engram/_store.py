@@ -417,10 +417,10 @@ class SQLMemory(ABC):
                 # for choosing the expansion and for scoring the expanded query.
                 extra = feedback_terms(scores, cands, 3 * FEEDBACK_TERMS)
                 cands = loader.search({**dict.fromkeys(extra, 0.0), **weights})
-                weights = expand_query(weights, scores, cands, corpus)
+                weights = expand_query(weights, scores, cands, corpus, set(extra))
                 scores = bm25(weights, cands, corpus)
-            scores = propagate(scores, cands)
-            ranked = loader.resolve(cands, scores, times)
+            scores, support = propagate(scores, cands)
+            ranked = loader.resolve(cands, scores, times, support)
             ranked += loader.profile(ranked)
         chosen, text, tokens = pack(ranked, request.budget_tokens, times)
         items = [
@@ -434,6 +434,7 @@ class SQLMemory(ABC):
                 tokens=c.tokens,
                 sources=c.sources or ([c.id] if c.kind == "fact" else []),
                 superseded=c.superseded,
+                excerpt=c.excerpt,
             )
             for c in chosen
         ]
@@ -560,6 +561,7 @@ class _Loader:
         cands: list[Candidate],
         scores: dict[str, float],
         times: dict[str, datetime],
+        support: dict[str, str],
     ) -> list[Candidate]:
         """Ranked current units; a superseded fact's score goes to the value now believed."""
         best: dict[str, float] = {}
@@ -591,6 +593,9 @@ class _Loader:
         ranked: list[Candidate] = []
         for unit, score in best.items():
             cand = self._candidate(unit, times)
+            turn = self._episodes.get(support.get(unit, ""))
+            if turn is not None and self._visible(turn):
+                cand.support = turn[6]
             position = rank.get(times.get(cand.session, cand.at), len(order) - 1) / span
             cand.score = score * (1 + self._request.recency_weight * position)
             ranked.append(cand)

@@ -210,7 +210,11 @@ class ContextRequest(_Scoped):
 
 
 class ContextItem(BaseModel):
-    """One line of a context: a current fact or a supporting excerpt."""
+    """One item of a context: a current fact or a conversation turn.
+
+    A fact whose source turn matched the topic better than its own words carries that turn
+    as ``excerpt`` when the budget had room (it is in ``Context.text`` under the fact).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -223,6 +227,7 @@ class ContextItem(BaseModel):
     tokens: int
     sources: list[str]
     superseded: list[str] = Field(default_factory=list)
+    excerpt: str | None = None
 
 
 class Context(BaseModel):
