@@ -49,8 +49,18 @@ def audit_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def jamjet_config(model_server: ModelServer, audit_url: str) -> JamJetConfig:
-    return JamJetConfig(llm_base_url=model_server.base_url, audit_store=audit_url)
+def session_memory_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The session's Engram memory store (SQLite in a temporary folder)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('memory') / 'memory.db'}"
+
+
+@pytest.fixture(scope="session")
+def jamjet_config(
+    model_server: ModelServer, audit_url: str, session_memory_url: str
+) -> JamJetConfig:
+    return JamJetConfig(
+        llm_base_url=model_server.base_url, audit_store=audit_url, memory_store=session_memory_url
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,35 @@
+"""Workflows for the Engram tests (a module of their own: the sandbox re-imports it)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow as temporal_workflow
+
+from jamjet_temporal import engram, workflow
+from jamjet_temporal.engram import Context, Fact, Forgotten, Ingested, Message
+
+
+@workflow(name="test-engram.remember")
+async def remember(user: str, session: str, at: datetime, messages: list[Message]) -> Ingested:
+    return await engram.remember(user, session, messages, at=at)
+
+
+@workflow(name="test-engram.record-then-context")
+async def record_then_context(user: str, topic: str) -> tuple[list[Fact], Context]:
+    await engram.record(user, "Pune", attribute="location", session="s2")
+    await temporal_workflow.sleep(timedelta(milliseconds=10))
+    await engram.record(user, "Amsterdam", attribute="location", session="s6")
+    await engram.record(user, f"{user} prefers concise answers", session="s6")
+    history = await engram.facts(user, include_superseded=True)
+    return history, await engram.context_for(user=user, topic=topic, budget_tokens=400)
+
+
+@workflow(name="test-engram.bad-budget")
+async def bad_budget(user: str) -> Context:
+    return await engram.context_for(user=user, topic="x", budget_tokens=0)
+
+
+@workflow(name="test-engram.forget")
+async def forget(user: str) -> Forgotten:
+    return await engram.forget(user)
