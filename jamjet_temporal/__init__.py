@@ -4,7 +4,7 @@ Add ``JamJetPlugin()`` to a Temporal client; write agents with ``@task`` and ``@
 plain Temporal), or run YAML pipelines with ``jamjet run``.
 """
 
-from . import agent, guard, llm
+from . import agent, engram, guard, llm
 from ._activity_support import idempotency_key
 from ._config import JamJetConfig
 from ._interceptor import acting_as, run_budget
@@ -25,6 +25,7 @@ __all__ = [
     "acting_as",
     "agent",
     "default_task_config",
+    "engram",
     "guard",
     "idempotency_key",
     "llm",

@@ -27,6 +27,7 @@ def test_public_api_is_pinned() -> None:
         "acting_as",
         "agent",
         "default_task_config",
+        "engram",
         "guard",
         "idempotency_key",
         "llm",
@@ -36,3 +37,27 @@ def test_public_api_is_pinned() -> None:
     ]
     for name in jamjet_temporal.__all__:
         assert getattr(jamjet_temporal, name) is not None
+
+
+def test_engram_public_api_is_pinned() -> None:
+    from jamjet_temporal import engram
+
+    assert sorted(engram.__all__) == [
+        "Context",
+        "ContextItem",
+        "ContextRequest",
+        "DEFAULT_MEMORY_STORE",
+        "Episode",
+        "Fact",
+        "FactInput",
+        "Forgotten",
+        "IngestRequest",
+        "Ingested",
+        "Message",
+        "context_for",
+        "facts",
+        "forget",
+        "open_memory",
+        "record",
+        "remember",
+    ]

@@ -108,7 +108,8 @@ SESSIONS: list[
                 "that matched, the run, the agent and the time; you can filter by tool, by "
                 "policy scope and by outcome, jump from a row to the run's timeline, and export "
                 "the filtered view to CSV or to a signed audit bundle for the compliance team. "
-                "It stays fast on runs with ten thousand events, even on small, shared worker hosts.",
+                "It stays fast on runs with ten thousand events, even on small, shared "
+                "worker hosts.",
             ),
             ("assistant", "That sounds like a strong headline."),
         ],
