@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from ._rank import (
@@ -49,7 +50,7 @@ PROFILE_LIMIT = 50
 
 _FACT_COLUMNS = (
     "id, user_id, org, attribute, value, session, sessions, sources, valid_from, valid_to, "
-    "recorded_at, superseded_at, supersedes, superseded_by, attr_key, value_key, n_terms"
+    "recorded_at, superseded_at, supersedes, superseded_by, attr_key, value_key, n_terms, stated"
 )
 _EPISODE_COLUMNS = "id, user_id, org, session, dia_id, speaker, text, occurred_at, recorded_at"
 
@@ -68,7 +69,8 @@ TABLES = [
         attribute TEXT, attr_key TEXT, value TEXT NOT NULL, value_key TEXT NOT NULL,
         session TEXT NOT NULL, sessions TEXT NOT NULL, sources TEXT NOT NULL,
         valid_from TEXT NOT NULL, valid_to TEXT, recorded_at TEXT NOT NULL,
-        superseded_at TEXT, supersedes TEXT, superseded_by TEXT, n_terms INTEGER NOT NULL)""",
+        superseded_at TEXT, supersedes TEXT, superseded_by TEXT, n_terms INTEGER NOT NULL,
+        stated TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS engram_facts_attr ON engram_facts (scope, attr_key)",
     "CREATE INDEX IF NOT EXISTS engram_facts_value ON engram_facts (scope, value_key)",
 ]
@@ -205,8 +207,11 @@ class SQLMemory(ABC):
                 if changed:
                     self.index_add(tx, scope, "episode", unit, unit_terms)
                     episodes += 1
-            for fact in request.facts:
-                result, outcome = self._add_fact(tx, scope, request, fact, now)
+            for n, fact in enumerate(request.facts):
+                # Facts of one ingest are recorded in order: a microsecond apart, so a value
+                # restated at the same valid time is ordered the same way on every backend.
+                at = now + timedelta(microseconds=n)
+                result, outcome = self._add_fact(tx, scope, request, fact, at)
                 stored.append(result)
                 merged += outcome == "merged"
                 superseded += outcome == "superseded"
@@ -253,6 +258,10 @@ class SQLMemory(ABC):
         after = [row for row in chain if row[8] > valid_from]
         prev = before[-1] if before else None
         nxt = after[0] if after else None
+        if prev is not None and prev[15] != value_key:
+            restated = sorted(t for t in json.loads(prev[17]) if t > valid_from)
+            if restated:
+                return self._split(tx, scope, request, fact, valid_from, prev, nxt, restated, now)
         if prev is not None and prev[15] == value_key:
             return self._confirm(tx, prev, request, fact, None), "merged"
         if nxt is not None and nxt[15] == value_key:
@@ -271,6 +280,48 @@ class SQLMemory(ABC):
             tx.run("UPDATE engram_facts SET supersedes = ? WHERE id = ?", (new.id, nxt[0]))
         return new, "superseded" if prev is not None else "new"
 
+    def _split(
+        self,
+        tx: Tx,
+        scope: str,
+        request: IngestRequest,
+        fact: FactInput,
+        valid_from: str,
+        prev: Sequence[Any],
+        nxt: Sequence[Any] | None,
+        restated: list[str],
+        now: datetime,
+    ) -> tuple[Fact, str]:
+        """A value learnt late lands inside a period whose value was stated again after it:
+        the period splits into [old value, new value, old value again from its restatement]."""
+        new = self._insert(tx, scope, request, fact, valid_from, prev, None, now)
+        again = _id("f", scope, prev[14], prev[15], restated[0], new.id)
+        tx.run(
+            "INSERT INTO engram_facts (id, scope, user_id, org, attribute, attr_key, value, "
+            "value_key, session, sessions, sources, valid_from, valid_to, recorded_at, "
+            "superseded_at, supersedes, superseded_by, n_terms, stated) "
+            "SELECT ?, scope, user_id, org, attribute, attr_key, value, value_key, session, "
+            "sessions, sources, ?, valid_to, ?, superseded_at, ?, superseded_by, n_terms, ? "
+            "FROM engram_facts WHERE id = ?",
+            (again, restated[0], _iso(now), new.id, json.dumps(restated), prev[0]),
+        )
+        self.index_add(tx, scope, "fact", again, terms(f"{prev[3]}: {prev[4]}"))
+        tx.run(
+            "UPDATE engram_facts SET valid_to = ?, superseded_by = ?, superseded_at = ? "
+            "WHERE id = ?",
+            (restated[0], again, _iso(now), new.id),
+        )
+        earlier = [t for t in json.loads(prev[17]) if t <= valid_from]
+        tx.run(
+            "UPDATE engram_facts SET valid_to = ?, superseded_by = ?, "
+            "superseded_at = COALESCE(superseded_at, ?), stated = ? WHERE id = ?",
+            (valid_from, new.id, _iso(now), json.dumps(earlier), prev[0]),
+        )
+        if nxt is not None:
+            tx.run("UPDATE engram_facts SET supersedes = ? WHERE id = ?", (again, nxt[0]))
+        rows = tx.rows(f"SELECT {_FACT_COLUMNS} FROM engram_facts WHERE id = ?", (new.id,))
+        return _fact(rows[0]), "superseded"
+
     def _confirm(
         self,
         tx: Tx,
@@ -281,10 +332,11 @@ class SQLMemory(ABC):
     ) -> Fact:
         sessions = _merge(json.loads(row[6]), [request.session])
         sources = _merge(json.loads(row[7]), fact.sources)
+        stated = sorted({*json.loads(row[17]), _iso(fact.valid_from or request.at)})
         tx.run(
             "UPDATE engram_facts SET sessions = ?, sources = ?, "
-            "valid_from = COALESCE(?, valid_from) WHERE id = ?",
-            (json.dumps(sessions), json.dumps(sources), valid_from, row[0]),
+            "valid_from = COALESCE(?, valid_from), stated = ? WHERE id = ?",
+            (json.dumps(sessions), json.dumps(sources), valid_from, json.dumps(stated), row[0]),
         )
         rows = tx.rows(f"SELECT {_FACT_COLUMNS} FROM engram_facts WHERE id = ?", (row[0],))
         return _fact(rows[0])
@@ -302,14 +354,15 @@ class SQLMemory(ABC):
     ) -> Fact:
         attr_key = normalize(fact.attribute) if fact.attribute else None
         value_key = normalize(fact.value)
-        unit = _id("f", scope, attr_key, value_key, valid_from)
+        # Unique even when a value returns at the same time or a merged fact's start moved.
+        unit = _id("f", scope, attr_key, value_key, valid_from, uuid.uuid4().hex)
         text = f"{fact.attribute}: {fact.value}" if fact.attribute else fact.value
         unit_terms = terms(text)
         tx.run(
             "INSERT INTO engram_facts (id, scope, user_id, org, attribute, attr_key, value, "
             "value_key, session, sessions, sources, valid_from, valid_to, recorded_at, "
-            "superseded_at, supersedes, superseded_by, n_terms) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "superseded_at, supersedes, superseded_by, n_terms, stated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 unit,
                 scope,
@@ -329,6 +382,7 @@ class SQLMemory(ABC):
                 prev[0] if prev is not None else None,
                 nxt[0] if nxt is not None else None,
                 len(unit_terms),
+                json.dumps([valid_from]),
             ),
         )
         self.index_add(tx, scope, "fact", unit, unit_terms)

@@ -126,8 +126,13 @@ def test_valid_at_answers_what_was_true_then(memory: SQLMemory) -> None:
 def test_a_late_older_value_does_not_replace_the_newer_one(memory: SQLMemory) -> None:
     record(memory, "sunil", "s6", day(6), FactInput(attribute="location", value="Amsterdam"))
     # Learnt later, but about an earlier time: history, not the current value.
-    record(memory, "sunil", "s7", day(7), FactInput(attribute="location", value="Pune",
-                                                   valid_from=day(2)))
+    record(
+        memory,
+        "sunil",
+        "s7",
+        day(7),
+        FactInput(attribute="location", value="Pune", valid_from=day(2)),
+    )
     assert [f.value for f in memory.facts("sunil")] == ["Amsterdam"]
     pune, amsterdam = memory.facts("sunil", include_superseded=True)
     assert pune.value == "Pune" and pune.superseded_by == amsterdam.id
@@ -143,8 +148,9 @@ def test_chain_of_three_values_annotates_newest_first(memory: SQLMemory) -> None
 
 
 def test_relevant_facts_rank_first_and_budget_is_never_exceeded(memory: SQLMemory) -> None:
-    facts = [FactInput(value=f"sunil collects vintage item number {n} from markets")
-             for n in range(40)]
+    facts = [
+        FactInput(value=f"sunil collects vintage item number {n} from markets") for n in range(40)
+    ]
     facts.append(FactInput(value="sunil shipped the policy violations panel in the release"))
     record(memory, "sunil", "s1", day(1), *facts)
     for budget in (20, 40, 60, 100, 400):
@@ -157,7 +163,10 @@ def test_relevant_facts_rank_first_and_budget_is_never_exceeded(memory: SQLMemor
 
 def test_episodes_are_supporting_excerpts_and_facts_cover_their_sources(memory: SQLMemory) -> None:
     record(
-        memory, "sunil", "s7", day(7),
+        memory,
+        "sunil",
+        "s7",
+        day(7),
         FactInput(value="sunil shipped the policy violations panel", sources=["s7:1"]),
         messages=[
             Message(content="We shipped the policy violations panel today"),
@@ -176,7 +185,10 @@ def test_episodes_are_supporting_excerpts_and_facts_cover_their_sources(memory: 
 
 def test_a_turn_already_covered_by_its_fact_is_not_repeated(memory: SQLMemory) -> None:
     record(
-        memory, "sunil", "s7", day(7),
+        memory,
+        "sunil",
+        "s7",
+        day(7),
         FactInput(value="sunil shipped the policy violations panel", sources=["s7:1"]),
         messages=[Message(content="We shipped the policy violations panel today")],
     )
@@ -244,3 +256,38 @@ def test_blank_values_are_refused() -> None:
         FactInput(value="   ")
     with pytest.raises(ValidationError):
         FactInput(value="x", attribute=" ")
+
+
+def test_a_late_value_inside_a_restated_period_does_not_become_current(memory: SQLMemory) -> None:
+    record(memory, "sunil", "s1", day(1), FactInput(attribute="manager", value="Tom Becker"))
+    record(memory, "sunil", "s2", day(10), FactInput(attribute="manager", value="Tom Becker"))
+    record(
+        memory,
+        "sunil",
+        "s3",
+        day(12),
+        FactInput(attribute="manager", value="Ana Souza", valid_from=day(5)),
+    )
+    assert [f.value for f in memory.facts("sunil")] == ["Tom Becker"]
+    assert ctx(memory, "sunil", "manager").facts[0].text == "manager: Tom Becker"
+    assert [f.value for f in memory.facts("sunil", valid_at=day(7))] == ["Ana Souza"]
+    assert [f.value for f in memory.facts("sunil", valid_at=day(3))] == ["Tom Becker"]
+    assert [f.value for f in memory.facts("sunil", valid_at=day(11))] == ["Tom Becker"]
+
+
+def test_a_value_returning_at_the_same_time_and_reingesting_never_collide(
+    memory: SQLMemory,
+) -> None:
+    request = IngestRequest(
+        user="sunil",
+        session="s1",
+        at=day(1),
+        facts=[FactInput(attribute="location", value=v) for v in ("Pune", "Berlin", "Pune")],
+    )
+    memory.ingest(request)
+    memory.ingest(request)
+    assert [f.value for f in memory.facts("sunil")] == ["Pune"]
+    record(memory, "sunil", "s2", day(1), FactInput(attribute="location", value="Berlin"))
+    record(memory, "sunil", "s9", day(9), FactInput(attribute="location", value="Pune"))
+    record(memory, "sunil", "s9", day(9), FactInput(attribute="location", value="Pune"))
+    assert [f.value for f in memory.facts("sunil")] == ["Pune"]
