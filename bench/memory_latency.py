@@ -163,9 +163,9 @@ def measure(
     facts = stored = merged = superseded = 0
     start = time.perf_counter()
     for user in names:
-        for request in sessions_of(rng, user, facts_per_user, sessions):
-            result = memory.ingest(request)
-            facts += len(request.facts)
+        for session in sessions_of(rng, user, facts_per_user, sessions):
+            result = memory.ingest(session)
+            facts += len(session.facts)
             merged += result.merged
             superseded += result.superseded
     ingest_s = time.perf_counter() - start

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,7 +64,7 @@ class SQLiteMemory(SQLMemory):
             conn = sqlite3.connect(
                 self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn)
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA secure_delete=ON")
             conn.execute("BEGIN IMMEDIATE")
@@ -125,6 +126,20 @@ class SQLiteMemory(SQLMemory):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    # Two connections switching a new file to WAL together: SQLite may refuse one at once
+    # ("database is locked") without waiting on the busy timeout, to avoid a deadlock.
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _quote(term: str) -> str:

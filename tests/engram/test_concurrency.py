@@ -36,12 +36,12 @@ def session(n: int) -> IngestRequest:
     )
 
 
-def run_together(*jobs: Callable[[], None]) -> None:
+def run_together(*jobs: Callable[[], object]) -> None:
     """Run the jobs on threads started at one barrier; re-raise the first failure."""
     barrier = threading.Barrier(len(jobs))
     errors: list[BaseException] = []
 
-    def worker(job: Callable[[], None]) -> None:
+    def worker(job: Callable[[], object]) -> None:
         try:
             barrier.wait()
             job()
