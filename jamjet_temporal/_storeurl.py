@@ -1,0 +1,71 @@
+"""``parse_store_url``: what a store URL names (pure parsing, no I/O).
+
+One convention for every store of ours (audit trail, Engram memory): a plain file path or
+``sqlite:///path`` for SQLite (SQLAlchemy's convention: the path is what follows the third
+slash, so ``sqlite:///audit.db`` is relative and ``sqlite:////var/lib/jamjet/audit.db``
+absolute); ``postgresql://user@host:5432/db`` (``postgres://`` too) for PostgreSQL, with an
+optional ``?schema=name`` (default ``jamjet``). Other query parameters go to libpq unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .errors import ConfigError
+
+__all__ = ["PostgresURL", "SQLiteURL", "parse_store_url"]
+
+_SQLITE = "sqlite:///"
+
+
+@dataclass(frozen=True)
+class SQLiteURL:
+    """A SQLite store: the database file's path."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class PostgresURL:
+    """A PostgreSQL store: the libpq DSN (without ``schema``) and the schema."""
+
+    dsn: str
+    schema: str
+
+
+def parse_store_url(url: str, *, what: str, fix: str) -> SQLiteURL | PostgresURL:
+    """Which store ``url`` names.
+
+    Args:
+        url: The URL (see the module notes).
+        what: The store's name for messages ("audit store", "memory store").
+        fix: What a valid URL looks like, for messages.
+
+    Raises:
+        ConfigError: The URL names no supported store. Never quotes a PostgreSQL URL, which
+            may hold a password.
+    """
+    if not url.strip():
+        raise ConfigError(f"{what} URL is empty (fix: {fix})")
+    if "://" not in url:
+        return SQLiteURL(url)
+    scheme = url.split("://", 1)[0].lower()
+    if scheme == "sqlite":
+        if url[: len(_SQLITE)].lower() != _SQLITE or len(url) == len(_SQLITE):
+            raise ConfigError(f"{what} URL {url!r} names no SQLite file (fix: {fix})")
+        return SQLiteURL(url[len(_SQLITE) :])
+    if scheme in ("postgresql", "postgres"):
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:
+            # Not the URL itself in the message: it may hold a password.
+            raise ConfigError(f"{what} URL is malformed: {exc} (fix: {fix})") from None
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        schemas = [value for key, value in query if key == "schema"]
+        if len(schemas) > 1:
+            raise ConfigError(f"{what} URL gives 'schema' {len(schemas)} times (fix: once)")
+        rest = urlencode([(key, value) for key, value in query if key != "schema"])
+        dsn = urlunsplit(parts._replace(query=rest))
+        return PostgresURL(dsn, schemas[0] if schemas else "jamjet")
+    raise ConfigError(f"{what} URL scheme {scheme!r} is not supported (fix: {fix})")
