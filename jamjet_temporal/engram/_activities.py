@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -80,6 +82,16 @@ class EngramActivities:
         """``engram.forget``: delete everything remembered about a user."""
         store = await self.store()
         return await store.call(store.memory.forget, request.user, request.org)
+
+    async def run(self, name: str, request: Any) -> Any:
+        """Call the activity named ``name`` directly (ordinary code: no Temporal involved)."""
+        method: dict[str, Callable[[Any], Awaitable[Any]]] = {
+            CONTEXT_ACTIVITY: self.context,
+            INGEST_ACTIVITY: self.ingest,
+            FACTS_ACTIVITY: self.facts,
+            FORGET_ACTIVITY: self.forget,
+        }
+        return await method[name](request)
 
     async def close(self) -> None:
         """Close the store if it was opened."""

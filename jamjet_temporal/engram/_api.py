@@ -52,10 +52,9 @@ __all__ = [
 ]
 
 _M = TypeVar("_M", bound=BaseModel)
-_R = TypeVar("_R")
-
-_stores: dict[str, Any] = {}
-_stores_lock = threading.Lock()
+#: Ordinary code's memory, by store URL.
+_local: dict[str, Any] = {}
+_local_lock = threading.Lock()
 
 
 def _build(model: type[_M], call: str, **fields: object) -> _M:
@@ -69,34 +68,32 @@ def _build(model: type[_M], call: str, **fields: object) -> _M:
         raise EngramError(f"engram.{call}: {where}: {problem['msg']}") from None
 
 
-def _store(url: str | None, call: str) -> Any:
-    """The ordinary-code store for ``url`` (one per URL per process)."""
+async def _call(
+    call: str, store: str | None, name: str, request: BaseModel, result_type: Any, timeout_s: int
+) -> Any:
+    """Run the memory activity ``name``: durably in workflow code; in ordinary code, the same
+    activity implementation called directly on the store (one per URL per process)."""
     if workflow.in_workflow():
-        if url is not None:
+        if store is not None:
             raise ConfigError(
                 f"engram.{call}(store=...) is for code outside workflows; in a workflow memory "
                 "goes to the worker's JamJetConfig(memory_store=...)"
             )
-        return None
-    from ._open import open_memory  # I/O side: never imported by workflow code
-    from ._store import MemoryStore
+        return await workflow.execute_activity(
+            name,
+            request,
+            result_type=result_type,
+            start_to_close_timeout=timedelta(seconds=timeout_s),
+            retry_policy=DEFAULT_RETRY_POLICY,
+        )
+    from ._activities import EngramActivities  # I/O side: never imported by workflow code
 
-    resolved = url or os.environ.get("JAMJET_MEMORY_STORE") or DEFAULT_MEMORY_STORE
-    with _stores_lock:
-        store = _stores.get(resolved)
-        if store is None:
-            store = _stores[resolved] = MemoryStore(open_memory(resolved))
-    return store
-
-
-async def _activity(name: str, arg: BaseModel, result_type: Any, timeout_s: int) -> Any:
-    return await workflow.execute_activity(
-        name,
-        arg,
-        result_type=result_type,
-        start_to_close_timeout=timedelta(seconds=timeout_s),
-        retry_policy=DEFAULT_RETRY_POLICY,
-    )
+    url = store or os.environ.get("JAMJET_MEMORY_STORE") or DEFAULT_MEMORY_STORE
+    with _local_lock:
+        local = _local.get(url)
+        if local is None:
+            local = _local[url] = EngramActivities(url)
+    return await local.run(name, request)
 
 
 def _now() -> datetime:
@@ -146,11 +143,7 @@ async def context_for(
         include_episodes=include_episodes,
         recency_weight=recency_weight,
     )
-    opened = _store(store, "context_for")
-    if opened is None:
-        result: Context = await _activity(CONTEXT_ACTIVITY, request, Context, 60)
-        return result
-    context: Context = await opened.call(opened.memory.context, request)
+    context: Context = await _call("context_for", store, CONTEXT_ACTIVITY, request, Context, 60)
     return context
 
 
@@ -276,11 +269,7 @@ def _message(raw: Message | Mapping[str, JsonValue], n: int) -> Message | None:
 
 
 async def _ingest(request: IngestRequest, store: str | None, call: str) -> Ingested:
-    opened = _store(store, call)
-    if opened is None:
-        result: Ingested = await _activity(INGEST_ACTIVITY, request, Ingested, 120)
-        return result
-    ingested: Ingested = await opened.call(opened.memory.ingest, request)
+    ingested: Ingested = await _call(call, store, INGEST_ACTIVITY, request, Ingested, 120)
     return ingested
 
 
@@ -315,19 +304,7 @@ async def facts(
         as_of=as_of,
         valid_at=valid_at,
     )
-    opened = _store(store, "facts")
-    if opened is None:
-        result: list[Fact] = await _activity(FACTS_ACTIVITY, request, list[Fact], 60)
-        return result
-    found: list[Fact] = await opened.call(
-        opened.memory.facts,
-        user,
-        org,
-        attribute=attribute,
-        include_superseded=include_superseded,
-        as_of=as_of,
-        valid_at=valid_at,
-    )
+    found: list[Fact] = await _call("facts", store, FACTS_ACTIVITY, request, list[Fact], 60)
     return found
 
 
@@ -347,9 +324,5 @@ async def forget(user: str, *, org: str | None = None, store: str | None = None)
         How many facts, turns and sessions were deleted.
     """
     request = _build(ForgetRequest, "forget", user=user, org=org)
-    opened = _store(store, "forget")
-    if opened is None:
-        result: Forgotten = await _activity(FORGET_ACTIVITY, request, Forgotten, 300)
-        return result
-    forgotten: Forgotten = await opened.call(opened.memory.forget, user, org)
+    forgotten: Forgotten = await _call("forget", store, FORGET_ACTIVITY, request, Forgotten, 300)
     return forgotten
