@@ -58,15 +58,23 @@ class Candidate:
     length: int
     session: str
     at: datetime
-    line: str  # how it is rendered in the prompt block
     sources: list[str]  # dia_ids of the evidence it represents
-    display: str = ""  # how it is shown on the console (no date)
+    display: str = ""  # its statement or turn, as the console shows it
     superseded: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)  # dia_ids it is linked to
     support: str | None = None  # a source turn that matched the topic better than the fact
     excerpt: str | None = None  # ``support``, when the budget had room for it
     score: float = 0.0
     tokens: int = 0
+
+    @property
+    def line(self) -> str:
+        """How it is rendered in the prompt block."""
+        if self.kind != "fact":
+            return f"▹ {self.display}"
+        if self.superseded:
+            return f"▸ {self.display} (superseded {', '.join(self.superseded)})"
+        return f"▸ {self.display}"
 
 
 @dataclass(frozen=True)

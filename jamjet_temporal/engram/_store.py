@@ -539,6 +539,7 @@ class _Loader:
         self._facts: dict[str, tuple[Any, ...]] = {}
         self._episodes: dict[str, tuple[Any, ...]] = {}
         self._seen: dict[str, Candidate] = {}
+        self._chains: dict[str, list[tuple[Any, ...]]] = {}
 
     def _visible(self, row: Sequence[Any]) -> bool:
         return bool(row[1] == self._request.user and row[2] == self._request.org)
@@ -585,7 +586,6 @@ class _Loader:
                 length=length,
                 session=row[5],
                 at=datetime.fromisoformat(row[8]),
-                line="",
                 sources=sources,
                 links=sources,
             )
@@ -600,7 +600,6 @@ class _Loader:
                 length=length,
                 session=row[3],
                 at=datetime.fromisoformat(row[7]),
-                line="",
                 sources=[row[4]],
                 links=[row[4]],
             )
@@ -681,14 +680,18 @@ class _Loader:
         return believed[-1] if believed else None
 
     def _chain(self, attr_key: str) -> list[tuple[Any, ...]]:
-        rows = self._tx.rows(
-            f"SELECT {_FACT_COLUMNS} FROM engram_facts WHERE scope = ? AND attr_key = ? "
-            "ORDER BY valid_from, recorded_at",
-            (self._scope, attr_key),
-        )
-        for row in rows:
-            self._facts.setdefault(row[0], row)
-        return [r for r in rows if self._visible(r)]
+        """An attribute's values in valid-time order (read once per context)."""
+        chain = self._chains.get(attr_key)
+        if chain is None:
+            rows = self._tx.rows(
+                f"SELECT {_FACT_COLUMNS} FROM engram_facts WHERE scope = ? AND attr_key = ? "
+                "ORDER BY valid_from, recorded_at",
+                (self._scope, attr_key),
+            )
+            for row in rows:
+                self._facts.setdefault(row[0], row)
+            chain = self._chains[attr_key] = [r for r in rows if self._visible(r)]
+        return chain
 
     def _candidate(self, unit: str, times: dict[str, datetime]) -> Candidate:
         if unit in self._facts:
@@ -699,9 +702,6 @@ class _Loader:
                 for other in reversed(self._chain(row[14])):
                     if other[8] < row[8] and other[10] <= self._as_of and other[4] not in earlier:
                         earlier.append(other[4])
-            line = f"▸ {statement}"
-            if earlier:
-                line += f" (superseded {', '.join(earlier)})"
             sources = json.loads(row[7])
             return Candidate(
                 kind="fact",
@@ -710,7 +710,6 @@ class _Loader:
                 length=0,
                 session=row[5],
                 at=datetime.fromisoformat(row[8]),
-                line=line,
                 display=statement,
                 sources=sources,
                 superseded=earlier,
@@ -723,7 +722,6 @@ class _Loader:
             length=0,
             session=row[3],
             at=datetime.fromisoformat(row[7]),
-            line=f"▹ {row[6]}",
             display=row[6],
             sources=[row[4]],
         )
