@@ -93,6 +93,12 @@ def _merge(old: Sequence[str], new: Sequence[str]) -> list[str]:
     return list(dict.fromkeys([*old, *new]))
 
 
+def _believed(row: Sequence[Any], at: str) -> bool:
+    """Whether a fact row was current as believed at ``at`` (ISO, transaction time): recorded
+    by then and not yet known to be replaced."""
+    return bool(row[10] <= at and (row[11] is None or row[11] > at))
+
+
 def _fact(row: Sequence[Any]) -> Fact:
     return Fact(
         id=row[0],
@@ -420,23 +426,15 @@ class SQLMemory(ABC):
             params.append(normalize(attribute))
         sql += " ORDER BY valid_from, recorded_at, id"
         with self.transaction(scope, write=False) as tx:
-            found = [_fact(row) for row in tx.rows(sql, params)]
-        found = [f for f in found if f.user == user and f.org == org]  # defence in depth
+            rows = [r for r in tx.rows(sql, params) if r[1] == user and r[2] == org]
         if as_of is not None:
-            found = [
-                f
-                for f in found
-                if f.recorded_at <= as_of and (f.superseded_at is None or f.superseded_at > as_of)
-            ]
+            rows = [r for r in rows if _believed(r, _iso(as_of))]
         elif valid_at is not None:
-            found = [
-                f
-                for f in found
-                if f.valid_from <= valid_at and (f.valid_to is None or f.valid_to > valid_at)
-            ]
+            at = _iso(valid_at)
+            rows = [r for r in rows if r[8] <= at and (r[9] is None or r[9] > at)]
         elif not include_superseded:
-            found = [f for f in found if f.current]
-        return found
+            rows = [r for r in rows if r[13] is None]
+        return [_fact(row) for row in rows]
 
     def episodes(self, user: str, org: str | None = None) -> list[Episode]:
         """A user's stored conversation turns, in time order."""
@@ -453,7 +451,6 @@ class SQLMemory(ABC):
         """The most relevant current memory for a topic, packed under a token budget."""
         as_of = request.as_of or now or datetime.now(UTC)
         scope = scope_key(request.user, request.org)
-        query = Counter(terms(request.topic))
         with self.transaction(scope, write=False) as tx:
             times = {
                 row[0]: datetime.fromisoformat(row[1])
@@ -463,7 +460,7 @@ class SQLMemory(ABC):
             }
             corpus = self._corpus(tx, scope)
             loader = _Loader(self, tx, scope, request, as_of)
-            weights = {term: 1.0 for term in query}
+            weights = dict.fromkeys(terms(request.topic), 1.0)
             cands = loader.search(weights)
             scores = bm25(weights, cands, corpus)
             if scores:
@@ -606,8 +603,7 @@ class _Loader:
         return None
 
     def _believed(self, row: Sequence[Any]) -> bool:
-        """Current as believed at ``as_of``: recorded by then, not yet known replaced."""
-        return bool(row[10] <= self._as_of and (row[11] is None or row[11] > self._as_of))
+        return _believed(row, self._as_of)
 
     def resolve(
         self,

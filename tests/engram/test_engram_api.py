@@ -59,8 +59,7 @@ async def test_remember_in_a_workflow_keeps_turns_and_extracted_facts(
     ]
     stored = await engram.facts(user, store=session_memory_url)
     assert {f.value for f in stored} == {f"{user} prefers concise answers", "JamJet Cloud"}
-    turns = await engram.facts(user, store=session_memory_url)
-    assert all(f.valid_from == AT for f in turns)
+    assert all(f.valid_from == AT for f in stored)
 
 
 async def test_extraction_asks_for_structured_output(
