@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -13,14 +11,13 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from ..errors import ConfigError
+from .._pgtarget import check_target, lock_key
 from ._chain import ChainRow, ChainVerdict, ChainWalker
 from ._event import AuditEvent, StoredEvent
 from ._store import chain_batch, check_kinds, stored_event
 
 __all__ = ["PostgresAuditStore"]
 
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _VERIFY_PAGE = 1000
 
 _DDL = (
@@ -72,25 +69,10 @@ class PostgresAuditStore:
     """
 
     def __init__(self, dsn: str, *, schema: str = "jamjet") -> None:
-        if not _IDENTIFIER.match(schema):
-            raise ConfigError(
-                f"audit store schema {schema!r} is not a plain identifier (fix: lowercase "
-                "letters, digits and '_', not starting with a digit, at most 63 characters)"
-            )
-        try:
-            psycopg.conninfo.conninfo_to_dict(dsn)
-        except psycopg.ProgrammingError as exc:
-            # libpq quotes the whole DSN, password included, in some messages.
-            reason = str(exc).strip().replace(dsn, "<dsn>")
-            raise ConfigError(
-                f"audit store DSN is not a PostgreSQL connection string ({reason}) "
-                "(fix: 'postgresql://user@host:5432/dbname')"
-            ) from None
+        check_target(dsn, schema, what="audit store")
         self._dsn = dsn
         self._schema = schema
-        self._lock_key = int.from_bytes(
-            hashlib.sha256(f"jamjet.audit:{schema}".encode()).digest()[:8], "big", signed=True
-        )
+        self._lock_key = lock_key(f"jamjet.audit:{schema}")
         self._guard = asyncio.Lock()
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._closed = False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -14,13 +13,11 @@ import psycopg
 from psycopg import IsolationLevel, pq, sql
 from psycopg.rows import TupleRow
 
-from ..errors import ConfigError
+from .._pgtarget import check_target, lock_key
 from ._store import TABLES, SQLMemory, Tx
 
 __all__ = ["PostgresMemory"]
 
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_FIX_DSN = "fix: 'postgresql://user@host:5432/dbname'"
 
 # Text columns compare bytewise ("C"), as SQLite's BINARY does: ORDER BY and range tests over
 # ids, times and dia_ids give the same order on both backends, whatever the database's locale.
@@ -55,25 +52,10 @@ _TABLES = [name for ddl in _DDL for name in re.findall(r"CREATE TABLE IF NOT EXI
 _IDLE = pq.TransactionStatus.IDLE
 
 
-def _lock_key(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
-
-
 @lru_cache(maxsize=1024)
 def _translate(statement: str) -> bytes:
     """``?`` placeholders to psycopg's ``%s`` (a literal ``%`` escaped first)."""
     return statement.replace("%", "%%").replace("?", "%s").encode()
-
-
-def _redact(reason: str, dsn: str) -> str:
-    """libpq's complaint about a DSN without any part of it but option names.
-
-    libpq quotes the whole DSN, or the word it stumbled on (which can be part of a password),
-    in some messages.
-    """
-    keywords = {option.keyword.decode() for option in pq.Conninfo.get_defaults()}
-    reason = reason.strip().replace(dsn, "<dsn>")
-    return re.sub(r'"([^"]*)"', lambda m: m[0] if m[1] in keywords else '"…"', reason)
 
 
 class _PostgresTx(Tx):
@@ -119,22 +101,7 @@ class PostgresMemory(SQLMemory):
     """
 
     def __init__(self, dsn: str, *, schema: str = "jamjet") -> None:
-        if not _IDENTIFIER.match(schema):
-            raise ConfigError(
-                f"memory store schema {schema!r} is not a plain identifier (fix: lowercase "
-                "letters, digits and '_', not starting with a digit, at most 63 characters)"
-            )
-        try:
-            options = psycopg.conninfo.conninfo_to_dict(dsn)
-        except psycopg.ProgrammingError as exc:
-            raise ConfigError(
-                "memory store DSN is not a PostgreSQL connection string "
-                f"({_redact(str(exc), dsn)}) ({_FIX_DSN})"
-            ) from None
-        port = str(options.get("port", ""))
-        if port and not all(part.strip().isdigit() for part in port.split(",")):
-            # Not echoed: "postgresql://user:password/db" (no '@') parses the password as a port.
-            raise ConfigError(f"memory store DSN gives a port that is not a number ({_FIX_DSN})")
+        check_target(dsn, schema, what="memory store")
         self._dsn = dsn
         self.schema = schema
         self._path = f'"{schema}"'
@@ -170,7 +137,7 @@ class PostgresMemory(SQLMemory):
             # Hosts starting together would race on the catalogs (CREATE ... IF NOT EXISTS is
             # not safe concurrently): the lock orders them, and the later ones find all made.
             conn.execute(
-                "SELECT pg_advisory_xact_lock(%s)", (_lock_key(f"jamjet.engram:{self.schema}"),)
+                "SELECT pg_advisory_xact_lock(%s)", (lock_key(f"jamjet.engram:{self.schema}"),)
             )
             if self._missing(conn) == 0:
                 return
@@ -212,7 +179,7 @@ class PostgresMemory(SQLMemory):
                     if write:
                         # READ COMMITTED: each statement after the lock sees every earlier
                         # write to this scope.
-                        key = _lock_key(
+                        key = lock_key(
                             f"jamjet.engram:{self.schema}"
                             if scope is None
                             else f"jamjet.engram:{self.schema}:{scope}"

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
+from jamjet_temporal.audit import PostgresAuditStore
 from jamjet_temporal.engram import ContextRequest, FactInput, IngestRequest, Message, open_memory
 from jamjet_temporal.engram._postgres import PostgresMemory
 from jamjet_temporal.engram._store import SQLMemory
@@ -89,9 +90,13 @@ def test_a_schema_that_is_not_a_plain_identifier_is_refused(url: str) -> None:
         "host=127.0.0.1 password='hunter2secret",
     ],
 )
-def test_a_bad_dsn_is_a_config_error_that_never_shows_the_password(dsn: str) -> None:
+@pytest.mark.parametrize("store", [PostgresMemory, PostgresAuditStore])
+def test_a_bad_dsn_is_a_config_error_that_never_shows_the_password(
+    dsn: str, store: type[object]
+) -> None:
+    # Both PostgreSQL stores share the check (jamjet_temporal._pgtarget).
     with pytest.raises(ConfigError) as raised:
-        PostgresMemory(dsn)
+        store(dsn)
     message = str(raised.value)
     assert "fix:" in message
     assert "hunter2" not in message and "secret" not in message
