@@ -29,7 +29,11 @@ def extraction(model: ModelServer, user: str, facts: list[dict[str, object]] | s
 
 
 async def test_remember_in_a_workflow_keeps_turns_and_extracted_facts(
-    client: Client, task_queue: str, model_server: ModelServer, session_memory_url: str
+    client: Client,
+    task_queue: str,
+    model_server: ModelServer,
+    session_memory_url: str,
+    jamjet_config: JamJetConfig,
 ) -> None:
     user = f"sunil-{uuid.uuid4().hex[:6]}"
     extraction(
@@ -46,12 +50,13 @@ async def test_remember_in_a_workflow_keeps_turns_and_extracted_facts(
         Message(role="assistant", content="Got it."),
     ]
     async with Worker(client, task_queue=task_queue, workflows=[wf.remember]):
-        ingested = await client.execute_workflow(
+        handle = await client.start_workflow(
             wf.remember.run,
             args=[user, "s1", AT, messages],
             id=f"wf-{user}",
             task_queue=task_queue,
         )
+        ingested = await handle.result()
     assert ingested.episodes == 3
     assert [(f.attribute, f.value, f.sources) for f in ingested.facts] == [
         (None, f"{user} prefers concise answers", ["s1:1"]),
@@ -60,6 +65,8 @@ async def test_remember_in_a_workflow_keeps_turns_and_extracted_facts(
     stored = await engram.facts(user, store=session_memory_url)
     assert {f.value for f in stored} == {f"{user} prefers concise answers", "JamJet Cloud"}
     assert all(f.valid_from == AT for f in stored)
+    replayer = Replayer(workflows=[wf.remember], plugins=[JamJetPlugin(jamjet_config)])
+    await replayer.replay_workflow(await handle.fetch_history())
 
 
 async def test_extraction_asks_for_structured_output(
