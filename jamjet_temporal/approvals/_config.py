@@ -24,7 +24,7 @@ module state) and travel in Temporal payloads as JSON. :func:`load_approvals` an
         escalation_timeout_seconds: 7200
 
 Action globs work as in policies: ``*`` any characters (dots included), ``?`` one character,
-anchored, case-sensitive.
+anchored, ignoring case and Unicode compatibility forms.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ from jamjet_temporal._yamlsource import (
     short,
 )
 from jamjet_temporal.errors import ApprovalConfigError
-from jamjet_temporal.policy._model import glob_to_regex
+from jamjet_temporal.policy._model import fold_name, glob_to_regex
 
 from ._identity import parse_public_key
 
@@ -384,7 +384,7 @@ class ApprovalConfig(CompiledModel):
                 groups.setdefault(group, set()).add(approver.id)
         pattern = None
         if self.rules:
-            source = "|".join(f"({glob_to_regex(rule.action)})" for rule in self.rules)
+            source = "|".join(f"({glob_to_regex(fold_name(rule.action))})" for rule in self.rules)
             pattern = re.compile(source, re.DOTALL)
         self._index = _Index(
             pattern=pattern,
@@ -410,7 +410,7 @@ class ApprovalConfig(CompiledModel):
             The rule, or ``None``: then nobody can approve the action.
         """
         pattern = self._index.pattern
-        found = pattern.fullmatch(action) if pattern is not None else None
+        found = pattern.fullmatch(fold_name(action)) if pattern is not None else None
         if found is None or found.lastindex is None:
             return None
         return self.rules[found.lastindex - 1]

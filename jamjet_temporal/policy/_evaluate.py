@@ -2,30 +2,60 @@
 
 Workflow-side (pure and deterministic): the same scopes and name give the same
 :class:`~jamjet_temporal.policy.Decision` on every replay.
+
+Scopes only narrow. Every scope is asked on its own and the most restrictive answer wins
+(``BLOCKED`` over ``WAITING_FOR_APPROVAL`` over ``AUDIT`` over ``ALLOWED``): a policy that a
+pipeline file or workflow code brings (scopes ``workflow``, ``node:<id>``, ``agent:<name>``)
+can take away what the operator's ``run`` policy allows, never give back what it refuses.
 """
 
 from __future__ import annotations
 
-from ._model import Decision, PolicyScopes, Verdict
+from typing import Final
+
+from ._model import Action, Decision, Policy, PolicyScopes, Verdict, fold_name
 
 __all__ = ["decide_model", "decide_tool"]
+
+_SEVERITY: Final[dict[Verdict, int]] = {
+    "ALLOWED": 0,
+    "AUDIT": 1,
+    "WAITING_FOR_APPROVAL": 2,
+    "BLOCKED": 3,
+}
+
+
+def _scope_verdict(
+    policy: Policy, name: str
+) -> tuple[Verdict, str | None, Action | None, str] | None:
+    """What one scope says about a tool: (verdict, glob, rule kind, reason), or None."""
+    compiled = policy._compiled
+    entry = compiled.blocked.first(name)
+    if entry is not None:
+        return "BLOCKED", entry.glob, "block", entry.reason
+    entry = compiled.approval.first(name)
+    if entry is not None:
+        return "WAITING_FOR_APPROVAL", entry.glob, "require_approval", entry.reason
+    entry = compiled.rules.first(name)
+    if entry is not None:
+        return entry.verdict, entry.glob, entry.action, entry.reason
+    if policy.closed:
+        return "BLOCKED", None, None, "tool not in allow-list"
+    if compiled.has_rules:
+        return "BLOCKED", None, None, "no rule allows it (default deny)"
+    return None
 
 
 def decide_tool(scopes: PolicyScopes, tool: str) -> Decision:
     """Decides whether ``tool`` may be called under ``scopes``.
 
-    In order:
-
-    1. ``blocked_tools`` of any scope blocks, and no scope can undo it (the least specific
-       matching scope is reported).
-    2. ``require_approval_for`` of any scope asks for a human, and no scope can undo that
-       either: an agent's allow-list narrows what it may use, it never skips an approval.
-    3. From the most specific scope outwards, the first scope with a matching rule decides;
-       within a scope the first match wins.
-       An allow-list scope (:meth:`Policy.allow_list`) that matches nothing blocks the tool
-       itself: less specific scopes are not asked.
-    4. Nothing matched: blocked if any scope has rules or an allow-list (default deny),
-       otherwise allowed (no policy, or only ``blocked_tools`` / ``require_approval_for``).
+    Each scope answers on its own, in this order: its ``blocked_tools`` block; its
+    ``require_approval_for`` asks for a human; else its first matching rule decides; else an
+    allow-list (:meth:`Policy.allow_list`) or a scope with rules blocks (default deny); a scope
+    with none of these says nothing. The most restrictive answer wins; among equally
+    restrictive refusals the least specific scope (the operator's) is reported, among equal
+    permissions the most specific one. Nobody answering: allowed. Names are matched without
+    regard to case or Unicode compatibility forms (``Delete_Database`` is ``delete_database``).
 
     Args:
         scopes: The policies in force, least specific first.
@@ -34,62 +64,34 @@ def decide_tool(scopes: PolicyScopes, tool: str) -> Decision:
     Returns:
         The decision, with the deciding scope, rule and policy version.
     """
-    for name, policy in scopes.scopes:
-        entry = policy._compiled.blocked.first(tool)
-        if entry is not None:
-            return Decision(
-                decision="BLOCKED",
-                subject=tool,
-                rule=entry.glob,
-                rule_kind="block",
-                scope=name,
-                policy_version=policy.version_id,
-                reason=entry.reason,
-            )
-    for name, policy in scopes.scopes:
-        entry = policy._compiled.approval.first(tool)
-        if entry is not None:
-            return Decision(
-                decision="WAITING_FOR_APPROVAL",
-                subject=tool,
-                rule=entry.glob,
-                rule_kind="require_approval",
-                scope=name,
-                policy_version=policy.version_id,
-                reason=entry.reason,
-            )
-    for name, policy in scopes._reversed:
-        compiled = policy._compiled
-        entry = compiled.rules.first(tool)
-        if entry is not None:
-            return Decision(
-                decision=entry.verdict,
-                subject=tool,
-                rule=entry.glob,
-                rule_kind=entry.action,
-                scope=name,
-                policy_version=compiled.version_id,
-                reason=entry.reason,
-            )
-        if policy.closed:
-            return Decision(
-                decision="BLOCKED",
-                subject=tool,
-                rule=None,
-                rule_kind=None,
-                scope=name,
-                policy_version=compiled.version_id,
-                reason="tool not in allow-list",
-            )
-    verdict: Verdict
-    if scopes._has_rules:
-        verdict, reason = "BLOCKED", "no rule allows it (default deny)"
-    elif scopes._has_tool_config:
-        verdict, reason = "ALLOWED", "no rule matched and no scope sets rules or an allow-list"
-    else:
-        verdict, reason = "ALLOWED", "no policy configured"
+    folded = fold_name(tool)
+    best: tuple[int, str, Policy, tuple[Verdict, str | None, Action | None, str]] | None = None
+    for scope, policy in scopes.scopes:
+        said = _scope_verdict(policy, folded)
+        if said is None:
+            continue
+        severity = _SEVERITY[said[0]]
+        # Refusals: keep the first (least specific) scope; permissions: the last (most specific).
+        if best is None or severity > best[0] or (severity == best[0] and severity < 2):
+            best = (severity, scope, policy, said)
+    if best is not None:
+        _, scope, policy, (verdict, rule, kind, reason) = best
+        return Decision(
+            decision=verdict,
+            subject=tool,
+            rule=rule,
+            rule_kind=kind,
+            scope=scope,
+            policy_version=policy.version_id,
+            reason=reason,
+        )
+    reason = (
+        "no rule matched and no scope sets rules or an allow-list"
+        if scopes._has_tool_config
+        else "no policy configured"
+    )
     return Decision(
-        decision=verdict,
+        decision="ALLOWED",
         subject=tool,
         rule=None,
         rule_kind=None,
@@ -102,8 +104,9 @@ def decide_tool(scopes: PolicyScopes, tool: str) -> Decision:
 def decide_model(scopes: PolicyScopes, model: str) -> Decision:
     """Decides whether ``model`` may be called under ``scopes``.
 
-    The most specific scope that sets ``model_allowlist`` decides; with none, any model is
-    allowed.
+    Every scope that sets ``model_allowlist`` must list the model: the least specific one that
+    does not blocks it; when all do, the most specific one is reported. With none, any model is
+    allowed. Matching ignores case, as for tools.
 
     Args:
         scopes: The policies in force, least specific first.
@@ -112,11 +115,13 @@ def decide_model(scopes: PolicyScopes, model: str) -> Decision:
     Returns:
         The decision.
     """
-    for name, policy in scopes._reversed:
+    folded = fold_name(model)
+    allowed: Decision | None = None
+    for name, policy in scopes.scopes:
         compiled = policy._compiled
         if compiled.models is None:
             continue
-        entry = compiled.models.first(model)
+        entry = compiled.models.first(folded)
         if entry is None:
             return Decision(
                 decision="BLOCKED",
@@ -127,7 +132,7 @@ def decide_model(scopes: PolicyScopes, model: str) -> Decision:
                 policy_version=compiled.version_id,
                 reason="model not in model_allowlist",
             )
-        return Decision(
+        allowed = Decision(
             decision="ALLOWED",
             subject=model,
             rule=entry.glob,
@@ -136,6 +141,8 @@ def decide_model(scopes: PolicyScopes, model: str) -> Decision:
             policy_version=compiled.version_id,
             reason=entry.reason,
         )
+    if allowed is not None:
+        return allowed
     return Decision(
         decision="ALLOWED",
         subject=model,

@@ -5,7 +5,9 @@ state. A policy's matchers are compiled once, when the model is built, and kept 
 instance, so a policy that arrives in a Temporal payload is ready to decide at once.
 
 Globs: ``*`` is zero or more of any character (dots included), ``?`` exactly one character,
-everything else is literal (``[`` too); a glob must match the whole name; case matters.
+everything else is literal (``[`` too); a glob must match the whole name. Case and Unicode
+compatibility forms do not matter (:func:`fold_name`): ``*delete*`` catches ``Delete_Database``
+and ``ｄｅｌｅｔｅ``, so a look-alike spelling cannot slip past a block.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Final, Literal
@@ -28,7 +31,7 @@ from pydantic_core import PydanticCustomError
 
 from jamjet_temporal._models import CompiledModel
 
-__all__ = ["Action", "Decision", "Policy", "PolicyScopes", "Rule", "Verdict"]
+__all__ = ["Action", "Decision", "Policy", "PolicyScopes", "Rule", "Verdict", "fold_name"]
 
 Action = Literal["allow", "block", "require_approval", "audit"]
 """What a rule does with a tool it matches."""
@@ -60,6 +63,18 @@ def _check_glob(glob: str) -> str:
 
 Glob = Annotated[str, AfterValidator(_check_glob)]
 """A tool (or model) name pattern: ``*`` any characters, ``?`` one character."""
+
+
+def fold_name(name: str) -> str:
+    """The form names and globs are compared in: NFKC, then case-folded.
+
+    Args:
+        name: A tool, model or action name (or a glob).
+
+    Returns:
+        The folded text.
+    """
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
 def glob_to_regex(glob: str) -> str:
@@ -108,11 +123,11 @@ class Matcher:
         entries = tuple(entries)
         if not entries:
             return cls(None, ())
-        source = "|".join(f"({glob_to_regex(entry.glob)})" for entry in entries)
+        source = "|".join(f"({glob_to_regex(fold_name(entry.glob))})" for entry in entries)
         return cls(re.compile(source, re.DOTALL), entries)
 
     def first(self, name: str) -> Entry | None:
-        """The first entry whose glob matches all of ``name``."""
+        """The first entry whose glob matches all of ``name`` (already :func:`fold_name`-ed)."""
         if self.pattern is None:
             return None
         found = self.pattern.fullmatch(name)

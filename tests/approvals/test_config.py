@@ -125,7 +125,7 @@ def test_rule_for_first_match_with_policy_globs() -> None:
     assert config.rule_for("wire_.x.y") is wire  # `*` crosses dots
     assert config.rule_for("deploy.eu") is deploy
     assert config.rule_for("deploy.eu1") is catch_all  # `?` is exactly one character
-    assert config.rule_for("Wire_transfer") is catch_all  # case matters
+    assert config.rule_for("Wire_Transfer") is wire  # case does not matter: no look-alike escape
     assert config.rule_for("") is catch_all
     only_wire = config.model_copy(update={"rules": (wire,)})
     assert only_wire.rule_for("payroll") is None  # no rule: fail closed

@@ -67,8 +67,8 @@ def test_first_match_wins_reports_the_rule() -> None:
         ("tool[1]", "tool[1]", True),  # `[` is literal, not a class
         ("tool[1]", "tool1", False),
         ("[ab]", "a", False),
-        ("Search", "search", False),  # case-sensitive
-        ("search", "Search", False),
+        ("Search", "search", True),  # case-insensitive: a look-alike name is the same tool
+        ("search", "Search", True),
         ("search", "search", True),
         ("*", "", True),  # empty tool name
         ("?", "", False),
@@ -134,9 +134,9 @@ def test_default_deny_when_rules_exist() -> None:
     scopes = one(policy)
     decision = decide_tool(scopes, "delete_database")
     assert decision.decision == "BLOCKED"
-    assert (decision.rule, decision.rule_kind, decision.scope) == (None, None, "default")
+    assert (decision.rule, decision.rule_kind, decision.scope) == (None, None, "workflow")
     assert decision.reason == "no rule allows it (default deny)"
-    assert decision.policy_version == scopes.version_id != "none"
+    assert decision.policy_version == policy.version_id != "none"
     assert not decision.allowed
 
 
@@ -200,30 +200,58 @@ def stack(*scopes: tuple[str, Policy]) -> PolicyScopes:
     return PolicyScopes(scopes=scopes)
 
 
-def test_most_specific_scope_decides() -> None:
+def test_every_scope_must_allow() -> None:
     run = rules(("*", "allow"))
-    agent = rules(("search", "block"))
+    agent = rules(("search", "block"), ("read_*", "allow"))
     scopes = stack(("run", run), ("agent:assistant", agent))
     decision = decide_tool(scopes, "search")
     assert (decision.decision, decision.scope) == ("BLOCKED", "agent:assistant")
     assert decision.policy_version == agent.version_id
-    # Nothing matches in the agent scope (not an allow-list): the run scope decides.
+    # Both allow: the most specific permission is reported.
     decision = decide_tool(scopes, "read_files")
-    assert (decision.decision, decision.scope) == ("ALLOWED", "run")
-    assert decision.policy_version == run.version_id
+    assert (decision.decision, decision.scope, decision.rule) == (
+        "ALLOWED",
+        "agent:assistant",
+        "read_*",
+    )
+    # The agent's rules match nothing: that scope denies by default, whatever the run allows.
+    decision = decide_tool(scopes, "write_files")
+    assert (decision.decision, decision.scope) == ("BLOCKED", "agent:assistant")
+    assert decision.reason == "no rule allows it (default deny)"
 
 
-def test_a_more_specific_rule_can_relax_a_less_specific_rule() -> None:
-    scopes = stack(("run", rules(("x", "block"))), ("workflow", rules(("x", "allow"))))
-    assert decide_tool(scopes, "x").scope == "workflow"
-    assert decide_tool(scopes, "x").decision == "ALLOWED"
+def test_a_more_specific_scope_cannot_relax_a_less_specific_one() -> None:
+    # The attack: a pipeline's own `policy:` allows what the operator's policy blocks.
+    scopes = stack(("run", rules(("x", "block"))), ("workflow", rules(("*", "allow"))))
+    decision = decide_tool(scopes, "x")
+    assert (decision.decision, decision.scope, decision.rule) == ("BLOCKED", "run", "x")
+    scopes = stack(("run", rules(("search", "allow"))), ("workflow", rules(("*", "allow"))))
+    decision = decide_tool(scopes, "delete_database")
+    assert (decision.decision, decision.scope) == ("BLOCKED", "run")
+    assert decide_tool(scopes, "search").decision == "ALLOWED"
+
+
+def test_a_more_specific_scope_cannot_skip_an_approval() -> None:
+    scopes = stack(("run", rules(("pay", "require_approval"))), ("node:n", rules(("*", "allow"))))
+    assert decide_tool(scopes, "pay").decision == "WAITING_FOR_APPROVAL"
+    assert decide_tool(scopes, "pay").scope == "run"
+
+
+@pytest.mark.parametrize("tool", ["Delete_Database", "DELETE_DATABASE", "ｄｅｌｅｔｅ_database"])
+def test_globs_ignore_case_and_compatibility_forms(tool: str) -> None:
+    policy = Policy(blocked_tools=("*delete*",), rules=(Rule(match="*", action="allow"),))
+    assert verdict(policy, tool) == "BLOCKED"
+    assert decide_tool(one(policy), tool).subject == tool
+    assert decide_model(one(Policy(model_allowlist=("GPT-4o*",))), "gpt-4o-mini").allowed
 
 
 def test_default_deny_if_any_scope_has_rules() -> None:
     scopes = stack(("run", rules(("search", "allow"))), ("node:analyze", Policy()))
     assert decide_tool(scopes, "other").reason == "no rule allows it (default deny)"
+    assert decide_tool(scopes, "other").scope == "run"
     scopes = stack(("run", Policy()), ("node:analyze", rules(("search", "allow"))))
     assert decide_tool(scopes, "other").decision == "BLOCKED"
+    assert decide_tool(scopes, "other").scope == "node:analyze"
 
 
 def test_blocked_tools_anywhere_are_absolute() -> None:
@@ -283,7 +311,12 @@ def test_allow_list_closes_even_below_a_more_specific_scope() -> None:
     agent = Policy.allow_list(["search"], source="@task a")
     node = rules(("read_*", "audit"))
     scopes = stack(("run", rules(("*", "allow"))), ("agent:a", agent), ("node:n", node))
-    assert decide_tool(scopes, "read_x").decision == "AUDIT"
+    assert decide_tool(scopes, "read_x").decision == "BLOCKED"
+    assert decide_tool(scopes, "read_x").scope == "agent:a"
+    assert decide_tool(scopes, "search").decision == "BLOCKED"  # the node's default deny
+    node = rules(("*", "audit"))
+    scopes = stack(("run", rules(("*", "allow"))), ("agent:a", agent), ("node:n", node))
+    assert decide_tool(scopes, "search").decision == "AUDIT"
     assert decide_tool(scopes, "write_x").scope == "agent:a"
     assert decide_tool(scopes, "write_x").reason == "tool not in allow-list"
 
@@ -329,15 +362,26 @@ def test_model_allowlist() -> None:
     )
 
 
-def test_model_allowlist_from_the_most_specific_scope_that_sets_one() -> None:
+def test_model_allowlist_of_every_scope_that_sets_one() -> None:
     run = Policy(model_allowlist=("gpt-*",))
     workflow = Policy(model_allowlist=("claude-*",))
     node = rules(("*", "allow"))  # no model_allowlist: does not count
     scopes = stack(("run", run), ("workflow", workflow), ("node:n", node))
     assert decide_model(scopes, "gpt-4o").decision == "BLOCKED"
     assert decide_model(scopes, "gpt-4o").scope == "workflow"
-    assert decide_model(scopes, "claude-3").decision == "ALLOWED"
+    assert decide_model(scopes, "claude-3").decision == "BLOCKED"
+    assert decide_model(scopes, "claude-3").scope == "run"
     assert decide_model(stack(("run", run), ("node:n", node)), "gpt-4o").scope == "run"
+    narrower = stack(("run", run), ("workflow", Policy(model_allowlist=("gpt-4o",))))
+    assert decide_model(narrower, "gpt-4o").scope == "workflow"
+    assert not decide_model(narrower, "gpt-4o-mini").allowed
+
+
+def test_a_pipeline_cannot_widen_the_model_allowlist() -> None:
+    run = Policy(model_allowlist=("gpt-4o",))
+    scopes = stack(("run", run), ("workflow", Policy(model_allowlist=("*",))))
+    decision = decide_model(scopes, "o1-pro")
+    assert (decision.decision, decision.scope) == ("BLOCKED", "run")
 
 
 def test_empty_model_allowlist_blocks_every_model() -> None:

@@ -8,9 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jamjet_temporal.policy import Policy, PolicyScopes, Rule, decide_model, decide_tool
+from jamjet_temporal.policy._model import fold_name
 
 GLOB_ALPHABET = "ab.*?["
-NAME_ALPHABET = "ab.[*?"
+NAME_ALPHABET = "abAB.[*?"
 ACTIONS = ("allow", "block", "require_approval", "audit")
 VERDICTS = {
     "allow": "ALLOWED",
@@ -21,7 +22,9 @@ VERDICTS = {
 
 
 def glob_matches(glob: str, name: str) -> bool:
-    """Naive recursive glob: `*` any run of characters, `?` one character, the rest literal."""
+    """Naive recursive glob: `*` any run of characters, `?` one character, the rest literal;
+    compared case-insensitively (both sides NFKC + casefold)."""
+    glob, name = fold_name(glob), fold_name(name)
 
     @cache
     def match(g: int, n: int) -> bool:
@@ -36,25 +39,34 @@ def glob_matches(glob: str, name: str) -> bool:
     return match(0, 0)
 
 
+SEVERITY = {"ALLOWED": 0, "AUDIT": 1, "WAITING_FOR_APPROVAL": 2, "BLOCKED": 3}
+
+
+def scope_says(policy: Policy, tool: str) -> tuple[str, str | None] | None:
+    """What one scope says on its own, the slow and simple way."""
+    for glob in policy.blocked_tools:
+        if glob_matches(glob, tool):
+            return "BLOCKED", glob
+    for glob in policy.require_approval_for:
+        if glob_matches(glob, tool):
+            return "WAITING_FOR_APPROVAL", glob
+    for rule in policy.rules:
+        if glob_matches(rule.match, tool):
+            return VERDICTS[rule.action], rule.match
+    if policy.rules or policy.closed:
+        return "BLOCKED", None
+    return None
+
+
 def reference(scopes: list[tuple[str, Policy]], tool: str) -> tuple[str, str | None, str]:
-    """The rules as written in the brief, evaluated the slow and simple way."""
-    for name, policy in scopes:
-        for glob in policy.blocked_tools:
-            if glob_matches(glob, tool):
-                return "BLOCKED", glob, name
-    for name, policy in scopes:
-        for glob in policy.require_approval_for:
-            if glob_matches(glob, tool):
-                return "WAITING_FOR_APPROVAL", glob, name
-    for name, policy in reversed(scopes):
-        for rule in policy.rules:
-            if glob_matches(rule.match, tool):
-                return VERDICTS[rule.action], rule.match, name
-        if policy.closed:
-            return "BLOCKED", None, name
-    if any(policy.rules or policy.closed for _, policy in scopes):
-        return "BLOCKED", None, "default"
-    return "ALLOWED", None, "default"
+    """The most restrictive scope wins; refusals name the outermost, permissions the innermost."""
+    answers = [(name, said) for name, policy in scopes if (said := scope_says(policy, tool))]
+    if not answers:
+        return "ALLOWED", None, "default"
+    worst = max(SEVERITY[said[0]] for _, said in answers)
+    tied = [(name, said) for name, said in answers if SEVERITY[said[0]] == worst]
+    name, (verdict, glob) = tied[0] if worst >= 2 else tied[-1]
+    return verdict, glob, name
 
 
 globs = st.text(GLOB_ALPHABET, min_size=1, max_size=6)
@@ -145,7 +157,7 @@ def test_json_round_trip_keeps_identity_and_decisions(policy: Policy, tool: str)
 
 
 @given(allowlists=st.lists(st.none() | st.lists(globs, max_size=3), max_size=4), model=names)
-def test_model_allowlist_from_the_most_specific_scope(
+def test_model_allowlist_needs_every_scope_that_sets_one(
     allowlists: list[list[str] | None], model: str
 ) -> None:
     stack = [
@@ -153,13 +165,29 @@ def test_model_allowlist_from_the_most_specific_scope(
         for index, found in enumerate(allowlists)
     ]
     decision = decide_model(PolicyScopes(scopes=tuple(stack)), model)
-    deciding = [(name, p) for name, p in reversed(stack) if p.model_allowlist is not None]
+    deciding = [(name, p) for name, p in stack if p.model_allowlist is not None]
     if not deciding:
         assert (decision.decision, decision.scope) == ("ALLOWED", "default")
         return
-    name, policy = deciding[0]
-    assert policy.model_allowlist is not None
-    matching = [glob for glob in policy.model_allowlist if glob_matches(glob, model)]
-    assert decision.scope == name
-    assert decision.decision == ("ALLOWED" if matching else "BLOCKED")
-    assert decision.rule == (matching[0] if matching else None)
+    refusing = [
+        name
+        for name, p in deciding
+        if not any(glob_matches(glob, model) for glob in p.model_allowlist or ())
+    ]
+    if refusing:
+        assert (decision.decision, decision.scope, decision.rule) == ("BLOCKED", refusing[0], None)
+        return
+    name, policy = deciding[-1]
+    matching = [glob for glob in policy.model_allowlist or () if glob_matches(glob, model)]
+    assert (decision.decision, decision.scope, decision.rule) == ("ALLOWED", name, matching[0])
+
+
+@given(operator=policies, added=stacks, tool=names)
+def test_added_scopes_only_narrow_the_operator(
+    operator: Policy, added: list[tuple[str, Policy]], tool: str
+) -> None:
+    # Whatever a pipeline or workflow brings, a tool the operator's policy refuses stays
+    # refused, and nothing becomes less restricted than the operator alone says.
+    alone = decide_tool(PolicyScopes(scopes=(("run", operator),)), tool)
+    stacked = decide_tool(PolicyScopes(scopes=(("run", operator), *added)), tool)
+    assert SEVERITY[stacked.decision] >= SEVERITY[alone.decision]
