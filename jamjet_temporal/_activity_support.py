@@ -9,10 +9,26 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from typing import Any
 
 from temporalio import activity
 
 from .errors import JamJetError
+
+#: What the governed activity running now keeps in its heartbeat details (the gate's state:
+#: model spend, a result whose record is still to be written); every heartbeat we send
+#: carries it, so a retry of the attempt finds it.
+heartbeat_details: ContextVar[dict[str, Any]] = ContextVar(
+    "jamjet_heartbeat_details",
+    default={},  # noqa: B039 - never mutated, only replaced
+)
+
+
+def current_heartbeat_details() -> list[object]:
+    """The details every heartbeat of the activity running now carries."""
+    state = heartbeat_details.get()
+    return [{"jamjet": state}] if state else []
 
 
 def idempotency_key() -> str:
@@ -58,7 +74,7 @@ async def auto_heartbeat() -> AsyncIterator[None]:
 
     async def beat() -> None:
         while True:
-            activity.heartbeat()
+            activity.heartbeat(*current_heartbeat_details())
             await asyncio.sleep(interval)
 
     beater = asyncio.create_task(beat())

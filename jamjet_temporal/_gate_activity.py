@@ -4,6 +4,16 @@ Runs on the worker. A tool activity records the gate's decision *before* its bod
 decision is durable before its effect), then one call event when it completes or fails for
 good. Event ids are deterministic, so a retried attempt or a second worker taking the step
 over stores nothing twice.
+
+The tool body never runs twice because bookkeeping failed: when the call record cannot be
+written after the body succeeded, the result is kept in the activity's heartbeat details and
+the attempt fails; the retry finds it there, writes only the record and returns the kept
+result.
+
+Model calls a task makes itself (``llm.call`` in a ``@task`` body) pass the same gate as those
+from workflow code (:class:`ActivityGate`): decided against the model allow-lists the clearance
+carries, projected against the budget set aside for the task, recorded, and their cost sent
+back with the task's result (or failure) to be charged to the run.
 """
 
 from __future__ import annotations
@@ -11,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any, NoReturn, Protocol
 
 from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
@@ -19,9 +31,27 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
 
-from ._activity_support import idempotency_key
-from ._gate_workflow import GATE_HEADER, INTERNAL_ACTIVITIES, RECORD_ACTIVITY, Clearance
+from ._activity_support import current_heartbeat_details, heartbeat_details, idempotency_key
+from ._gate_workflow import (
+    GATE_HEADER,
+    SPEND_DETAIL,
+    Clearance,
+    SpentResult,
+    TaskSpend,
+    digest,
+)
+from ._internal import INTERNAL_HEADER, is_reserved
+from ._llm_types import ChatRequest, ChatResult
 from .audit import AuditEvent, AuditStore, event_id, open_store
+from .budget._errors import UnknownModelPriceError
+from .budget._ledger import BudgetLedger, CallCost, call_cost, project
+from .budget._prices import PriceTable
+from .budget._tokens import count_message_tokens
+from .budget._workflow import DEFAULT_MAX_OUTPUT_TOKENS
+from .policy import Policy, PolicyScopes, decide_model
+
+#: Key of our own entry in an activity's heartbeat details.
+_DETAILS_KEY = "jamjet"
 
 
 class AuditSink:
@@ -56,11 +86,19 @@ class RecordActivities:
     def __init__(self, sink: AuditSink | None) -> None:
         self._sink = sink
 
-    @activity.defn(name=RECORD_ACTIVITY)
+    @activity.defn(name="jamjet.audit.record")
     async def record(self, events: list[AuditEvent]) -> None:
         """Append the events to the audit store."""
         if self._sink is not None:
             await self._sink.append(events)
+
+
+class ChatClient(Protocol):
+    """What an activity gate needs to make a model call: the plugin's model client."""
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        """One chat completion."""
+        ...
 
 
 def _jsonable(value: object) -> JsonValue:
@@ -81,107 +119,341 @@ def _final(err: BaseException, info: activity.Info) -> bool:
     return bool(policy.maximum_attempts) and info.attempt >= policy.maximum_attempts
 
 
+def _kept_state(info: activity.Info) -> dict[str, Any]:
+    """What an earlier attempt of this activity left in its heartbeat details."""
+    for detail in info.heartbeat_details:
+        if isinstance(detail, dict) and isinstance(detail.get(_DETAILS_KEY), dict):
+            return dict(detail[_DETAILS_KEY])
+    return {}
+
+
+_GATE: ContextVar[ActivityGate | None] = ContextVar("jamjet_activity_gate", default=None)
+
+
+def current_activity_gate() -> ActivityGate | None:
+    """The gate of the governed activity running now (None outside one)."""
+    return _GATE.get()
+
+
+class ActivityGate:
+    """Model calls made inside one governed activity attempt: decided, budgeted, recorded."""
+
+    def __init__(
+        self,
+        clearance: Clearance,
+        sink: AuditSink | None,
+        chat: ChatClient,
+        prices: PriceTable,
+        spent: tuple[CallCost, ...],
+    ) -> None:
+        self._clearance = clearance
+        self._sink = sink
+        self._chat = chat
+        self._prices = prices
+        self.calls = spent
+        self._count = 0
+        self._lock = asyncio.Lock()
+
+    def _scopes(self) -> tuple[PolicyScopes, dict[str, str]]:
+        stack = tuple(
+            (m.scope, Policy(model_allowlist=m.allow)) for m in self._clearance.model_scopes
+        )
+        return PolicyScopes(scopes=stack), {
+            m.scope: m.policy_version for m in self._clearance.model_scopes
+        }
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        """One model call from inside the activity, through the gate."""
+        async with self._lock:  # one at a time: each is projected against what the last spent
+            return await self._chat_locked(request)
+
+    async def _chat_locked(self, request: ChatRequest) -> ChatResult:
+        info = activity.info()
+        self._count += 1
+        base = (
+            info.workflow_id or "-",
+            info.workflow_run_id or "-",
+            info.activity_id,
+            f"attempt-{info.attempt}",
+            "model",
+            str(self._count),
+        )
+        actor: dict[str, JsonValue] = {**self._clearance.actor, "worker": _worker_identity()}
+        scopes, versions = self._scopes()
+        decision = decide_model(scopes, request.model)
+        if decision.scope in versions:
+            decision = decision.model_copy(update={"policy_version": versions[decision.scope]})
+
+        def event(kind: str, suffix: str, data: dict[str, JsonValue]) -> AuditEvent:
+            return AuditEvent(
+                id=event_id(*base, suffix),
+                run_id=info.workflow_id or "-",
+                workflow_run_id=info.workflow_run_id or "-",
+                kind=kind,
+                at=datetime.now(UTC),
+                actor=actor,
+                data={"activity_id": info.activity_id, "tool": info.activity_type, **data},
+            )
+
+        decided = event(
+            "policy.model_decision",
+            "decision",
+            {**decision.model_dump(mode="json"), "args_digest": digest([request])},
+        )
+        if not decision.allowed:
+            await self._append([decided])
+            raise ApplicationError(
+                f"model '{request.model}' refused: {decision.reason} (scope {decision.scope}) "
+                f"[audit {decided.id}]",
+                type="ModelDeniedError",
+                non_retryable=True,
+            )
+        allowance = self._clearance.allowance
+        price = None
+        before: list[AuditEvent] = [decided]
+        if allowance is not None:
+            if request.max_tokens is None:
+                request = request.model_copy(update={"max_tokens": DEFAULT_MAX_OUTPUT_TOKENS})
+            assert request.max_tokens is not None
+            try:
+                price = self._prices.price(request.model)
+            except UnknownModelPriceError as err:
+                raise ApplicationError(
+                    err.reason or str(err), type="UnknownModelPriceError", non_retryable=True
+                ) from err
+            ledger = BudgetLedger(budget=allowance)
+            for call in self.calls:
+                ledger = ledger.charge(call)
+            projection = project(
+                price, count_message_tokens(request.messages, request.tools), request.max_tokens
+            )
+            check = ledger.check(projection)
+            verdict = "ALLOWED" if check.allowed else "HALT"
+            budget_event = event(
+                "budget.decision",
+                "budget",
+                {**check.model_dump(mode="json"), "decision": verdict, "scope": "task"},
+            )
+            before.append(budget_event)
+            if not check.allowed:
+                await self._append(before)
+                raise ApplicationError(
+                    f"budget: {check.reason} [audit {budget_event.id}]",
+                    {SPEND_DETAIL: TaskSpend(calls=self.calls).model_dump(mode="json")},
+                    type="BudgetExceededError",
+                    non_retryable=True,
+                )
+        await self._append(before)
+        started = time.monotonic()
+        result = await self._chat.complete(request)
+        data: dict[str, JsonValue] = {
+            "model": request.model,
+            "usage": result.usage.model_dump(mode="json"),
+            "latency_ms": round((time.monotonic() - started) * 1000, 3),
+            "decision_event": decided.id,
+        }
+        if price is not None:
+            cost = call_cost(price, result.usage)
+            self.calls = (*self.calls, cost)
+            data["cost"] = str(cost.cost)
+            # Survives a retry of this activity: the next attempt's allowance is what is left.
+            heartbeat_details.set({"spent": TaskSpend(calls=self.calls).model_dump(mode="json")})
+            activity.heartbeat(*current_heartbeat_details())
+        await self._append([event("model.call", "call", data)])
+        return result
+
+    async def _append(self, events: list[AuditEvent]) -> None:
+        if self._sink is not None:
+            await self._sink.append(events)
+
+
 class GateActivityInbound(ActivityInboundInterceptor):
     """Records decisions and calls; refuses activities the gate never cleared."""
 
-    def __init__(self, next: ActivityInboundInterceptor, sink: AuditSink | None) -> None:
+    def __init__(
+        self,
+        next: ActivityInboundInterceptor,
+        sink: AuditSink | None,
+        governance: str,
+        chat: ChatClient,
+        prices: PriceTable,
+    ) -> None:
         super().__init__(next)
         self._sink = sink
+        self._governance = governance
+        self._chat = chat
+        self._prices = prices
+
+    async def _refuse(self, info: activity.Info, reason: str, message: str) -> NoReturn:
+        run_id = info.workflow_id or ""
+        wf_run = info.workflow_run_id or ""
+        refusal = AuditEvent(
+            id=event_id(run_id, wf_run, info.activity_id, "tool.refused"),
+            run_id=run_id or "-",
+            workflow_run_id=wf_run or "-",
+            kind="tool.refused",
+            at=datetime.now(UTC),
+            actor={"workflow_type": info.workflow_type, "worker": _worker_identity()},
+            data={"tool": info.activity_type, "activity_id": info.activity_id, "reason": reason},
+        )
+        if self._sink is not None:
+            await self._sink.append([refusal])
+        raise ApplicationError(message, type="ToolNotClearedError", non_retryable=True)
 
     async def execute_activity(self, input: ExecuteActivityInput) -> object:
         info = activity.info()
-        if info.activity_type in INTERNAL_ACTIVITIES:
+        if is_reserved(info.activity_type):
+            if INTERNAL_HEADER not in input.headers:
+                await self._refuse(
+                    info,
+                    "runtime-internal activity scheduled without the runtime's mark",
+                    f"'{info.activity_type}' refused: it is runtime-internal and only the "
+                    "JamJet runtime schedules it",
+                )
             return await super().execute_activity(input)
-        run_id = info.workflow_id or ""
-        wf_run = info.workflow_run_id or ""
         payload = input.headers.get(GATE_HEADER)
         if payload is None:
-            refusal = AuditEvent(
-                id=event_id(run_id, wf_run, info.activity_id, "tool.refused"),
-                run_id=run_id or "-",
-                workflow_run_id=wf_run or "-",
-                kind="tool.refused",
-                at=datetime.now(UTC),
-                actor={"workflow_type": info.workflow_type, "worker": _worker_identity()},
-                data={
-                    "tool": info.activity_type,
-                    "activity_id": info.activity_id,
-                    "reason": "scheduled without a gate decision",
-                },
-            )
-            if self._sink is not None:
-                await self._sink.append([refusal])
-            raise ApplicationError(
+            await self._refuse(
+                info,
+                "scheduled without a gate decision",
                 f"tool '{info.activity_type}' refused: it was scheduled without a JamJet gate "
                 "decision; run the workflow on a worker with JamJetPlugin",
-                type="ToolNotClearedError",
-                non_retryable=True,
             )
+        assert payload is not None
         clearance = activity.payload_converter().from_payloads([payload], [Clearance])[0]
         assert isinstance(clearance, Clearance)
-        actor: dict[str, JsonValue] = {**clearance.actor, "worker": _worker_identity()}
-        if self._sink is not None:
-            budget: list[AuditEvent] = []
-            if clearance.budget is not None:
-                # The budget check that let this model call go ahead, stored beside its
-                # policy decision and before the call runs.
-                budget.append(
-                    AuditEvent(
-                        id=event_id(clearance.event_id, "budget"),
-                        run_id=run_id,
-                        workflow_run_id=wf_run,
-                        kind="budget.decision",
-                        at=clearance.decided_at,
-                        actor=clearance.actor,
-                        data={
-                            **clearance.budget.model_dump(mode="json"),
-                            "decision": "ALLOWED",
-                            "activity_id": info.activity_id,
-                        },
-                    )
-                )
-            await self._sink.append(
-                [
-                    AuditEvent(
-                        id=clearance.event_id,
-                        run_id=run_id,
-                        workflow_run_id=wf_run,
-                        kind=clearance.kind,
-                        at=clearance.decided_at,
-                        actor=clearance.actor,
-                        data={
-                            **clearance.decision.model_dump(mode="json"),
-                            "args_digest": clearance.args_digest,
-                            "activity_id": info.activity_id,
-                            "tool": info.activity_type,
-                        },
-                    ),
-                    *budget,
-                ]
+        if clearance.governance and clearance.governance != self._governance:
+            # Another worker on this task queue may hold the run's governance; Temporal
+            # retries the attempt there (or here once this worker is reconfigured).
+            raise ApplicationError(
+                f"this worker's governance ({self._governance}) is not the run's "
+                f"({clearance.governance}): it does not run the run's tools",
+                type="GovernanceMismatch",
             )
-        started = time.monotonic()
+        kept = _kept_state(info)
+        spent = tuple(
+            CallCost.model_validate(c) for c in (kept.get("spent") or {}).get("calls", [])
+        )
+        token = heartbeat_details.set({"spent": kept["spent"]} if "spent" in kept else {})
         try:
-            result = await super().execute_activity(input)
-        except BaseException as err:
-            if self._sink is not None and isinstance(err, Exception) and _final(err, info):
-                await self._record_call(input, info, actor, clearance, started, error=err)
-            raise
-        if self._sink is not None:
-            await self._record_call(input, info, actor, clearance, started, result=result)
-        return result
+            if "completed" in kept:
+                # The body already ran in an earlier attempt; only its record was missing.
+                completed = kept["completed"]
+                await self._record_call(
+                    input,
+                    info,
+                    clearance,
+                    completed["latency_ms"],
+                    completed["attempt"],
+                    result=completed["result"],
+                )
+                return self._answer(clearance, completed["result"], spent)
+            await self._record_decision(info, clearance)
+            gate = ActivityGate(clearance, self._sink, self._chat, self._prices, spent)
+            gate_token = _GATE.set(gate)
+            started = time.monotonic()
+            try:
+                result = await super().execute_activity(input)
+            except BaseException as err:
+                latency = round((time.monotonic() - started) * 1000, 3)
+                if self._sink is not None and isinstance(err, Exception) and _final(err, info):
+                    await self._record_call(
+                        input, info, clearance, latency, info.attempt, error=err
+                    )
+                if isinstance(err, Exception) and clearance.allowance is not None and gate.calls:
+                    raise _with_spend(err, gate.calls) from err
+                raise
+            finally:
+                _GATE.reset(gate_token)
+            latency = round((time.monotonic() - started) * 1000, 3)
+            plain = _jsonable(result)
+            try:
+                await self._record_call(input, info, clearance, latency, info.attempt, result=plain)
+            except Exception as err:
+                heartbeat_details.set(
+                    {
+                        **heartbeat_details.get(),
+                        "completed": {
+                            "result": plain,
+                            "latency_ms": latency,
+                            "attempt": info.attempt,
+                        },
+                    }
+                )
+                activity.heartbeat(*current_heartbeat_details())
+                raise ApplicationError(
+                    f"'{info.activity_type}' ran, but recording its call failed "
+                    f"({type(err).__name__}: {err}); the result is kept and only the record "
+                    "is retried, the tool does not run again",
+                    type="AuditRecordError",
+                ) from err
+            return self._answer(clearance, result, gate.calls)
+        finally:
+            heartbeat_details.reset(token)
+
+    @staticmethod
+    def _answer(clearance: Clearance, result: object, calls: tuple[CallCost, ...]) -> object:
+        if clearance.allowance is None:
+            return result
+        return SpentResult(result=_jsonable(result), spend=TaskSpend(calls=calls))
+
+    async def _record_decision(self, info: activity.Info, clearance: Clearance) -> None:
+        if self._sink is None:
+            return
+        run_id = info.workflow_id or ""
+        wf_run = info.workflow_run_id or ""
+        budget: list[AuditEvent] = []
+        if clearance.budget is not None:
+            # The budget check that let this model call go ahead, stored beside its policy
+            # decision and before the call runs.
+            budget.append(
+                AuditEvent(
+                    id=event_id(clearance.event_id, "budget"),
+                    run_id=run_id,
+                    workflow_run_id=wf_run,
+                    kind="budget.decision",
+                    at=clearance.decided_at,
+                    actor=clearance.actor,
+                    data={
+                        **clearance.budget.model_dump(mode="json"),
+                        "decision": "ALLOWED",
+                        "activity_id": info.activity_id,
+                    },
+                )
+            )
+        await self._sink.append(
+            [
+                AuditEvent(
+                    id=clearance.event_id,
+                    run_id=run_id,
+                    workflow_run_id=wf_run,
+                    kind=clearance.kind,
+                    at=clearance.decided_at,
+                    actor=clearance.actor,
+                    data={
+                        **clearance.decision.model_dump(mode="json"),
+                        "args_digest": clearance.args_digest,
+                        "activity_id": info.activity_id,
+                        "tool": info.activity_type,
+                    },
+                ),
+                *budget,
+            ]
+        )
 
     async def _record_call(
         self,
         input: ExecuteActivityInput,
         info: activity.Info,
-        actor: dict[str, JsonValue],
         clearance: Clearance,
-        started: float,
+        latency_ms: float,
+        attempt: int,
         *,
-        result: object = None,
+        result: JsonValue = None,
         error: Exception | None = None,
     ) -> None:
-        assert self._sink is not None
+        if self._sink is None:
+            return
         run_id = info.workflow_id or ""
         wf_run = info.workflow_run_id or ""
         kind = "model.call" if clearance.kind == "policy.model_decision" else "tool.call"
@@ -189,8 +461,8 @@ class GateActivityInbound(ActivityInboundInterceptor):
             "tool": info.activity_type,
             "activity_id": info.activity_id,
             "args": _jsonable(list(input.args)),
-            "latency_ms": round((time.monotonic() - started) * 1000, 3),
-            "attempt": info.attempt,
+            "latency_ms": latency_ms,
+            "attempt": attempt,
             "idempotency_key": idempotency_key(),
             "decision_event": clearance.event_id,
             "outcome": "failed" if error is not None else "completed",
@@ -198,7 +470,7 @@ class GateActivityInbound(ActivityInboundInterceptor):
         if error is not None:
             data["error"] = f"{type(error).__name__}: {error}"
         else:
-            data["result"] = _jsonable(result)
+            data["result"] = result
         await self._sink.append(
             [
                 AuditEvent(
@@ -207,11 +479,28 @@ class GateActivityInbound(ActivityInboundInterceptor):
                     workflow_run_id=wf_run,
                     kind=kind,
                     at=datetime.now(UTC),
-                    actor=actor,
+                    actor={**clearance.actor, "worker": _worker_identity()},
                     data=data,
                 )
             ]
         )
+
+
+def _with_spend(err: Exception, calls: tuple[CallCost, ...]) -> ApplicationError:
+    """The same failure, carrying what the task's model calls cost (charged by the gate)."""
+    spend = {SPEND_DETAIL: TaskSpend(calls=calls).model_dump(mode="json")}
+    if isinstance(err, ApplicationError):
+        if any(isinstance(d, dict) and SPEND_DETAIL in d for d in err.details):
+            return err
+        return ApplicationError(
+            err.message,
+            *err.details,
+            spend,
+            type=err.type,
+            non_retryable=err.non_retryable,
+            next_retry_delay=err.next_retry_delay,
+        )
+    return ApplicationError(str(err), spend, type=type(err).__name__)
 
 
 def _worker_identity() -> str:

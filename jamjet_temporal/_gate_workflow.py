@@ -1,10 +1,15 @@
 """The policy gate, workflow side: every activity a workflow schedules is decided here first.
 
 Runs inside the workflow sandbox. A decision is a pure function of the policies in force (the
-plugin's, the workflow's, the node's or agent's) and the activity's name, so a replay takes it
-again identically. Nothing is written from here: an allowed call carries its decision to the
-activity in a header, and the activity records it before the tool body runs; a refused call is
-recorded by the ``jamjet.audit.record`` activity before the refusal is raised.
+plugin's, the workflow's, the node's or agent's), the run's proven user and the call, so a
+replay takes it again identically. Nothing is written from here: an allowed call carries its
+decision to the activity in a header, and the activity records it before the tool body runs; a
+refused call is recorded by the ``jamjet.audit.record`` activity before the refusal is raised.
+
+A run carries its own governance: its user is proven at start (a signed ``JamJetUser`` header,
+or inherited from a parent or previous run), the worker's governance (policy, approvals config,
+audit store) is pinned in history by a patch marker on the first task, and the user and what is
+left of the budget go with every child workflow and continue-as-new.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ import json
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from datetime import timedelta
+from typing import Any, NoReturn
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, JsonValue
+from pydantic import AwareDatetime, BaseModel, ConfigDict, JsonValue, ValidationError
 from pydantic_core import to_jsonable_python
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import (
+    ContinueAsNewInput,
     ExecuteWorkflowInput,
     StartActivityInput,
     StartChildWorkflowInput,
@@ -29,23 +37,30 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
+from ._internal import INTERNAL_HEADER, is_reserved, runtime_call, scheduled_by_runtime
 from ._llm_types import CHAT_ACTIVITY, ChatRequest, ChatResult
+from ._principal import same_principal
+from .approvals._check import verify_run_user
 from .approvals._config import ApprovalConfig
+from .approvals._identity import RunUser
 from .approvals._workflow import ApprovalBook
 from .audit._event import AuditEvent, event_id
 from .budget._errors import BudgetExceededError
-from .budget._ledger import Budget, BudgetDecision
+from .budget._ledger import Budget, BudgetDecision, CallCost
 from .budget._workflow import (
     QUOTE_ACTIVITY,
     BudgetKeeper,
     active_scopes,
     budget_scope,
     carve_child_budget,
+    remaining_budget,
+    settle_reservation,
 )
 from .engram._names import ENGRAM_ACTIVITIES
 from .errors import (
     ApprovalRequiredError,
     GateError,
+    IdentityError,
     ModelDeniedError,
     ToolDeniedError,
 )
@@ -53,14 +68,16 @@ from .policy import Decision, Policy, PolicyScopes, decide_model, decide_tool
 
 #: Header carrying the gate's decision to the activity (stable wire name).
 GATE_HEADER = "JamJetGate"
-#: Header carrying a child workflow's budget slice from its parent (stable wire name).
+#: Header carrying a run's (or a child's) budget (stable wire name).
 BUDGET_HEADER = "JamJetBudget"
-#: Header naming the user a run acts for, set by the client (stable wire name).
+#: Header naming the user a run acts for: a signed ``RunUser`` (stable wire name).
 USER_HEADER = "JamJetUser"
 #: Activity that records refusals and other workflow-side events.
 RECORD_ACTIVITY = "jamjet.audit.record"
 #: The runtime's own bookkeeping activities: not tools, so not decided by the gate.
 INTERNAL_ACTIVITIES = frozenset({RECORD_ACTIVITY, QUOTE_ACTIVITY, *ENGRAM_ACTIVITIES})
+#: Prefix of the patch marker that pins a run's governance (see :func:`governance_id`).
+GOVERNANCE_PATCH = "jamjet.governance"
 
 # Which scopes and agent are in force for the code running now. Context variables follow the
 # workflow's asyncio tasks, so a scope entered around an await applies to exactly the
@@ -68,6 +85,7 @@ INTERNAL_ACTIVITIES = frozenset({RECORD_ACTIVITY, QUOTE_ACTIVITY, *ENGRAM_ACTIVI
 _SCOPES: ContextVar[tuple[tuple[str, Policy], ...]] = ContextVar("jamjet_scopes", default=())
 _AGENT: ContextVar[str | None] = ContextVar("jamjet_agent", default=None)
 _GATE: ContextVar[Gate | None] = ContextVar("jamjet_gate", default=None)
+_NAMED: ContextVar[dict[str, JsonValue] | None] = ContextVar("jamjet_named_args", default=None)
 
 
 @contextlib.contextmanager
@@ -84,13 +102,73 @@ def policy_scope(name: str, policy: Policy | None, *, agent: str | None = None) 
             _SCOPES.reset(scopes_token)
 
 
+@contextlib.contextmanager
+def named_arguments(args: dict[str, JsonValue]) -> Iterator[None]:
+    """The tool call scheduled inside the block has these arguments by name (what approvers see
+    when the policy asks for an approval; positional activity arguments have no names)."""
+    token = _NAMED.set(args)
+    try:
+        yield
+    finally:
+        _NAMED.reset(token)
+
+
 def current_gate() -> Gate | None:
     """The gate of the workflow running now (None without the plugin)."""
     return _GATE.get()
 
 
+def governance_id(policy: Policy | None, approvals: ApprovalConfig | None, audit: str) -> str:
+    """The patch id that pins a worker's governance in a run's history.
+
+    A worker whose policy, approvals config or audit store differ from the run's fails the
+    run's workflow task with a nondeterminism error naming both ids (Temporal retries it, and
+    the run goes on when a worker with the run's governance takes it), rather than deciding
+    with rules the run did not start under.
+
+    Args:
+        policy: The worker's ``run`` policy.
+        approvals: The worker's approvals config.
+        audit: The audit store's identity (``audit_store_id``), "" when auditing is off.
+
+    Returns:
+        ``jamjet.governance/<policy version>/<approvals digest>/<audit store digest>``.
+    """
+    policy_part = "none" if policy is None or policy.is_empty else policy.version_id
+    approvals_part = "none"
+    if approvals is not None:
+        canonical = json.dumps(approvals.model_dump(mode="json"), sort_keys=True)
+        approvals_part = "apr_" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    audit_part = "off" if not audit else "aud_" + hashlib.sha256(audit.encode()).hexdigest()[:12]
+    return f"{GOVERNANCE_PATCH}/{policy_part}/{approvals_part}/{audit_part}"
+
+
+class ModelScope(BaseModel):
+    """One scope's ``model_allowlist``, carried to an activity for the model calls it makes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scope: str
+    policy_version: str
+    allow: tuple[str, ...]
+
+
 class Clearance(BaseModel):
-    """The gate's decision about one call, as the activity receives it."""
+    """The gate's decision about one call, as the activity receives it.
+
+    Attributes:
+        decision: The policy decision.
+        kind: ``policy.decision`` or ``policy.model_decision``.
+        event_id: The decision's audit event.
+        decided_at: When (workflow time).
+        actor: Who: workflow type, agent, user.
+        args_digest: Digest of the arguments decided on.
+        budget: For a model call, the budget check that let it go ahead.
+        governance: The run's pinned governance id; a worker with another one refuses.
+        model_scopes: The model allow-lists in force, for model calls the activity makes.
+        allowance: Budget set aside for model calls the activity makes (None: no budget in
+            force); what they spend comes back with the result.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -101,6 +179,41 @@ class Clearance(BaseModel):
     actor: dict[str, JsonValue]
     args_digest: str
     budget: BudgetDecision | None = None
+    governance: str = ""
+    model_scopes: tuple[ModelScope, ...] = ()
+    allowance: Budget | None = None
+
+
+#: Key, in an activity's failure details, of the model calls it made before failing.
+SPEND_DETAIL = "jamjet.spend"
+
+
+class TaskSpend(BaseModel):
+    """The model calls a task made inside its activity, charged to the run's budget."""
+
+    model_config = ConfigDict(frozen=True)
+
+    calls: tuple[CallCost, ...] = ()
+
+
+class SpentResult(BaseModel):
+    """A budgeted task's result, with what its own model calls cost (unwrapped by the gate)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    result: JsonValue
+    spend: TaskSpend
+
+
+def spend_of(details: Sequence[object]) -> TaskSpend | None:
+    """The :class:`TaskSpend` carried in an activity failure's details, if any."""
+    for detail in details:
+        if isinstance(detail, dict) and SPEND_DETAIL in detail:
+            try:
+                return TaskSpend.model_validate(detail[SPEND_DETAIL])
+            except ValidationError:
+                return None
+    return None
 
 
 def digest(value: object) -> str:
@@ -120,9 +233,11 @@ class Gate:
         user: str | None,
         audit: bool,
         approvals: ApprovalConfig | None,
+        governance: str,
     ) -> None:
         self._base = (("run", base),) if base is not None else ()
         self.user = user
+        self.governance = governance
         self._audit = audit
         self._count = 0
         self._cache: dict[tuple[tuple[str, Policy], ...], PolicyScopes] = {}
@@ -131,7 +246,8 @@ class Gate:
         #: None when the plugin has no approvals config: approval requests are then refused.
         self.approvals = ApprovalBook(self, approvals) if approvals is not None else None
 
-    def _scopes(self) -> PolicyScopes:
+    def scopes(self) -> PolicyScopes:
+        """The policy scopes in force for the code running now."""
         stack = (*self._base, *_SCOPES.get())
         scopes = self._cache.get(stack)
         if scopes is None:
@@ -169,37 +285,53 @@ class Gate:
         """Record events durably (the ``jamjet.audit.record`` activity) before going on."""
         if self._audit:
             # Unlimited attempts: a governed fact that cannot be recorded must not be lost.
-            await workflow.execute_activity(
-                RECORD_ACTIVITY,
-                events,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
-            )
+            with runtime_call():
+                handle = workflow.start_activity(
+                    RECORD_ACTIVITY,
+                    events,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
+                )
+            await handle
 
-    def decide(self, activity: str, args: Sequence[object]) -> tuple[Decision, AuditEvent]:
-        """Decide one call and build the audit event that records the decision."""
-        scopes = self._scopes()
-        if activity == CHAT_ACTIVITY and args and isinstance(args[0], ChatRequest):
-            decision = decide_model(scopes, args[0].model)
-            kind = "policy.model_decision"
-        else:
-            decision = decide_tool(scopes, activity)
-            kind = "policy.decision"
+    def _decided(
+        self, kind: str, decision: Decision, args: Sequence[object]
+    ) -> tuple[Decision, AuditEvent]:
         self._count += 1
         info = workflow.info()
-        event = AuditEvent(
+        return decision, AuditEvent(
             id=event_id(info.workflow_id, info.run_id, "decision", str(self._count)),
             run_id=info.workflow_id,
             workflow_run_id=info.run_id,
             kind=kind,
             at=workflow.now(),
             actor=self.actor(),
-            data={
-                **decision.model_dump(mode="json"),
-                "args_digest": digest(list(args)),
-            },
+            data={**decision.model_dump(mode="json"), "args_digest": digest(list(args))},
         )
-        return decision, event
+
+    def decide(self, activity: str, args: Sequence[object]) -> tuple[Decision, AuditEvent]:
+        """Decide one call and build the audit event that records the decision.
+
+        A call to ``jamjet.llm.chat`` is a model call whatever shape its argument has: it is
+        decided on the model it names, and refused when it names none.
+        """
+        scopes = self.scopes()
+        if activity != CHAT_ACTIVITY:
+            return self._decided("policy.decision", decide_tool(scopes, activity), args)
+        request = _chat_request(args)
+        if request is None:
+            decision = _refusal(
+                activity, "a model call whose argument is not a chat request", "model"
+            )
+        else:
+            decision = decide_model(scopes, request.model)
+        return self._decided("policy.model_decision", decision, args)
+
+    def refusal(
+        self, activity: str, args: Sequence[object], reason: str, scope: str
+    ) -> tuple[Decision, AuditEvent]:
+        """A refusal the runtime makes itself (not a policy rule), with its audit event."""
+        return self._decided("policy.decision", _refusal(activity, reason, scope), args)
 
     async def refuse(self, decision: Decision, event: AuditEvent) -> GateError:
         """Record a refusal durably, then return the error to raise."""
@@ -221,17 +353,78 @@ class Gate:
         """Refuse (and record) a call to a tool that does not exist here."""
         decision, event = self.decide(tool, [args])
         if decision.allowed:
-            decision = decision.model_copy(
-                update={"decision": "BLOCKED", "reason": reason, "rule": None, "rule_kind": None}
-            )
-            event = event.model_copy(
-                update={"data": {**event.data, **decision.model_dump(mode="json")}}
-            )
+            decision, event = self.refusal(tool, [args], reason, decision.scope)
         return await self.refuse(decision, event)
+
+    def model_scopes(self) -> tuple[ModelScope, ...]:
+        """The model allow-lists in force, for an activity's own model calls."""
+        return tuple(
+            ModelScope(scope=name, policy_version=policy.version_id, allow=policy.model_allowlist)
+            for name, policy in self.scopes().scopes
+            if policy.model_allowlist is not None
+        )
+
+
+def _refusal(subject: str, reason: str, scope: str) -> Decision:
+    return Decision(
+        decision="BLOCKED",
+        subject=subject,
+        rule=None,
+        rule_kind=None,
+        scope=scope,
+        policy_version="runtime",
+        reason=reason,
+    )
+
+
+def _chat_request(args: Sequence[object]) -> ChatRequest | None:
+    if len(args) != 1:
+        return None
+    if isinstance(args[0], ChatRequest):
+        return args[0]
+    try:
+        return ChatRequest.model_validate(args[0])
+    except ValidationError:
+        return None
+
+
+def _memory_user(args: Sequence[object]) -> str | None:
+    user = getattr(args[0], "user", None) if len(args) == 1 else None
+    return user if isinstance(user, str) else None
+
+
+def _run_user(
+    headers: dict[str, Any], approvals: ApprovalConfig | None
+) -> tuple[RunUser | None, str | None]:
+    """The run's claimed user and, when it is not proven, why."""
+    payload = headers.get(USER_HEADER)
+    if payload is None:
+        return None, None
+    try:
+        claim = workflow.payload_converter().from_payloads([payload], [RunUser])[0]
+    except Exception as exc:  # a malformed header is a refusal, not a stuck workflow task
+        return None, f"the {USER_HEADER} header is not a signed run user ({type(exc).__name__})"
+    assert isinstance(claim, RunUser)
+    info = workflow.info()
+    if approvals is None and claim.signer is not None:
+        return claim, (
+            "this worker trusts no client to say who runs act for (add `clients:` to the "
+            "approvals config, JamJetConfig(approvals=...))"
+        )
+    reason = verify_run_user(
+        approvals or ApprovalConfig(),
+        claim,
+        workflow_id=info.workflow_id,
+        workflow_type=info.workflow_type,
+        started_at=info.workflow_start_time,
+        has_parent=info.parent is not None,
+        continued=info.continued_run_id is not None,
+    )
+    return claim, reason
 
 
 def make_workflow_interceptor(
-    base: Policy | None, audit: bool, approvals: ApprovalConfig | None
+    base: Policy | None, audit: bool, approvals: ApprovalConfig | None, governance: str
 ) -> type[WorkflowInboundInterceptor]:
     """The inbound interceptor class for one plugin's config."""
 
@@ -242,15 +435,24 @@ def make_workflow_interceptor(
 
         def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[object]:
             gate = self._inbound.gate
-            if input.activity in INTERNAL_ACTIVITIES or gate is None:
+            if gate is None:
                 return super().start_activity(input)
+            if is_reserved(input.activity):
+                return self._internal(gate, input)
+            if input.activity == CHAT_ACTIVITY:
+                request = _chat_request(input.args)
+                if request is not None:
+                    input.args = [request]
             decision, event = gate.decide(input.activity, input.args)
             if decision.decision == "WAITING_FOR_APPROVAL" and gate.approvals is not None:
                 book = gate.approvals
+                named = _NAMED.get()
 
                 async def approved_then_run() -> object:
-                    args = to_jsonable_python(list(input.args), fallback=repr)
-                    approval = await book.request(input.activity, {"args": args}, None)
+                    shown = named
+                    if shown is None:
+                        shown = {"args": to_jsonable_python(list(input.args), fallback=repr)}
+                    approval = await book.request(input.activity, shown, None)
                     approved = decision.model_copy(
                         update={
                             "decision": "ALLOWED",
@@ -258,31 +460,9 @@ def make_workflow_interceptor(
                             f"({approval.approval_id})",
                         }
                     )
-                    self._clear(input, approved, event)
-                    return await self.next.start_activity(input)
+                    return await self._run_cleared(gate, input, approved, event)
 
                 return asyncio.ensure_future(approved_then_run())  # type: ignore[return-value]
-            budgets = active_scopes() if input.activity == CHAT_ACTIVITY else ()
-            if decision.allowed and budgets:
-                keeper = gate.budget
-
-                async def within_budget() -> object:
-                    request, price, checks = await keeper.check(input.args[0], budgets)
-                    halted = [(scope, check) for scope, check in checks if not check.allowed]
-                    if halted:
-                        scope, check = halted[0]
-                        refusal = gate.budget_event(check, scope.name, allowed=False)
-                        await gate.record([refusal])
-                        raise BudgetExceededError(check, scope=scope.name, event_id=refusal.id)
-                    input.args = [request]
-                    scope, check = checks[-1]
-                    self._clear(input, decision, event, budget=check)
-                    result = await self.next.start_activity(input)
-                    assert isinstance(result, ChatResult)
-                    keeper.charge(result, price, budgets)
-                    return result
-
-                return asyncio.ensure_future(within_budget())  # type: ignore[return-value]
             if not decision.allowed:
                 # Callers await the handle; a task that records the refusal, then raises it,
                 # keeps refusal and recording in one place for every path (agent, plain code).
@@ -290,27 +470,133 @@ def make_workflow_interceptor(
                     raise await gate.refuse(decision, event)
 
                 return asyncio.ensure_future(refused())  # type: ignore[return-value]
-            self._clear(input, decision, event)
+            budgets = active_scopes()
+            if input.activity == CHAT_ACTIVITY and budgets:
+                return asyncio.ensure_future(  # type: ignore[return-value]
+                    self._within_budget(gate, input, decision, event)
+                )
+            if budgets:
+                return asyncio.ensure_future(  # type: ignore[return-value]
+                    self._run_cleared(gate, input, decision, event)
+                )
+            self._clear(gate, input, decision, event)
             return super().start_activity(input)
+
+        def _internal(
+            self, gate: Gate, input: StartActivityInput
+        ) -> workflow.ActivityHandle[object]:
+            """The runtime's own activities: only the runtime schedules them, and memory
+            calls only for the run's own user."""
+            reason: str | None = None
+            if input.activity not in INTERNAL_ACTIVITIES or not scheduled_by_runtime():
+                reason = (
+                    f"'{input.activity}' is a runtime-internal activity: only the JamJet "
+                    "runtime schedules it (not a pipeline node or workflow code)"
+                )
+            elif input.activity in ENGRAM_ACTIVITIES:
+                owner = _memory_user(input.args)
+                if gate.user is None:
+                    reason = (
+                        "memory calls need the run's proven user: start the run with "
+                        "acting_as(user, signer=...)"
+                    )
+                elif not same_principal(owner, gate.user):
+                    reason = f"memory of '{owner}' is not the memory of this run's user"
+            if reason is not None:
+                decision, event = gate.refusal(input.activity, input.args, reason, "runtime")
+
+                async def refused() -> object:
+                    raise await gate.refuse(decision, event)
+
+                return asyncio.ensure_future(refused())  # type: ignore[return-value]
+            input.headers = {
+                **input.headers,
+                INTERNAL_HEADER: workflow.payload_converter().to_payloads([gate.governance])[0],
+            }
+            return super().start_activity(input)
+
+        async def _within_budget(
+            self, gate: Gate, input: StartActivityInput, decision: Decision, event: AuditEvent
+        ) -> object:
+            budgets = active_scopes()
+            request, price, checks = await gate.budget.check(input.args[0], budgets)
+            halted = [(scope, check) for scope, check in checks if not check.allowed]
+            if halted:
+                scope, check = halted[0]
+                refusal = gate.budget_event(check, scope.name, allowed=False)
+                await gate.record([refusal])
+                raise BudgetExceededError(check, scope=scope.name, event_id=refusal.id)
+            input.args = [request]
+            self._clear(gate, input, decision, event, budget=checks[-1][1])
+            result = await self.next.start_activity(input)
+            assert isinstance(result, ChatResult)
+            gate.budget.charge(result, price, budgets)
+            return result
+
+        async def _run_cleared(
+            self, gate: Gate, input: StartActivityInput, decision: Decision, event: AuditEvent
+        ) -> object:
+            scopes = active_scopes()
+            if input.activity == CHAT_ACTIVITY and scopes:
+                return await self._within_budget(gate, input, decision, event)
+            reserved = carve_child_budget()
+            if reserved is None:
+                self._clear(gate, input, decision, event)
+                return await self.next.start_activity(input)
+            # A task under a budget may call models itself: what is left is set aside for it
+            # while it runs, and what it spent comes back with its result (or failure).
+            wanted = input.ret_type
+            input.ret_type = SpentResult
+            self._clear(gate, input, decision, event, allowance=reserved)
+            try:
+                outcome = await self.next.start_activity(input)
+            except ActivityError as err:
+                cause = err.cause
+                if isinstance(cause, ApplicationError):
+                    spend = spend_of(cause.details)
+                    settle_reservation(scopes, reserved, spend.calls if spend else ())
+                # Timed out or cancelled: what it spent is unknown, the reservation stays spent.
+                raise
+            assert isinstance(outcome, SpentResult)
+            settle_reservation(scopes, reserved, outcome.spend.calls)
+            if wanted is None:
+                return outcome.result
+            converter = workflow.payload_converter()
+            return converter.from_payloads(converter.to_payloads([outcome.result]), [wanted])[0]
 
         async def start_child_workflow(
             self, input: StartChildWorkflowInput
         ) -> workflow.ChildWorkflowHandle[object, object]:
+            gate = self._inbound.gate
             child = carve_child_budget()
+            headers = dict(input.headers)
             if child is not None:
-                input.headers = {
-                    **input.headers,
-                    BUDGET_HEADER: workflow.payload_converter().to_payloads([child])[0],
-                }
+                headers[BUDGET_HEADER] = workflow.payload_converter().to_payloads([child])[0]
+            if gate is not None and gate.user is not None:
+                headers[USER_HEADER] = _inherited(gate.user)
+            input.headers = headers
             return await super().start_child_workflow(input)
+
+        def continue_as_new(self, input: ContinueAsNewInput) -> NoReturn:
+            gate = self._inbound.gate
+            headers = dict(input.headers)
+            left = remaining_budget()
+            if left is not None:
+                headers[BUDGET_HEADER] = workflow.payload_converter().to_payloads([left])[0]
+            if gate is not None and gate.user is not None:
+                headers[USER_HEADER] = _inherited(gate.user)
+            input.headers = headers
+            super().continue_as_new(input)
 
         @staticmethod
         def _clear(
+            gate: Gate,
             input: StartActivityInput,
             decision: Decision,
             event: AuditEvent,
             *,
             budget: BudgetDecision | None = None,
+            allowance: Budget | None = None,
         ) -> None:
             clearance = Clearance(
                 decision=decision,
@@ -320,6 +606,9 @@ def make_workflow_interceptor(
                 actor=event.actor,
                 args_digest=str(event.data["args_digest"]),
                 budget=budget,
+                governance=gate.governance,
+                model_scopes=gate.model_scopes(),
+                allowance=allowance,
             )
             input.headers = {
                 **input.headers,
@@ -333,15 +622,17 @@ def make_workflow_interceptor(
             super().init(_Outbound(outbound, self))
 
         async def execute_workflow(self, input: ExecuteWorkflowInput) -> object:
-            user = None
-            if USER_HEADER in input.headers:
-                user = workflow.payload_converter().from_payloads(
-                    [input.headers[USER_HEADER]], [str]
-                )[0]
-            self.gate = Gate(base, user, audit, approvals)
+            # First command of every run: pins this worker's governance in history (see
+            # governance_id). Runs from before the pin replay without it.
+            workflow.patched(governance)
+            claim, problem = _run_user(dict(input.headers), approvals)
+            user = claim.user if claim is not None and problem is None else None
+            self.gate = Gate(base, user, audit, approvals, governance)
             if self.gate.approvals is not None:
                 self.gate.approvals.install()
             _GATE.set(self.gate)
+            if problem is not None:
+                await self._refuse_identity(self.gate, claim, problem)
             budget = None
             if BUDGET_HEADER in input.headers:
                 budget = workflow.payload_converter().from_payloads(
@@ -350,4 +641,40 @@ def make_workflow_interceptor(
             with budget_scope("run", budget):
                 return await super().execute_workflow(input)
 
+        @staticmethod
+        async def _refuse_identity(gate: Gate, claim: RunUser | None, problem: str) -> NoReturn:
+            info = workflow.info()
+            subject = claim.user if claim is not None else "?"
+            event = AuditEvent(
+                id=event_id(info.workflow_id, info.run_id, "identity.refused"),
+                run_id=info.workflow_id,
+                workflow_run_id=info.run_id,
+                kind="identity.refused",
+                at=workflow.now(),
+                actor={**gate.actor(), "claimed_user": subject},
+                data={
+                    "claimed_user": subject,
+                    "signer": claim.signer if claim is not None else None,
+                    "reason": problem,
+                },
+            )
+            await gate.record([event])
+            raise IdentityError(
+                subject,
+                problem,
+                scope="identity",
+                event_id=event.id if audit else None,
+            )
+
     return _Inbound
+
+
+def _inherited(user: str) -> Any:
+    info = workflow.info()
+    claim = RunUser(
+        user=user,
+        workflow_id=info.workflow_id,
+        workflow_type=info.workflow_type,
+        issued_at=workflow.now(),
+    )
+    return workflow.payload_converter().to_payloads([claim])[0]

@@ -15,13 +15,18 @@ import temporalio.client
 import temporalio.converter
 import temporalio.worker
 
-from ._gate_activity import AuditSink, GateActivityInbound
+from ._gate_activity import AuditSink, ChatClient, GateActivityInbound
 from ._gate_workflow import BUDGET_HEADER, USER_HEADER, make_workflow_interceptor
 from .approvals._config import ApprovalConfig
+from .approvals._identity import SigningIdentity
 from .budget._ledger import Budget
+from .budget._prices import PriceTable
+from .errors import ConfigError
 from .policy import Policy
 
-_ACTING_AS: ContextVar[str | None] = ContextVar("jamjet_acting_as", default=None)
+_ACTING_AS: ContextVar[tuple[str, SigningIdentity] | None] = ContextVar(
+    "jamjet_acting_as", default=None
+)
 _RUN_BUDGET: ContextVar[Budget | None] = ContextVar("jamjet_run_budget", default=None)
 
 
@@ -48,15 +53,37 @@ def run_budget(
 
 
 @contextlib.contextmanager
-def acting_as(user: str) -> Iterator[None]:
-    """Runs started inside the block act for ``user`` (recorded with every gate decision).
+def acting_as(
+    user: str | SigningIdentity, *, signer: SigningIdentity | None = None
+) -> Iterator[None]:
+    """Runs started inside the block act for ``user``, proven by ``signer``'s signature.
 
-    Example::
+    The worker accepts the user only if the approvals config trusts the signer for it: a
+    client listed under ``clients:`` whose ``acts_for`` covers the user, or an approver acting
+    for themselves. The proven user is recorded with every gate decision, is the requester
+    four-eyes keeps from approving, owns the run's memory, and goes with child workflows and
+    continue-as-new. Example::
 
-        with acting_as("alice@example.com"):
+        portal = load_identity("~/.jamjet/keys/portal.key")
+        with acting_as("alice@example.com", signer=portal):
             await client.execute_workflow(...)
+
+    Args:
+        user: The user's id, or an approver's own identity (they act for themselves).
+        signer: The client's key; omit it when ``user`` is an identity.
+
+    Raises:
+        ConfigError: ``user`` is a name and no ``signer`` was given.
     """
-    token = _ACTING_AS.set(user)
+    if isinstance(user, SigningIdentity):
+        signer = signer or user
+        user = user.approver
+    if signer is None:
+        raise ConfigError(
+            f"acting_as({user!r}): a run's user must be proven; pass signer=<the client's "
+            "SigningIdentity> (a client the workers' approvals config lists under clients:)"
+        )
+    token = _ACTING_AS.set((user, signer))
     try:
         yield
     finally:
@@ -67,10 +94,13 @@ class _ClientOutbound(temporalio.client.OutboundInterceptor):
     async def start_workflow(
         self, input: temporalio.client.StartWorkflowInput
     ) -> temporalio.client.WorkflowHandle[Any, Any]:
-        user = _ACTING_AS.get()
+        acting = _ACTING_AS.get()
         converter = temporalio.converter.default().payload_converter
-        if user is not None:
-            input.headers = {**input.headers, USER_HEADER: converter.to_payloads([user])[0]}
+        if acting is not None:
+            user, signer = acting
+            claim = signer.sign_run_user(user, workflow_id=input.id, workflow_type=input.workflow)
+            payload = converter.to_payloads([claim.model_dump(mode="json")])[0]
+            input.headers = {**input.headers, USER_HEADER: payload}
         budget = _RUN_BUDGET.get()
         if budget is not None:
             payload = converter.to_payloads([budget.model_dump(mode="json")])[0]
@@ -82,11 +112,20 @@ class JamJetInterceptor(temporalio.client.Interceptor, temporalio.worker.Interce
     """The plugin's interceptor: user header on the client, policy gate and audit on workers."""
 
     def __init__(
-        self, policy: Policy | None, sink: AuditSink | None, approvals: ApprovalConfig | None
+        self,
+        policy: Policy | None,
+        sink: AuditSink | None,
+        approvals: ApprovalConfig | None,
+        governance: str,
+        chat: ChatClient,
+        prices: PriceTable,
     ) -> None:
         self._sink = sink
+        self._governance = governance
+        self._chat = chat
+        self._prices = prices
         self._workflow_class = make_workflow_interceptor(
-            policy, audit=sink is not None, approvals=approvals
+            policy, audit=sink is not None, approvals=approvals, governance=governance
         )
 
     def intercept_client(
@@ -102,4 +141,4 @@ class JamJetInterceptor(temporalio.client.Interceptor, temporalio.worker.Interce
     def intercept_activity(
         self, next: temporalio.worker.ActivityInboundInterceptor
     ) -> temporalio.worker.ActivityInboundInterceptor:
-        return GateActivityInbound(next, self._sink)
+        return GateActivityInbound(next, self._sink, self._governance, self._chat, self._prices)

@@ -39,10 +39,17 @@ class LLMActivities:
     @activity.defn(name=CHAT_ACTIVITY)
     async def chat(self, request: ChatRequest) -> ChatResult:
         """Run one chat completion and return the answer with its token usage."""
+        async with auto_heartbeat():
+            return await self.complete(request)
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        """One chat completion on this plugin's model endpoint (the client made on first use).
+
+        Also what a task's own model calls go through, once the gate has cleared them.
+        """
         if self._client is None:
             self._client = make_client(self._config.llm_base_url, self._config.llm_timeout)
-        async with auto_heartbeat():
-            return await complete(self._client, request)
+        return await complete(self._client, request)
 
 
 def make_client(base_url: str | None, timeout: timedelta) -> openai.AsyncOpenAI:

@@ -18,8 +18,10 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from ._config import JamJetConfig
 from ._gate_activity import AuditSink, RecordActivities
+from ._gate_workflow import governance_id
 from ._interceptor import JamJetInterceptor
 from ._llm_activities import LLMActivities
+from ._storeurl import store_identity
 from ._task import task_definition
 from .approvals._config import ApprovalConfig, load_approvals
 from .budget._activities import BudgetActivities
@@ -42,6 +44,7 @@ _PASSTHROUGH = (
     "cryptography",
     "tiktoken",
     "genai_prices",
+    "confusable_homoglyphs",
 )
 
 
@@ -116,8 +119,16 @@ class JamJetPlugin(SimplePlugin):
         if approvals is not None and not isinstance(approvals, ApprovalConfig):
             approvals = load_approvals(approvals)
         sink = AuditSink(self.config.audit_store) if self.config.audit_store else None
+        audit_id = ""
+        if self.config.audit_store:
+            audit_id = store_identity(
+                self.config.audit_store,
+                what="audit store",
+                fix="use 'sqlite:///audit.db' or 'postgresql://user@host/db?schema=jamjet'",
+            )
         llm = LLMActivities(self.config)
-        prices = BudgetActivities(PriceTable(self.config.prices))
+        table = PriceTable(self.config.prices)
+        prices = BudgetActivities(table)
         memory = EngramActivities(self.config.memory_store)
         activities: list[Callable[..., Awaitable[object] | object]] = [
             llm.chat,
@@ -132,7 +143,11 @@ class JamJetPlugin(SimplePlugin):
         super().__init__(
             PLUGIN_NAME,
             data_converter=_converter,
-            interceptors=[JamJetInterceptor(policy, sink, approvals)],
+            interceptors=[
+                JamJetInterceptor(
+                    policy, sink, approvals, governance_id(policy, approvals, audit_id), llm, table
+                )
+            ],
             activities=activities,
             workflows=[PipelineWorkflow],
             workflow_runner=_runner,

@@ -10,11 +10,14 @@ optional ``?schema=name`` (default ``jamjet``). Other query parameters go to lib
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
 
 from .errors import ConfigError
 
-__all__ = ["PostgresURL", "SQLiteURL", "parse_store_url"]
+__all__ = ["PostgresURL", "SQLiteURL", "parse_store_url", "store_identity"]
 
 _SQLITE = "sqlite:///"
 
@@ -69,3 +72,23 @@ def parse_store_url(url: str, *, what: str, fix: str) -> SQLiteURL | PostgresURL
         dsn = urlunsplit(parts._replace(query=rest))
         return PostgresURL(dsn, schemas[0] if schemas else "jamjet")
     raise ConfigError(f"{what} URL scheme {scheme!r} is not supported (fix: {fix})")
+
+
+def store_identity(url: str, *, what: str, fix: str) -> str:
+    """Which store ``url`` names, the same for every spelling of it and without credentials.
+
+    A SQLite file by its absolute path (relative paths resolved against the working
+    directory now); a PostgreSQL store by host, port, database and schema.
+
+    Raises:
+        ConfigError: The URL names no supported store.
+    """
+    where = parse_store_url(url, what=what, fix=fix)
+    if isinstance(where, SQLiteURL):
+        return "sqlite:" + str(Path(where.path).expanduser().resolve())
+    try:
+        options = psycopg.conninfo.conninfo_to_dict(where.dsn)
+    except psycopg.ProgrammingError:
+        options = {}
+    parts = [str(options.get(key, "")) for key in ("host", "port", "dbname")]
+    return "postgresql:" + "/".join([*parts, where.schema])

@@ -13,6 +13,7 @@ The tree::
     │   ├── ApprovalRequiredError    require_approval, but no approvals are configured
     │   ├── ApprovalRejectedError    an approver rejected the action (approver, comment)
     │   ├── ApprovalTimeoutError     nobody decided in time (and any escalation timed out too)
+    │   ├── IdentityError            the run's user could not be proven (unsigned, forged, stale)
     │   └── ToolNotClearedError      a tool activity ran without a gate decision (defence in depth)
     ├── PipelineSpecError            a YAML pipeline is malformed (file, line, node, fix)
     ├── PipelineRuntimeError         a pipeline failed while running (node, reason)
@@ -40,6 +41,7 @@ __all__ = [
     "EngramError",
     "ExtractionError",
     "GateError",
+    "IdentityError",
     "JamJetError",
     "ModelDeniedError",
     "PipelineRuntimeError",
@@ -166,6 +168,14 @@ class ApprovalRejectedError(GateError):
 
 class ApprovalTimeoutError(GateError):
     """Nobody decided within the timeout (and the escalation, if any, timed out too)."""
+
+
+class IdentityError(GateError):
+    """The run's user (``acting_as``) could not be proven, so the run does not go ahead.
+
+    ``subject`` is the claimed user; ``reason`` says what failed (unknown signer, bad
+    signature, a client acting for someone it may not, a claim made for another run).
+    """
 
 
 class ToolNotClearedError(GateError):

@@ -1,8 +1,11 @@
 """Model calls that work on both sides of the determinism boundary.
 
 In workflow code, ``await llm.call(...)`` schedules the built-in ``jamjet.llm.chat`` activity
-(so the call is durable, retried, and in history); in a task or any other code it calls the
-model directly through the ``openai`` client (endpoint and key from the environment).
+(so the call is durable, retried, and in history). In a task (an activity on a worker with
+``JamJetPlugin``) it goes through the same gate as a workflow's call, on the worker: decided
+against the run's model allow-lists, projected against its budget, recorded in the audit trail,
+its cost charged to the run. In any other code it calls the model directly through the
+``openai`` client (endpoint and key from the environment).
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from pydantic import JsonValue
-from temporalio import workflow
+from temporalio import activity, workflow
 
 from ._llm_types import CHAT_ACTIVITY, ChatRequest, ChatResult
 from ._task import DEFAULT_RETRY_POLICY
+from .errors import ConfigError
 
 __all__ = ["DEFAULT_MODEL", "call", "chat"]
 
@@ -31,6 +35,9 @@ async def chat(request: ChatRequest) -> ChatResult:
 
     Returns:
         The answer, tool calls and token usage.
+
+    Raises:
+        ConfigError: Called inside an activity that no ``JamJetPlugin`` gate cleared.
     """
     if workflow.in_workflow():
         result: ChatResult = await workflow.execute_activity(
@@ -42,8 +49,18 @@ async def chat(request: ChatRequest) -> ChatResult:
             retry_policy=DEFAULT_RETRY_POLICY,
         )
         return result
-    from ._llm_activities import complete, make_client  # I/O side: never imported by workflows
+    from ._gate_activity import current_activity_gate  # I/O side: never imported by workflows
+    from ._llm_activities import complete, make_client
 
+    gate = current_activity_gate()
+    if gate is not None:
+        return await gate.chat(request)
+    if activity.in_activity():
+        raise ConfigError(
+            "llm.call() in an activity that JamJetPlugin's gate did not clear: its model call "
+            "would skip the policy, the budget and the audit trail; run the task on a worker "
+            "with JamJetPlugin (or call the model from workflow code)"
+        )
     async with make_client(None, _TIMEOUT) as client:
         return await complete(client, request)
 

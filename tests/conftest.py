@@ -11,7 +11,9 @@ from temporalio.client import Client
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin
 from jamjet_temporal._devserver import DevServer, free_port
+from jamjet_temporal.approvals._config import ApprovalConfig
 from jamjet_temporal.modelserver import ModelServer
+from tests.identities import TRUSTED_PORTAL
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +61,10 @@ def jamjet_config(
     model_server: ModelServer, audit_url: str, session_memory_url: str
 ) -> JamJetConfig:
     return JamJetConfig(
-        llm_base_url=model_server.base_url, audit_store=audit_url, memory_store=session_memory_url
+        llm_base_url=model_server.base_url,
+        audit_store=audit_url,
+        memory_store=session_memory_url,
+        approvals=ApprovalConfig(clients=(TRUSTED_PORTAL,)),
     )
 
 

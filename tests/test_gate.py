@@ -135,7 +135,7 @@ async def test_default_deny_once_rules_are_configured(
     ]
     assert len(denied) == 1
     assert denied[0]["subject"] == "read_files"
-    assert denied[0]["scope"] == "default" and denied[0]["rule"] is None
+    assert denied[0]["scope"] == "run" and denied[0]["rule"] is None
     assert "default deny" in str(denied[0]["reason"])
 
 

@@ -10,7 +10,7 @@ import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.worker import Replayer, Worker
 
-from jamjet_temporal import JamJetPlugin
+from jamjet_temporal import JamJetConfig, JamJetPlugin
 from jamjet_temporal.pipeline import (
     PIPELINE_WORKFLOW,
     PipelineResult,
@@ -56,8 +56,13 @@ async def test_replay_catches_an_incompatible_change() -> None:
     assert "nondetermin" in str(result.replay_failure).lower()
 
 
-async def test_histories_made_now_replay(client: Client, task_queue: str) -> None:
-    """Fresh runs on a worker that keeps no cache, so every task already replays from the start."""
+async def test_histories_made_now_replay(
+    client: Client, task_queue: str, jamjet_config: JamJetConfig
+) -> None:
+    """Fresh runs on a worker that keeps no cache, so every task already replays from the start.
+
+    The replayer has the workers' governance (policy, approvals, audit store): a run pins it.
+    """
     signatures = {**SIGS, "search": ToolSignature(params=["query", "limit"], required=1)}
     runs = [
         (parse_pipeline(LOOP, "loop.yaml"), {"n": 0}),
@@ -86,7 +91,7 @@ async def test_histories_made_now_replay(client: Client, task_queue: str) -> Non
         )
         await handle.result()
         handles.append(handle)
-    replayer = Replayer(workflows=[pipeline], plugins=[JamJetPlugin()])
+    replayer = Replayer(workflows=[pipeline], plugins=[JamJetPlugin(jamjet_config)])
     for handle in handles:
         result = await replayer.replay_workflow(await handle.fetch_history())
         assert result.replay_failure is None

@@ -6,14 +6,20 @@ It never raises on a bad decision; it refuses it with a reason. Checks, in order
 
 1. the request is still open (else ``late``), and a rule covers its action (else ``no_rule``:
    fail closed, nobody can approve);
-2. the decision is for this request and run (``wrong_request``);
+2. the decision is for this request, this workflow id, this Temporal run and this request's
+   nonce (``wrong_request``): a decision read from one run's history approves nothing else;
 3. who signed: a registered approver (``unknown_approver``), with their registered key
    (``key_mismatch``), and the signature verifies (``forged``);
 4. from here on the decision is authentic: not processed before (``duplicate``), made for the
    arguments of this request (``digest_mismatch``), signed neither in the future
    (``clock_skew``) nor before the request (``stale``), with a tolerance of :data:`CLOCK_SKEW`;
-5. the approver is not approving their own request (``self_approval``, four-eyes), is eligible
-   at this stage (``not_eligible``) and has not approved already (``already_approved``).
+5. the approver is not approving their own request (``self_approval``, four-eyes: ids compared
+   with :func:`~jamjet_temporal._principal.principal_key`, so case, spaces and look-alike
+   characters make no difference), is eligible at this stage (``not_eligible``) and has not
+   approved already (``already_approved``).
+
+:func:`verify_run_user` decides whether a run's claimed user (the ``JamJetUser`` header) is
+proven, the same way: pure, from the config and what Temporal says about the run.
 
 A valid rejection closes the request; a valid approval completes it once the distinct
 approvers reach :func:`required_approvals`.
@@ -26,8 +32,15 @@ from typing import Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, JsonValue
 
+from .._principal import same_principal
 from ._config import ApprovalConfig, ApprovalRule, Stage
-from ._identity import SignedDecision, public_key_id, verify_signature
+from ._identity import (
+    RunUser,
+    SignedDecision,
+    public_key_id,
+    verify_run_user_signature,
+    verify_signature,
+)
 
 __all__ = [
     "CLOCK_SKEW",
@@ -37,10 +50,14 @@ __all__ = [
     "CheckCode",
     "check_decision",
     "required_approvals",
+    "verify_run_user",
 ]
 
 CLOCK_SKEW: Final = timedelta(minutes=5)
 """How far an approver's clock may be from the workflow's."""
+
+RUN_USER_MAX_AGE: Final = timedelta(minutes=10)
+"""How long before its workflow started a signed run user may have been issued."""
 
 CheckCode = Literal[
     "approved",
@@ -58,6 +75,7 @@ CheckCode = Literal[
     "self_approval",
     "not_eligible",
     "already_approved",
+    "malformed",
 ]
 """Why a decision was accepted (``approved``, ``rejected``) or refused (every other code)."""
 
@@ -70,6 +88,9 @@ class ApprovalRequest(BaseModel):
     Attributes:
         approval_id: Unique within the run, e.g. ``"apr_1"``.
         run_id: The Temporal workflow id.
+        workflow_run_id: The Temporal run id.
+        nonce: Random per request (``workflow.uuid4()``, recorded in history): what a
+            decision signs along with the ids, so it cannot be replayed into another run.
         action: The action's name; the config's rule for it decides who approves.
         args: The arguments shown to approvers.
         digest: :func:`~jamjet_temporal.approvals._identity.action_digest` of action and args.
@@ -81,6 +102,8 @@ class ApprovalRequest(BaseModel):
 
     approval_id: str
     run_id: str
+    workflow_run_id: str
+    nonce: str
     action: str
     args: dict[str, JsonValue]
     digest: str
@@ -217,6 +240,14 @@ def check_decision(
             f"the decision is for approval '{decision.approval_id}' of run '{decision.run_id}', "
             f"not approval '{request.approval_id}' of run '{request.run_id}'",
         )
+    if (decision.workflow_run_id, decision.nonce) != (request.workflow_run_id, request.nonce):
+        return _refuse(
+            "wrong_request",
+            f"the decision was signed for another execution of run '{request.run_id}' "
+            f"(Temporal run {decision.workflow_run_id}, nonce {decision.nonce}), not this "
+            f"request (Temporal run {request.workflow_run_id}, nonce {request.nonce}): a "
+            "decision approves one request only",
+        )
     approver = config.approver(decision.approver)
     if approver is None:
         return _refuse("unknown_approver", f"'{decision.approver}' is not a registered approver")
@@ -270,7 +301,7 @@ def _check_authentic(
             "be replayed",
             True,
         )
-    if decision.decision == "approved" and who == request.requester:
+    if decision.decision == "approved" and same_principal(who, request.requester):
         return _refuse(
             "self_approval",
             f"'{who}' requested this action and cannot approve it (four-eyes rule)",
@@ -312,6 +343,73 @@ def _check_authentic(
         code="approved",
         authentic=True,
     )
+
+
+def verify_run_user(
+    config: ApprovalConfig,
+    claim: RunUser,
+    *,
+    workflow_id: str,
+    workflow_type: str,
+    started_at: datetime,
+    has_parent: bool,
+    continued: bool,
+) -> str | None:
+    """Why ``claim`` does not prove who the run acts for, or None when it does. Pure.
+
+    Args:
+        config: The approvals config: its clients and approvers are who may sign.
+        claim: The ``JamJetUser`` header.
+        workflow_id: The run's workflow id.
+        workflow_type: The run's workflow type.
+        started_at: When the workflow started (``workflow.info().workflow_start_time``).
+        has_parent: Temporal says the run is a child workflow.
+        continued: Temporal says the run continues an earlier one (continue-as-new, retry, cron).
+
+    Returns:
+        None when proven; else the reason, for the refusal.
+    """
+    if claim.signer is None:
+        if has_parent or continued:
+            return None
+        return (
+            "the run says it inherited its user, but Temporal shows neither a parent nor a "
+            "previous run: a client cannot hand a run a user without signing it"
+        )
+    key: str | None = None
+    client = config.client(claim.signer)
+    approver = config.approver(claim.signer)
+    if client is not None:
+        key = client.public_key
+    elif approver is not None:
+        key = approver.public_key
+    else:
+        return f"'{claim.signer}' is not a client or approver the approvals config trusts"
+    if not verify_run_user_signature(claim, key):
+        return (
+            f"the signature does not verify with the key registered for '{claim.signer}': "
+            "the user claim is forged or was altered"
+        )
+    if client is not None and not client.may_act_for(claim.user):
+        return (
+            f"client '{claim.signer}' may not act for '{claim.user}' (its acts_for does not "
+            "cover it)"
+        )
+    if client is None and not same_principal(claim.user, claim.signer):
+        return f"approver '{claim.signer}' may only start runs for themselves, not '{claim.user}'"
+    if (claim.workflow_id, claim.workflow_type) != (workflow_id, workflow_type):
+        return (
+            f"the claim was signed for workflow '{claim.workflow_id}' "
+            f"({claim.workflow_type}), not '{workflow_id}' ({workflow_type})"
+        )
+    if not continued and not (
+        started_at - RUN_USER_MAX_AGE <= claim.issued_at <= started_at + CLOCK_SKEW
+    ):
+        return (
+            f"the claim was issued at {claim.issued_at.isoformat()}, too far from the run's "
+            f"start {started_at.isoformat()}: a signed user cannot be reused for a later run"
+        )
+    return None
 
 
 def _refuse(code: CheckCode, reason: str, authentic: bool = False) -> Check:

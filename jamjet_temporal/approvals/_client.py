@@ -91,6 +91,8 @@ def sign(
     return identity.sign(
         approval_id=request.approval_id,
         run_id=request.run_id,
+        workflow_run_id=request.workflow_run_id,
+        nonce=request.nonce,
         digest=request.digest,
         decision=decision,
         comment=comment,

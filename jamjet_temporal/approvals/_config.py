@@ -12,6 +12,10 @@ module state) and travel in Temporal payloads as JSON. :func:`load_approvals` an
         groups: [finance]
       - id: cfo@example.com
         public_key: "ed25519:..."
+    clients:                             # who may start runs on whose behalf (the run's user)
+      - id: portal
+        public_key: "ed25519:..."
+        acts_for: ["*@example.com"]
     rules:                               # first match wins; no match: refused (fail closed)
       - action: "wire_*"
         approvers: ["group:finance"]
@@ -25,6 +29,10 @@ module state) and travel in Temporal payloads as JSON. :func:`load_approvals` an
 
 Action globs work as in policies: ``*`` any characters (dots included), ``?`` one character,
 anchored, ignoring case and Unicode compatibility forms.
+
+A run's user (the requester, whom four-eyes keeps from approving) is only ever a proven one: a
+client listed here signed it (:class:`~jamjet_temporal.approvals._identity.RunUser`), for users
+its ``acts_for`` globs cover, or an approver signed it for themselves.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from jamjet_temporal._models import CompiledModel
+from jamjet_temporal._principal import principal_key
 from jamjet_temporal._yamlsource import (
     YamlSourceError,
     did_you_mean,
@@ -73,6 +82,7 @@ __all__ = [
     "Approver",
     "Stage",
     "Threshold",
+    "TrustedClient",
     "load_approvals",
     "parse_approvals",
 ]
@@ -88,7 +98,7 @@ _KEY_FIX: Final = (
     'write the public key printed by `jamjet approvals keygen`: "ed25519:" followed by 43 '
     "base64url characters"
 )
-_LISTS: Final = ("approvers", "escalate_to", "groups", "rules", "thresholds")
+_LISTS: Final = ("acts_for", "approvers", "clients", "escalate_to", "groups", "rules", "thresholds")
 _GLOB_FIX: Final = (
     "write an action name, or a pattern where `*` is any characters and `?` one character, "
     "e.g. 'wire_transfer' or 'wire_*'"
@@ -203,12 +213,52 @@ class Approver(BaseModel):
         return groups
 
 
+class TrustedClient(BaseModel):
+    """A client trusted to start runs on users' behalf (a portal, a service, a CI job).
+
+    Attributes:
+        id: The client's id, named in the runs it starts (``RunUser.signer``).
+        public_key: ``"ed25519:<base64url>"``, printed by ``jamjet approvals keygen``.
+        acts_for: Globs over the user ids it may act for (``"*@example.com"``); matched like
+            action globs, ignoring case.
+    """
+
+    model_config = _CONFIG
+
+    id: str
+    public_key: Annotated[str, AfterValidator(_check_key)]
+    acts_for: tuple[ActionGlob, ...]
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_name(cls, value: str) -> str:
+        return _check_name(value, "a client id")
+
+    @field_validator("acts_for")
+    @classmethod
+    def _acts_for_someone(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise PydanticCustomError(
+                "acts_for_empty", "acts_for names nobody, so the client could start no run"
+            )
+        return value
+
+    def may_act_for(self, user: str) -> bool:
+        """Whether one of ``acts_for`` matches ``user`` (after :func:`fold_name`)."""
+        folded = fold_name(user)
+        return any(
+            re.fullmatch(glob_to_regex(fold_name(glob)), folded, re.DOTALL)
+            for glob in self.acts_for
+        )
+
+
 class Threshold(BaseModel):
     """More approvers when an argument is large: ``args[field] > above`` needs ``required``.
 
     An argument that is present but not a finite number (text, a boolean, null, NaN) counts as
     above the limit: a malformed amount must not need fewer approvers. A missing argument
-    does not trigger the threshold.
+    counts as above it too (fail closed): a request whose arguments do not name the field (a
+    tool call approved through the policy gate, say) gets the threshold's approvers.
 
     Attributes:
         field: The argument's name, e.g. ``"amount"``.
@@ -229,10 +279,10 @@ class Threshold(BaseModel):
             args: The request's arguments.
 
         Returns:
-            True when the argument is above the limit or present but not a finite number.
+            True when the argument is missing, above the limit, or not a finite number.
         """
         if self.field not in args:
-            return False
+            return True
         value = args[self.field]
         if isinstance(value, bool) or not isinstance(value, int | float):
             return True
@@ -362,12 +412,14 @@ class ApprovalConfig(CompiledModel):
     Attributes:
         approvers: Everyone who may approve anything, with their public keys.
         rules: Ordered rules; first match wins.
+        clients: Who may start runs on users' behalf (the run's proven user).
     """
 
     model_config = _CONFIG
 
     approvers: tuple[Approver, ...] = ()
     rules: tuple[ApprovalRule, ...] = ()
+    clients: tuple[TrustedClient, ...] = ()
 
     _index: _Index = PrivateAttr()
 
@@ -395,10 +447,18 @@ class ApprovalConfig(CompiledModel):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ApprovalConfig):
             return NotImplemented
-        return (self.approvers, self.rules) == (other.approvers, other.rules)
+        return (self.approvers, self.rules, self.clients) == (
+            other.approvers,
+            other.rules,
+            other.clients,
+        )
 
     def __hash__(self) -> int:
-        return hash((self.approvers, self.rules))
+        return hash((self.approvers, self.rules, self.clients))
+
+    def client(self, client_id: str) -> TrustedClient | None:
+        """The trusted client with this id, or ``None``."""
+        return next((client for client in self.clients if client.id == client_id), None)
 
     def rule_for(self, action: str) -> ApprovalRule | None:
         """The first rule whose glob matches all of ``action``.
@@ -451,6 +511,7 @@ def _config_problems(config: ApprovalConfig) -> Iterator[_Problem]:
     ids: dict[str, int] = {}
     keys: dict[str, int] = {}
     members: dict[str, set[str]] = {}
+    look_alikes: dict[str, int] = {}
     for index, approver in enumerate(config.approvers):
         if approver.id in ids:
             yield _Problem(
@@ -459,6 +520,16 @@ def _config_problems(config: ApprovalConfig) -> Iterator[_Problem]:
                 f"{ids[approver.id] + 1})",
                 "remove one of them, or merge their groups",
             )
+        elif principal_key(approver.id) in look_alikes:
+            first = look_alikes[principal_key(approver.id)]
+            yield _Problem(
+                ("approvers", index, "id"),
+                f"approver '{approver.id}' reads the same as approver {first + 1} "
+                f"('{config.approvers[first].id}'): ids are compared ignoring case, spaces and "
+                "look-alike characters",
+                "use one id per person",
+            )
+        look_alikes.setdefault(principal_key(approver.id), index)
         if approver.public_key in keys:
             yield _Problem(
                 ("approvers", index, "public_key"),
@@ -470,6 +541,22 @@ def _config_problems(config: ApprovalConfig) -> Iterator[_Problem]:
         keys.setdefault(approver.public_key, index)
         for group in approver.groups:
             members.setdefault(group, set()).add(approver.id)
+    client_ids: dict[str, int] = {}
+    for index, client in enumerate(config.clients):
+        if client.id in client_ids or client.id in ids:
+            yield _Problem(
+                ("clients", index, "id"),
+                f"client '{client.id}' is defined twice (or is also an approver's id)",
+                "give every client and approver an id of its own",
+            )
+        if client.public_key in keys:
+            yield _Problem(
+                ("clients", index, "public_key"),
+                f"client '{client.id}' has the same public key as another client or approver",
+                "give every client a key of its own (`jamjet approvals keygen <client id>`)",
+            )
+        client_ids.setdefault(client.id, index)
+        keys.setdefault(client.public_key, -1)
     for index, rule in enumerate(config.rules):
         resolved = True
         for name in ("approvers", "escalate_to"):
@@ -548,6 +635,7 @@ class _File(BaseModel):
     version: int = 1
     approvers: tuple[Approver, ...] = ()
     rules: tuple[ApprovalRule, ...] = ()
+    clients: tuple[TrustedClient, ...] = ()
 
 
 def parse_approvals(text: str, file: str = "<string>") -> ApprovalConfig:
@@ -611,10 +699,12 @@ class _Validator:
         except ValidationError as exc:
             raise self._from_validation(exc) from None
         try:
-            config = ApprovalConfig(approvers=parsed.approvers, rules=parsed.rules)
+            config = ApprovalConfig(
+                approvers=parsed.approvers, rules=parsed.rules, clients=parsed.clients
+            )
         except ValidationError as exc:
             raise self._from_validation(exc) from None
-        if not config.rules:
+        if not config.rules and not config.clients:
             raise ApprovalConfigError(
                 "the config has no rules, so no action could ever be approved",
                 file=self.file,
@@ -680,8 +770,8 @@ def _name(path: tuple[str | int, ...]) -> str:
     if len(path) >= 3 and isinstance(path[-1], int):
         entry = f" entry {path[-1] + 1}"
         path = path[:-1]
-    if len(path) >= 2 and path[0] in ("rules", "approvers") and isinstance(path[1], int):
-        what = "rule" if path[0] == "rules" else "approver"
+    if len(path) >= 2 and path[0] in ("rules", "approvers", "clients") and isinstance(path[1], int):
+        what = {"rules": "rule", "approvers": "approver", "clients": "client"}[str(path[0])]
         rest = display_path(path[2:])
         return f"{what} {path[1] + 1}" + (f" '{rest}'" if rest else "") + entry
     return f"'{display_path(path)}'{entry}"
@@ -699,6 +789,11 @@ def _explain(error: ErrorDetails, path: tuple[str | int, ...]) -> tuple[str, str
     if kind.startswith("glob_"):
         fix = "remove the spaces around the glob" if kind == "glob_whitespace" else _GLOB_FIX
         return f"{name}: {error['msg']}, got {given}", fix
+    if kind == "acts_for_empty":
+        return (
+            f"{name}: {error['msg']}",
+            'list the users it acts for, e.g. `acts_for: ["*@example.com"]`',
+        )
     if kind.startswith("name_") or kind in ("approver_group_prefix", "group_prefix"):
         fix = "remove the 'group:' prefix" if "group" in kind else "write a plain name"
         return f"{name}: {error['msg']}, got {given}", fix
@@ -712,8 +807,17 @@ def _explain(error: ErrorDetails, path: tuple[str | int, ...]) -> tuple[str, str
         return f"{name} must be text, got {given}", (
             "quote it: YAML reads it as a number or a boolean"
         )
-    if kind == "extra_forbidden" and len(path) == 3 and path[0] in ("rules", "approvers"):
-        model: type[BaseModel] = ApprovalRule if path[0] == "rules" else Approver
+    if (
+        kind == "extra_forbidden"
+        and len(path) == 3
+        and path[0] in ("rules", "approvers", "clients")
+    ):
+        models: dict[str, type[BaseModel]] = {
+            "rules": ApprovalRule,
+            "approvers": Approver,
+            "clients": TrustedClient,
+        }
+        model = models[str(path[0])]
         close = did_you_mean(str(last), list(model.model_fields))
         fix = (
             f"did you mean '{close}'?"
@@ -721,10 +825,12 @@ def _explain(error: ErrorDetails, path: tuple[str | int, ...]) -> tuple[str, str
             else f"remove it (allowed: {', '.join(model.model_fields)})"
         )
         return f"unknown key '{last}' in {_name(path[:2])}", fix
-    if kind == "missing" and len(path) == 3 and path[0] in ("rules", "approvers"):
-        example = {"action": '"<glob>"', "approvers": "[<approver id>, group:<name>]"}.get(
-            str(last), "..."
-        )
+    if kind == "missing" and len(path) == 3 and path[0] in ("rules", "approvers", "clients"):
+        example = {
+            "action": '"<glob>"',
+            "approvers": "[<approver id>, group:<name>]",
+            "acts_for": '["*@example.com"]',
+        }.get(str(last), "...")
         return f"{_name(path[:2])} has no '{last}'", f"add `{last}: {example}` to it"
     if kind == "literal_error" and last == "on_timeout":
         close = did_you_mean(str(value), ["reject", "escalate"]) if isinstance(value, str) else None

@@ -11,7 +11,13 @@ Two sides of the determinism boundary live here, in separate functions:
 What is signed is :meth:`SignedDecision.signing_bytes`: the UTF-8 bytes of a JSON object with
 every field but ``signature``, keys sorted, no whitespace, non-ASCII characters written as
 themselves, and ``signed_at`` written as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC). Any client that
-produces these bytes can sign decisions.
+produces these bytes can sign decisions. A decision names the Temporal run (``workflow_run_id``)
+and the request's ``nonce``, so one signature approves one request of one run, never another run
+started later with the same workflow id and arguments.
+
+A run's user is proven the same way: :class:`RunUser` is signed by a client the approvals
+config trusts (``clients:``, or an approver acting for themselves) for one workflow id and type,
+at one time; :func:`sign_run_user` makes it (client side).
 
 Keys are written ``"ed25519:" + base64url(raw 32 bytes, no padding)``; a key's id is
 ``"ed25519:" + the first 16 hex digits of sha256(raw 32 bytes)``.
@@ -46,6 +52,7 @@ from jamjet_temporal.errors import ConfigError
 __all__ = [
     "DecisionValue",
     "KeyFileError",
+    "RunUser",
     "SignedDecision",
     "SigningIdentity",
     "action_digest",
@@ -55,6 +62,8 @@ __all__ = [
     "load_identity",
     "parse_public_key",
     "public_key_id",
+    "sign_run_user",
+    "verify_run_user_signature",
     "verify_signature",
 ]
 
@@ -211,6 +220,8 @@ class SignedDecision(BaseModel):
     Attributes:
         approval_id: The request within the run, e.g. ``"apr_1"``.
         run_id: The Temporal workflow id.
+        workflow_run_id: The Temporal run id of that workflow execution.
+        nonce: The request's nonce (random per request, recorded in the run's history).
         digest: :func:`action_digest` of the action and arguments the approver was shown.
         decision: ``"approved"`` or ``"rejected"``.
         approver: The approver's id, as registered in the approvals config.
@@ -224,6 +235,8 @@ class SignedDecision(BaseModel):
 
     approval_id: str
     run_id: str
+    workflow_run_id: str
+    nonce: str
     digest: str
     decision: DecisionValue
     approver: str
@@ -251,8 +264,10 @@ class SignedDecision(BaseModel):
                 "decision": self.decision,
                 "digest": self.digest,
                 "key_id": self.key_id,
+                "nonce": self.nonce,
                 "run_id": self.run_id,
                 "signed_at": _format_utc(self.signed_at),
+                "workflow_run_id": self.workflow_run_id,
             }
         )
 
@@ -272,16 +287,100 @@ def verify_signature(decision: SignedDecision, public_key: str) -> bool:
         never an exception.
     """
     try:
-        raw = parse_public_key(public_key)
-        if raw is None or decision.key_id != _key_id(raw):
-            return False
-        signature = _b64url_decode(decision.signature)
-        if signature is None or len(signature) != 64:
-            return False
-        Ed25519PublicKey.from_public_bytes(raw).verify(signature, decision.signing_bytes())
-    except (InvalidSignature, ValueError, TypeError, AttributeError):
+        return _verify(public_key, decision.key_id, decision.signature, decision.signing_bytes())
+    except (ValueError, TypeError, AttributeError):
+        return False
+
+
+def _verify(public_key: str, key_id: str, signature_text: str, data: bytes) -> bool:
+    raw = parse_public_key(public_key)
+    if raw is None or key_id != _key_id(raw):
+        return False
+    signature = _b64url_decode(signature_text)
+    if signature is None or len(signature) != 64:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(raw).verify(signature, data)
+    except InvalidSignature:
         return False
     return True
+
+
+class RunUser(BaseModel):
+    """Who a run acts for: the ``JamJetUser`` header of a workflow start.
+
+    Signed (``signer``, ``key_id``, ``signature`` set) when a client starts the run: the signer
+    is a client the approvals config trusts to act for ``user`` (or the user, an approver,
+    acting for themselves), and the claim holds for this workflow id and type only, shortly
+    after ``issued_at``. Unsigned when a parent run hands its user to a child workflow or a run
+    continues as new: the worker accepts that only where Temporal itself says the run has a
+    parent or a previous run.
+
+    Attributes:
+        user: The user's id.
+        workflow_id: The run it was issued for (for an inherited user: the parent's or the
+            previous run's workflow id).
+        workflow_type: That run's workflow type.
+        issued_at: When the client signed it (UTC).
+        signer: The client's id; None for an inherited user.
+        key_id: :func:`public_key_id` of the client's key.
+        signature: Ed25519 over :meth:`signing_bytes`, base64url without padding.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user: str
+    workflow_id: str
+    workflow_type: str
+    issued_at: AwareDatetime
+    signer: str | None = None
+    key_id: str | None = None
+    signature: str | None = None
+
+    @field_validator("issued_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    def signing_bytes(self) -> bytes:
+        """The exact bytes the signature covers: canonical JSON of every other field."""
+        return _canonical_json(
+            {
+                "issued_at": _format_utc(self.issued_at),
+                "key_id": self.key_id,
+                "signer": self.signer,
+                "user": self.user,
+                "workflow_id": self.workflow_id,
+                "workflow_type": self.workflow_type,
+            }
+        )
+
+
+def verify_run_user_signature(claim: RunUser, public_key: str) -> bool:
+    """Whether ``claim`` was signed, exactly as it is, by the key ``public_key``. Pure."""
+    if claim.key_id is None or claim.signature is None:
+        return False
+    try:
+        return _verify(public_key, claim.key_id, claim.signature, claim.signing_bytes())
+    except (ValueError, TypeError, AttributeError):
+        return False
+
+
+def sign_run_user(
+    user: str, signer: SigningIdentity, *, workflow_id: str, workflow_type: str
+) -> RunUser:
+    """A signed :class:`RunUser` for one workflow start. Client side (reads the clock).
+
+    Args:
+        user: Who the run acts for.
+        signer: The client's (or the user's own) key.
+        workflow_id: The workflow id being started.
+        workflow_type: Its workflow type.
+
+    Returns:
+        The claim to send in the ``JamJetUser`` header.
+    """
+    return signer.sign_run_user(user, workflow_id=workflow_id, workflow_type=workflow_type)
 
 
 class SigningIdentity:
@@ -351,11 +450,26 @@ class SigningIdentity:
             serialization.NoEncryption(),
         )
 
+    def sign_run_user(self, user: str, *, workflow_id: str, workflow_type: str) -> RunUser:
+        """Signs that the run ``workflow_id`` acts for ``user`` (see :class:`RunUser`)."""
+        unsigned = RunUser(
+            user=user,
+            workflow_id=workflow_id,
+            workflow_type=workflow_type,
+            issued_at=datetime.now(UTC),
+            signer=self.approver,
+            key_id=self.key_id,
+        )
+        signature = self._private_key.sign(unsigned.signing_bytes())
+        return unsigned.model_copy(update={"signature": _b64url_encode(signature)})
+
     def sign(
         self,
         *,
         approval_id: str,
         run_id: str,
+        workflow_run_id: str,
+        nonce: str,
         digest: str,
         decision: DecisionValue,
         comment: str = "",
@@ -366,6 +480,8 @@ class SigningIdentity:
         Args:
             approval_id: The request, e.g. ``"apr_1"``.
             run_id: The workflow id.
+            workflow_run_id: The Temporal run id the request was made in.
+            nonce: The request's nonce, as shown with it.
             digest: The request's digest, as shown with the action and arguments; check it
                 with :func:`action_digest` before signing.
             decision: ``"approved"`` or ``"rejected"``.
@@ -381,6 +497,8 @@ class SigningIdentity:
         unsigned = SignedDecision(
             approval_id=approval_id,
             run_id=run_id,
+            workflow_run_id=workflow_run_id,
+            nonce=nonce,
             digest=digest,
             decision=decision,
             approver=self.approver,

@@ -5,7 +5,11 @@ a restarted worker replays to the same wait). Decisions arrive as the signal
 ``jamjet.approval.decide`` (Temporal CLI, Web UI) or the update ``jamjet.approval.submit``
 (our clients: an immediate accept/refuse); both go through one ``submit`` that checks the
 approver's Ed25519 signature, eligibility, four-eyes and the arguments' digest, records the
-outcome in the audit trail, and only then lets the run go on.
+outcome in the audit trail, and only then lets the run go on. A signal whose payload is not a
+decision at all is recorded as refused too, never dropped unseen.
+
+Four-eyes needs to know who asked: a run whose user is not proven (no signed ``acting_as``)
+cannot have anything approved; its requests are refused and recorded at once.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import TYPE_CHECKING, Literal, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
+from temporalio.common import RawValue, SearchAttributeKey
 
 from ..audit._event import AuditEvent, event_id
 from ..errors import ApprovalRejectedError, ApprovalTimeoutError
@@ -61,6 +65,8 @@ class PendingApproval(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     run_id: str
+    workflow_run_id: str
+    nonce: str
     workflow_type: str
     approval_id: str
     action: str
@@ -116,8 +122,38 @@ class ApprovalBook:
         workflow.set_update_handler(DECIDE_UPDATE, self.submit, validator=self._validate)
         workflow.set_query_handler(PENDING_QUERY, self.pending)
 
-    async def _on_signal(self, decision: SignedDecision) -> None:
+    async def _on_signal(self, payload: RawValue) -> None:
+        try:
+            decision = workflow.payload_converter().from_payloads(
+                [payload.payload], [SignedDecision]
+            )[0]
+        except Exception as exc:  # whatever was sent, it is recorded, never dropped unseen
+            await self._malformed(payload, exc)
+            return
         await self.submit(decision)
+
+    async def _malformed(self, payload: RawValue, exc: Exception) -> None:
+        info = workflow.info()
+        async with self._lock:
+            self._submissions += 1
+            text = payload.payload.data.decode("utf-8", "replace")
+            event = AuditEvent(
+                id=event_id(
+                    info.workflow_id, info.run_id, "approval.submission", str(self._submissions)
+                ),
+                run_id=info.workflow_id,
+                workflow_run_id=info.run_id,
+                kind="approval.refused",
+                at=workflow.now(),
+                actor=self._gate.actor(),
+                data={
+                    "accepted": False,
+                    "code": "malformed",
+                    "reason": f"the signal's payload is not a signed decision: {_first_line(exc)}",
+                    "payload_excerpt": text[:500],
+                },
+            )
+            await self._gate.record([event])
 
     def _validate(self, decision: SignedDecision) -> None:
         run_id = workflow.info().workflow_id
@@ -130,6 +166,8 @@ class ApprovalBook:
         return [
             PendingApproval(
                 run_id=info.workflow_id,
+                workflow_run_id=entry.request.workflow_run_id,
+                nonce=entry.request.nonce,
                 workflow_type=info.workflow_type,
                 approval_id=entry.request.approval_id,
                 action=entry.request.action,
@@ -177,9 +215,12 @@ class ApprovalBook:
         """Suspend until the action is approved; raise if rejected or timed out."""
         self._count += 1
         approval_id = f"apr_{self._count}"
+        info = workflow.info()
         request = ApprovalRequest(
             approval_id=approval_id,
-            run_id=workflow.info().workflow_id,
+            run_id=info.workflow_id,
+            workflow_run_id=info.run_id,
+            nonce=str(workflow.uuid4()),
             action=action,
             args=args,
             digest=action_digest(action, args),
@@ -204,6 +245,16 @@ class ApprovalBook:
                 scope="approval",
                 event_id=refused.id,
             )
+        if request.requester is None:
+            entry.outcome = "rejected"
+            reason = (
+                "the run's user is not proven, so four-eyes cannot tell who may not approve: "
+                "start the run with acting_as(user, signer=...) from a client the approvals "
+                "config trusts"
+            )
+            refused = self._event("approval.refused", entry, "no-requester", {"reason": reason})
+            await self._gate.record([refused])
+            raise ApprovalRejectedError(action, reason, scope="approval", event_id=refused.id)
         stage_timeout = _seconds(timeout) or rule.timeout_seconds
         requested = self._event(
             "approval.requested",
@@ -370,6 +421,11 @@ class ApprovalBook:
             return SubmitResult(
                 accepted=accepted, reason=reason, complete=complete, event_id=event.id
             )
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 def _seconds(value: timedelta | None) -> float | None:

@@ -19,9 +19,18 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from .._internal import runtime_call
 from .._llm_types import ChatRequest, ChatResult
 from ._errors import UnknownModelPriceError
-from ._ledger import Budget, BudgetDecision, BudgetLedger, Projection, call_cost, project
+from ._ledger import (
+    Budget,
+    BudgetDecision,
+    BudgetLedger,
+    CallCost,
+    Projection,
+    call_cost,
+    project,
+)
 from ._prices import ModelPrice
 from ._tokens import count_message_tokens
 
@@ -92,12 +101,14 @@ def child_budget(
 
 
 def carve_child_budget() -> Budget | None:
-    """The budget of a child starting now, set aside from every scope in force."""
+    """The budget of a child (workflow, or a task's model calls) starting now, set aside from
+    every scope in force: never more than what the tightest of them has left."""
     scopes = _SCOPES.get()
-    if not scopes:
+    left = remaining_budget()
+    if left is None:
         return None
     wanted = _SLICE.get() or _SliceRequest()
-    child = scopes[-1].ledger.slice(
+    child = BudgetLedger(budget=left).slice(
         wanted.fraction, max_cost=wanted.max_cost, max_tokens=wanted.max_tokens
     )
     for scope in scopes:
@@ -108,6 +119,42 @@ def carve_child_budget() -> Budget | None:
             }
         )
     return child
+
+
+def settle_reservation(
+    scopes: tuple[BudgetScope, ...], reserved: Budget, calls: tuple[CallCost, ...]
+) -> None:
+    """Give back what a task set aside (``carve_child_budget``) and charge what it spent.
+
+    Args:
+        scopes: The scopes the reservation was carved from.
+        reserved: What was set aside.
+        calls: The model calls the task made (their real cost), from its result or failure.
+    """
+    for scope in scopes:
+        ledger = scope.ledger.model_copy(
+            update={
+                "spent_cost": scope.ledger.spent_cost - (reserved.max_cost or Decimal(0)),
+                "spent_tokens": scope.ledger.spent_tokens - (reserved.max_tokens or 0),
+            }
+        )
+        for call in calls:
+            ledger = ledger.charge(call)
+        scope.ledger = ledger
+
+
+def remaining_budget() -> Budget | None:
+    """What is left of every budget in force (the smallest of each cap); None without any.
+
+    A run that continues as new carries this over, so the next run cannot spend what this one
+    already has.
+    """
+    scopes = _SCOPES.get()
+    if not scopes:
+        return None
+    costs = [c for s in scopes if (c := s.ledger.remaining().max_cost) is not None]
+    tokens = [t for s in scopes if (t := s.ledger.remaining().max_tokens) is not None]
+    return Budget(max_cost=min(costs, default=None), max_tokens=min(tokens, default=None))
 
 
 def active_scopes() -> tuple[BudgetScope, ...]:
@@ -125,13 +172,15 @@ class BudgetKeeper:
         """The model's price, quoted once per run by the worker (recorded in history)."""
         if model not in self._prices:
             try:
-                self._prices[model] = await workflow.execute_activity(
-                    QUOTE_ACTIVITY,
-                    model,
-                    result_type=ModelPrice,
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=RetryPolicy(maximum_attempts=3),
-                )
+                with runtime_call():
+                    quote = workflow.start_activity(
+                        QUOTE_ACTIVITY,
+                        model,
+                        result_type=ModelPrice,
+                        start_to_close_timeout=timedelta(seconds=30),
+                        retry_policy=RetryPolicy(maximum_attempts=3),
+                    )
+                self._prices[model] = await quote
             except ActivityError as err:
                 cause = err.cause
                 if isinstance(cause, ApplicationError) and cause.type == "UnknownModelPriceError":

@@ -20,6 +20,7 @@ from temporalio import workflow
 
 from .. import llm
 from .._config import DEFAULT_MEMORY_STORE
+from .._internal import runtime_call
 from .._task import DEFAULT_RETRY_POLICY
 from ..errors import ConfigError, EngramError
 from ._extract import extraction_request, parse_extraction
@@ -79,13 +80,15 @@ async def _call(
                 f"engram.{call}(store=...) is for code outside workflows; in a workflow memory "
                 "goes to the worker's JamJetConfig(memory_store=...)"
             )
-        return await workflow.execute_activity(
-            name,
-            request,
-            result_type=result_type,
-            start_to_close_timeout=timedelta(seconds=timeout_s),
-            retry_policy=DEFAULT_RETRY_POLICY,
-        )
+        with runtime_call():
+            scheduled = workflow.start_activity(
+                name,
+                request,
+                result_type=result_type,
+                start_to_close_timeout=timedelta(seconds=timeout_s),
+                retry_policy=DEFAULT_RETRY_POLICY,
+            )
+        return await scheduled
     from ._activities import EngramActivities  # I/O side: never imported by workflow code
 
     url = store or os.environ.get("JAMJET_MEMORY_STORE") or DEFAULT_MEMORY_STORE

@@ -16,6 +16,7 @@ from jamjet_temporal._devserver import DevServer
 from jamjet_temporal.approvals._config import ApprovalConfig, parse_approvals
 from jamjet_temporal.approvals._identity import SigningIdentity, generate_identity
 from tests.approvals.approval_workflows import guarded
+from tests.identities import PORTAL
 from workflows.transfer.bank import send
 from workflows.transfer.transfer import transfer
 
@@ -46,6 +47,8 @@ approvers:
   - {{id: bob@example.com, public_key: "{who["bob"].public_key}", groups: [treasury]}}
   - {{id: carol@example.com, public_key: "{who["carol"].public_key}"}}
   - {{id: dave@example.com, public_key: "{who["dave"].public_key}", groups: [cfo]}}
+clients:
+  - {{id: portal, public_key: "{PORTAL.public_key}", acts_for: ["*@example.com"]}}
 rules:
   - action: wire_transfer
     approvers: [group:treasury, carol@example.com]

@@ -24,6 +24,7 @@ from jamjet_temporal.audit import AuditEvent, open_store
 from jamjet_temporal.policy import Policy
 from tests.approvals.approval_workflows import pay
 from tests.approvals.conftest import Approvals
+from tests.identities import PORTAL
 from workflows.transfer.bank import send
 from workflows.transfer.transfer import transfer
 
@@ -34,7 +35,7 @@ async def start_transfer(
     client: Client, queue: str, amount: float, *, requester: str = "requester@example.com"
 ) -> tuple[WorkflowHandle[object, str], PendingApproval]:
     run_id = f"exec_{uuid.uuid4().hex[:8]}"
-    with acting_as(requester):
+    with acting_as(requester, signer=PORTAL):
         handle = await client.start_workflow(
             transfer.run, args=[amount, "ACME GmbH"], id=run_id, task_queue=queue
         )
@@ -149,6 +150,8 @@ async def test_refused_attempts_are_recorded_and_do_not_count(
         "changed": approvals.who["bob"].sign(
             approval_id=request.approval_id,
             run_id=request.run_id,
+            workflow_run_id=request.workflow_run_id,
+            nonce=request.nonce,
             digest=action_digest("wire_transfer", {"amount": 5000, "to": "ACME GmbH"}),
             decision="approved",
         ),
@@ -304,9 +307,10 @@ async def test_policy_require_approval_holds_a_tool_call_until_approved(
     client = await Client.connect(temporal_server.address, plugins=[JamJetPlugin(config)])
     run_id = f"exec_{uuid.uuid4().hex[:8]}"
     async with Worker(client, task_queue=task_queue, workflows=[pay], activities=[send]):
-        handle = await client.start_workflow(
-            pay.run, args=[120.0, "Vendor"], id=run_id, task_queue=task_queue
-        )
+        with acting_as("requester@example.com", signer=PORTAL):
+            handle = await client.start_workflow(
+                pay.run, args=[120.0, "Vendor"], id=run_id, task_queue=task_queue
+            )
         request = await wait_pending(client, run_id)
         assert request.action == "bank.send" and request.args == {"args": [120, "Vendor"]}
         result = await submit(client, sign(approvals.who["alice"], request, "approved"))

@@ -13,11 +13,12 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from jamjet_temporal import JamJetConfig, JamJetPlugin
+from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as
 from jamjet_temporal._devserver import DevServer, free_port
 from jamjet_temporal.audit import open_store
 from tests.approvals.approval_workflows import guarded
 from tests.approvals.conftest import Approvals
+from tests.identities import PORTAL
 
 
 class _SkipTime(temporalio.client.Interceptor):
@@ -55,7 +56,7 @@ async def run_guarded(client: Client, action: str) -> tuple[str, BaseException]:
     queue = f"ts-{uuid.uuid4().hex[:6]}"
     run_id = f"exec_{uuid.uuid4().hex[:8]}"
     async with Worker(client, task_queue=queue, workflows=[guarded]):
-        with pytest.raises(WorkflowFailureError) as info:
+        with pytest.raises(WorkflowFailureError) as info, acting_as("u@example.com", signer=PORTAL):
             await client.execute_workflow(
                 guarded.run, args=[action, 10.0], id=run_id, task_queue=queue
             )

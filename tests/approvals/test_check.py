@@ -61,6 +61,8 @@ def request(
     return ApprovalRequest(
         approval_id="apr_1",
         run_id="transfer-42",
+        workflow_run_id="run-1",
+        nonce="nonce-1",
         action=action,
         args=args,
         digest=action_digest(action, args),
@@ -78,6 +80,8 @@ def decide(
     fields: dict[str, object] = {
         "approval_id": req.approval_id,
         "run_id": req.run_id,
+        "workflow_run_id": req.workflow_run_id,
+        "nonce": req.nonce,
         "digest": req.digest,
         "decision": decision,
         "comment": "",
@@ -146,17 +150,21 @@ def test_highest_applying_threshold_wins() -> None:
     assert required_approvals(CONFIG, rule, request("5000")) == 3  # not a number: fail closed
 
 
-def test_threshold_ignores_a_missing_field() -> None:
+def test_a_threshold_whose_field_is_missing_applies() -> None:
+    # The attack: arguments shaped so the threshold's field is not found ({"args": [...]} from
+    # the policy gate) must not lower the number of approvers. Fail closed: the most apply.
     req = ApprovalRequest(
         approval_id="apr_1",
         run_id="r",
+        workflow_run_id="run-1",
+        nonce="n",
         action="wire_transfer",
-        args={"to": "ACME"},
-        digest=action_digest("wire_transfer", {"to": "ACME"}),
+        args={"args": [500_000, "ACME"]},
+        digest=action_digest("wire_transfer", {"args": [500_000, "ACME"]}),
         requester=None,
         requested_at=REQUESTED,
     )
-    assert required_approvals(CONFIG, CONFIG.rules[0], req) == 1
+    assert required_approvals(CONFIG, CONFIG.rules[0], req) == 3
 
 
 def test_rejection_closes_the_request() -> None:

@@ -153,7 +153,7 @@ def test_threshold_applies() -> None:
     assert threshold.required == 2
     assert threshold.applies({"amount": 10000.5})
     assert not threshold.applies({"amount": 10000})
-    assert not threshold.applies({"to": "ACME"})  # nothing to compare
+    assert threshold.applies({"to": "ACME"})  # no amount to compare: fail closed
     # Present but not a number: fail closed, the larger count applies.
     for odd in ("50000", None, True, [1], float("nan"), float("inf"), float("-inf")):
         assert threshold.applies({"amount": odd})

@@ -20,6 +20,7 @@ from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule,
 from jamjet_temporal.policy import Policy
 from tests.approvals.approval_workflows import everything
 from tests.approvals.conftest import Approvals
+from tests.identities import PORTAL
 from workflows.policy_gate.assistant import delete_database, search
 
 
@@ -55,7 +56,7 @@ async def test_export_of_a_governed_run_verifies_and_renders(
         workflows=[everything],
         activities=[search, delete_database],
     ):
-        with acting_as("carol@example.com"):
+        with acting_as("carol@example.com", signer=PORTAL):
             handle = await client.start_workflow(
                 everything.run, run_id, id=run_id, task_queue=task_queue
             )

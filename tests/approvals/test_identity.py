@@ -40,6 +40,8 @@ def signed(identity: SigningIdentity = ALICE, **changes: object) -> SignedDecisi
     fields: dict[str, object] = {
         "approval_id": "apr_1",
         "run_id": "transfer-42",
+        "workflow_run_id": "run-1",
+        "nonce": "nonce-1",
         "digest": DIGEST,
         "decision": "approved",
         "comment": "ok for Q1",
@@ -83,7 +85,13 @@ def test_generate_and_load_round_trip(tmp_path: Path) -> None:
         identity.key_id,
     )
     decision = loaded.sign(
-        approval_id="apr_1", run_id="r", digest=DIGEST, decision="approved", signed_at=WHEN
+        approval_id="apr_1",
+        run_id="r",
+        workflow_run_id="run-1",
+        nonce="n",
+        digest=DIGEST,
+        decision="approved",
+        signed_at=WHEN,
     )
     assert verify_signature(decision, identity.public_key)
     assert "PRIVATE" not in repr(loaded) and loaded.key_id in repr(loaded)
@@ -272,7 +280,8 @@ def test_signing_bytes_format() -> None:
         == (
             '{"approval_id":"apr_1","approver":"alice@example.com","comment":"ok for Q1",'
             f'"decision":"approved","digest":"{DIGEST}","key_id":"{ALICE.key_id}",'
-            '"run_id":"transfer-42","signed_at":"2025-03-01T12:00:00.000000Z"}'
+            '"nonce":"nonce-1","run_id":"transfer-42","signed_at":"2025-03-01T12:00:00.000000Z",'
+            '"workflow_run_id":"run-1"}'
         ).encode()
     )
     assert verify_signature(decision, ALICE.public_key)
@@ -287,7 +296,14 @@ def test_json_round_trip_keeps_the_signature_valid() -> None:
 
 def test_sign_defaults_to_now() -> None:
     before = datetime.now(UTC)
-    decision = ALICE.sign(approval_id="a", run_id="r", digest=DIGEST, decision="rejected")
+    decision = ALICE.sign(
+        approval_id="a",
+        run_id="r",
+        workflow_run_id="run-1",
+        nonce="n",
+        digest=DIGEST,
+        decision="rejected",
+    )
     assert before <= decision.signed_at <= datetime.now(UTC)
     assert decision.comment == ""
     assert verify_signature(decision, ALICE.public_key)
@@ -307,6 +323,8 @@ TAMPERED = {
     "comment": "ok for Q2",
     "signed_at": WHEN + timedelta(microseconds=1),
     "key_id": BOB.key_id,
+    "workflow_run_id": "run-2",
+    "nonce": "nonce-2",
 }
 
 

@@ -29,6 +29,7 @@ from jamjet_temporal.approvals._identity import SigningIdentity, generate_identi
 from jamjet_temporal.approvals._ui import CSRF_HEADER, serve_ui
 from jamjet_temporal.approvals._workflow import PendingApproval
 from jamjet_temporal.audit import AuditEvent, open_store
+from tests.identities import PORTAL
 from workflows.transfer.bank import send
 from workflows.transfer.transfer import transfer
 
@@ -46,6 +47,8 @@ APPROVALS = """\
 approvers:
   - {{id: alice@example.com, public_key: "{alice}"}}
   - {{id: bob@example.com, public_key: "{bob}"}}
+clients:
+  - {{id: portal, public_key: "{portal}", acts_for: ["*@example.com"]}}
 rules:
   - action: wire_transfer
     approvers: [alice@example.com, bob@example.com]
@@ -82,7 +85,9 @@ async def page_server(
     root = tmp_path_factory.mktemp("ui")
     alice, _ = generate_identity("alice@example.com", root / "keys")
     bob, _ = generate_identity("bob@example.com", root / "keys")
-    config = parse_approvals(APPROVALS.format(alice=alice.public_key, bob=bob.public_key))
+    config = parse_approvals(
+        APPROVALS.format(alice=alice.public_key, bob=bob.public_key, portal=PORTAL.public_key)
+    )
     audit_url = f"sqlite:///{root / 'audit.db'}"
     task_queue = f"ui-{uuid.uuid4().hex[:8]}"
     client = await Client.connect(
@@ -105,7 +110,7 @@ async def page_server(
 
 
 async def start_transfer(page: Page, amount: float, requester: str) -> WorkflowHandle[object, str]:
-    with acting_as(requester):
+    with acting_as(requester, signer=PORTAL):
         return await page.client.start_workflow(
             transfer.run,
             args=[amount, "ACME GmbH"],

@@ -12,11 +12,13 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, Worker
 
-from jamjet_temporal import JamJetConfig, JamJetPlugin, engram
+from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as, engram
+from jamjet_temporal.approvals._config import ApprovalConfig
 from jamjet_temporal.engram import Message
 from jamjet_temporal.errors import EngramError, ExtractionError
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule
 from tests.engram import engram_workflows as wf
+from tests.identities import PORTAL, TRUSTED_PORTAL
 
 AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
@@ -50,12 +52,13 @@ async def test_remember_in_a_workflow_keeps_turns_and_extracted_facts(
         Message(role="assistant", content="Got it."),
     ]
     async with Worker(client, task_queue=task_queue, workflows=[wf.remember]):
-        handle = await client.start_workflow(
-            wf.remember.run,
-            args=[user, "s1", AT, messages],
-            id=f"wf-{user}",
-            task_queue=task_queue,
-        )
+        with acting_as(user, signer=PORTAL):
+            handle = await client.start_workflow(
+                wf.remember.run,
+                args=[user, "s1", AT, messages],
+                id=f"wf-{user}",
+                task_queue=task_queue,
+            )
         ingested = await handle.result()
     assert ingested.episodes == 3
     assert [(f.attribute, f.value, f.sources) for f in ingested.facts] == [
@@ -102,12 +105,13 @@ async def test_record_and_context_in_a_workflow_replays_cleanly(
 ) -> None:
     user = f"sunil-{uuid.uuid4().hex[:6]}"
     async with Worker(client, task_queue=task_queue, workflows=[wf.record_then_context]):
-        handle = await client.start_workflow(
-            wf.record_then_context.run,
-            args=[user, "where does the user live"],
-            id=f"wf-{user}",
-            task_queue=task_queue,
-        )
+        with acting_as(user, signer=PORTAL):
+            handle = await client.start_workflow(
+                wf.record_then_context.run,
+                args=[user, "where does the user live"],
+                id=f"wf-{user}",
+                task_queue=task_queue,
+            )
         history, context = await handle.result()
     assert [(f.value, f.current) for f in history] == [
         ("Pune", False),
@@ -126,12 +130,13 @@ async def test_invalid_arguments_in_a_workflow_fail_it_with_a_typed_error(
 ) -> None:
     async with Worker(client, task_queue=task_queue, workflows=[wf.bad_budget]):
         with pytest.raises(WorkflowFailureError) as caught:
-            await client.execute_workflow(
-                wf.bad_budget.run,
-                "sunil",
-                id=f"wf-{uuid.uuid4().hex[:6]}",
-                task_queue=task_queue,
-            )
+            with acting_as("sunil", signer=PORTAL):
+                await client.execute_workflow(
+                    wf.bad_budget.run,
+                    "sunil",
+                    id=f"wf-{uuid.uuid4().hex[:6]}",
+                    task_queue=task_queue,
+                )
     cause = caught.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "EngramError"
     assert "budget_tokens" in cause.message
@@ -145,9 +150,10 @@ async def test_forget_in_a_workflow(
         user, "Lisbon", attribute="location", session="s1", store=session_memory_url
     )
     async with Worker(client, task_queue=task_queue, workflows=[wf.forget]):
-        forgotten = await client.execute_workflow(
-            wf.forget.run, user, id=f"wf-{user}", task_queue=task_queue
-        )
+        with acting_as(user, signer=PORTAL):
+            forgotten = await client.execute_workflow(
+                wf.forget.run, user, id=f"wf-{user}", task_queue=task_queue
+            )
     assert forgotten.facts == 1
     assert await engram.facts(user, include_superseded=True, store=session_memory_url) == []
 
@@ -182,14 +188,20 @@ async def test_ordinary_code_uses_the_store_directly(tmp_path: Path) -> None:
 async def test_memory_off_fails_with_a_clear_non_retryable_error(
     temporal_server: object, model_server: ModelServer, task_queue: str
 ) -> None:
-    config = JamJetConfig(llm_base_url=model_server.base_url, audit_store=None, memory_store=None)
+    config = JamJetConfig(
+        llm_base_url=model_server.base_url,
+        audit_store=None,
+        memory_store=None,
+        approvals=ApprovalConfig(clients=(TRUSTED_PORTAL,)),
+    )
     client = await Client.connect(
         temporal_server.address,
         plugins=[JamJetPlugin(config)],  # type: ignore[attr-defined]
     )
     async with Worker(client, task_queue=task_queue, workflows=[wf.forget]):
         with pytest.raises(WorkflowFailureError) as caught:
-            await client.execute_workflow(
-                wf.forget.run, "x", id=f"wf-{uuid.uuid4().hex[:6]}", task_queue=task_queue
-            )
+            with acting_as("x", signer=PORTAL):
+                await client.execute_workflow(
+                    wf.forget.run, "x", id=f"wf-{uuid.uuid4().hex[:6]}", task_queue=task_queue
+                )
     assert "memory is off" in str(caught.value.cause.cause)  # type: ignore[union-attr]

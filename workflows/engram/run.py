@@ -20,8 +20,10 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from jamjet_temporal import JamJetConfig, JamJetPlugin
+from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as
 from jamjet_temporal._devserver import DevServer, free_port
+from jamjet_temporal.approvals._config import ApprovalConfig, TrustedClient
+from jamjet_temporal.approvals._identity import SigningIdentity
 from jamjet_temporal.engram import Context, Message
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule
 from workflows.engram.agent import answer, remember_session
@@ -145,31 +147,46 @@ async def main(memory_url: str | None = None, *, quiet: bool = False) -> Context
     try:
         async with ModelServer() as model:
             model.add_rules(extraction_rules())
+            # The assistant's front end signs whom each run acts for; memory calls are bound
+            # to that user, so a run can only read and write its own user's memory.
+            frontend = SigningIdentity.generate("assistant-frontend")
             config = JamJetConfig(
-                llm_base_url=model.base_url, audit_store=audit_url, memory_store=memory_url
+                llm_base_url=model.base_url,
+                audit_store=audit_url,
+                memory_store=memory_url,
+                approvals=ApprovalConfig(
+                    clients=(
+                        TrustedClient(
+                            id="assistant-frontend",
+                            public_key=frontend.public_key,
+                            acts_for=(USER,),
+                        ),
+                    )
+                ),
             )
             client = await Client.connect(server.address, plugins=[JamJetPlugin(config)])
             queue = "engram-demo"
             async with Worker(client, task_queue=queue, workflows=[remember_session, answer]):
-                for session, at, turns, _ in SESSIONS:
-                    await client.execute_workflow(
-                        remember_session.run,
-                        args=[
-                            USER,
-                            session,
-                            at,
-                            [Message(role=r, content=c) for r, c in turns],  # type: ignore[arg-type]
-                        ],
-                        id=f"engram-demo-{session}-{marker}",
+                with acting_as(USER, signer=frontend):
+                    for session, at, turns, _ in SESSIONS:
+                        await client.execute_workflow(
+                            remember_session.run,
+                            args=[
+                                USER,
+                                session,
+                                at,
+                                [Message(role=r, content=c) for r, c in turns],  # type: ignore[arg-type]
+                            ],
+                            id=f"engram-demo-{session}-{marker}",
+                            task_queue=queue,
+                        )
+                    context, _ = await client.execute_workflow(
+                        answer.run,
+                        args=[USER, TOPIC, QUESTION],
+                        id=f"engram-demo-s8-{marker}",
                         task_queue=queue,
+                        result_type=tuple[Context, str],
                     )
-                context, _ = await client.execute_workflow(
-                    answer.run,
-                    args=[USER, TOPIC, QUESTION],
-                    id=f"engram-demo-s8-{marker}",
-                    task_queue=queue,
-                    result_type=tuple[Context, str],
-                )
     finally:
         await server.astop()
     if not quiet:

@@ -20,6 +20,8 @@ from temporalio.worker import Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as
 from jamjet_temporal._devserver import DevServer, free_port
+from jamjet_temporal.approvals._config import ApprovalConfig, TrustedClient
+from jamjet_temporal.approvals._identity import SigningIdentity
 from jamjet_temporal.audit import open_store
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule, ScriptToolCall
 from workflows.policy_gate.assistant import (
@@ -69,7 +71,16 @@ async def main(audit_url: str | None = None) -> list[str]:
         async with ModelServer() as model:
             run_id = f"exec_{uuid.uuid4().hex[:8]}"
             model.add_rules(script(run_id))
-            config = JamJetConfig(llm_base_url=model.base_url, audit_store=audit_url)
+            # The support portal signs who each run acts for; the workers trust its key.
+            portal = SigningIdentity.generate("support-portal")
+            trusted = TrustedClient(
+                id="support-portal", public_key=portal.public_key, acts_for=("*@example.com",)
+            )
+            config = JamJetConfig(
+                llm_base_url=model.base_url,
+                audit_store=audit_url,
+                approvals=ApprovalConfig(clients=(trusted,)),
+            )
             client = await Client.connect(server.address, plugins=[JamJetPlugin(config)])
             async with Worker(
                 client,
@@ -77,7 +88,7 @@ async def main(audit_url: str | None = None) -> list[str]:
                 workflows=[support],
                 activities=[search, read_files, delete_database],
             ):
-                with acting_as("sunil@example.com"):
+                with acting_as("sunil@example.com", signer=portal):
                     result = await client.execute_workflow(
                         support.run, f"{QUESTION} [{run_id}]", id=run_id, task_queue="gate-demo"
                     )

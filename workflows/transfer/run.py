@@ -34,6 +34,8 @@ APPROVALS = """\
 approvers:
   - {{id: alice@example.com, public_key: "{alice}"}}
   - {{id: bob@example.com, public_key: "{bob}"}}
+clients:  # the payments portal proves who asked for each transfer
+  - {{id: payments-portal, public_key: "{portal}", acts_for: ["*@example.com"]}}
 rules:
   - action: wire_transfer
     approvers: [alice@example.com, bob@example.com]
@@ -72,8 +74,11 @@ async def main(amount: float = 50_000, workdir: Path | None = None) -> list[str]
     env = {**os.environ, "JAMJET_BANK_LEDGER": str(workdir / "bank.db")}
     alice, _ = generate_identity("alice@example.com", workdir / "keys")
     bob, _ = generate_identity("bob@example.com", workdir / "keys")
+    portal, _ = generate_identity("payments-portal", workdir / "keys")
     approvals = workdir / "approvals.yaml"
-    approvals.write_text(APPROVALS.format(alice=alice.public_key, bob=bob.public_key))
+    approvals.write_text(
+        APPROVALS.format(alice=alice.public_key, bob=bob.public_key, portal=portal.public_key)
+    )
     audit = f"sqlite:///{workdir / 'audit.db'}"
     server = DevServer(port=free_port(), db_file=workdir / "temporal.db")
     await server.astart()
@@ -81,7 +86,7 @@ async def main(amount: float = 50_000, workdir: Path | None = None) -> list[str]
     try:
         client = await Client.connect(server.address, plugins=[JamJetPlugin()])
         run_id = f"exec_{uuid.uuid4().hex[:4]}"
-        with acting_as("carol@example.com"):
+        with acting_as("carol@example.com", signer=portal):
             handle = await client.start_workflow(
                 transfer.run, args=[amount, "ACME GmbH"], id=run_id, task_queue=TASK_QUEUE
             )
