@@ -42,6 +42,10 @@ class JamJetConfig:
         audit_store: Where gate decisions and tool calls are recorded: ``sqlite:///path``
             (default ``.jamjet/audit.db``) or ``postgresql://...`` for workers on several
             hosts. None turns the audit trail off.
+        audit_key: The Ed25519 key file with which workers sign checkpoints of the audit
+            store's hash chain (docs/audit-store.md); keep it where the store's database
+            users cannot read it. None: ``$JAMJET_AUDIT_KEY``, else
+            ``~/.jamjet/audit-signing.key`` (created on first use, like the bundle signing key).
         memory_store: Where Engram long-term memory lives (``engram.context_for`` and friends
             in workflow code): ``sqlite:///path`` (default ``.jamjet/memory.db``) or
             ``postgresql://...?schema=name`` when workers on several hosts share memory.
@@ -54,6 +58,7 @@ class JamJetConfig:
     approvals: ApprovalConfig | str | os.PathLike[str] | None = None
     prices: Mapping[str, Mapping[str, float | str]] | None = None
     audit_store: str | None = DEFAULT_AUDIT_STORE
+    audit_key: str | os.PathLike[str] | None = None
     memory_store: str | None = DEFAULT_MEMORY_STORE
 
     def __post_init__(self) -> None:

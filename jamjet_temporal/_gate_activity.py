@@ -19,10 +19,12 @@ back with the task's result (or failure) to be charged to the run.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 from pydantic import JsonValue
@@ -34,6 +36,7 @@ from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
 from ._activity_support import current_heartbeat_details, heartbeat_details, idempotency_key
 from ._gate_workflow import (
     GATE_HEADER,
+    RUN_CLOSED,
     SPEND_DETAIL,
     Clearance,
     SpentResult,
@@ -43,6 +46,8 @@ from ._gate_workflow import (
 from ._internal import INTERNAL_HEADER, is_reserved
 from ._llm_types import ChatRequest, ChatResult
 from .audit import AuditEvent, AuditStore, event_id, open_store
+from .audit._checkpoint import CheckpointSigner
+from .audit._keys import load_or_create_signing_key
 from .budget._errors import UnknownModelPriceError
 from .budget._ledger import BudgetLedger, CallCost, call_cost, project
 from .budget._prices import PriceTable
@@ -55,23 +60,36 @@ _DETAILS_KEY = "jamjet"
 
 
 class AuditSink:
-    """One plugin's audit store, opened on first use (no I/O at worker construction)."""
+    """One plugin's audit store, opened on first use (no I/O at worker construction).
 
-    def __init__(self, url: str) -> None:
+    Appends through it sign checkpoints of the store's chain head with the audit signing
+    key, which the store's database users cannot forge: at the signer's cadence, and with
+    every ``run.closed`` event, so that each finished run's trail is covered.
+
+    Args:
+        url: The audit store URL.
+        key: The signing key file; None: ``$JAMJET_AUDIT_KEY`` or
+            ``~/.jamjet/audit-signing.key`` (created on first use).
+    """
+
+    def __init__(self, url: str, key: str | os.PathLike[str] | None = None) -> None:
         self.url = url
+        self._key = None if key is None else Path(key).expanduser()
         self._store: AuditStore | None = None
         self._lock = asyncio.Lock()
 
     async def store(self) -> AuditStore:
-        """The open store."""
+        """The open store (a bad signing key raises ``SigningKeyError`` here)."""
         async with self._lock:
             if self._store is None:
-                self._store = open_store(self.url)
+                key = await asyncio.to_thread(load_or_create_signing_key, self._key)
+                self._store = open_store(self.url, signer=CheckpointSigner(key))
             return self._store
 
     async def append(self, events: Sequence[AuditEvent]) -> None:
-        """Append durably (idempotent by event id)."""
-        await (await self.store()).append(events)
+        """Append durably (idempotent by event id), with a checkpoint if a run closes."""
+        closing = any(event.kind == RUN_CLOSED for event in events)
+        await (await self.store()).append(events, checkpoint=closing)
 
     async def close(self) -> None:
         """Close the store if it was opened."""
@@ -81,7 +99,7 @@ class AuditSink:
 
 
 class RecordActivities:
-    """``jamjet.audit.record``: workflow code's way to record events (refusals)."""
+    """``jamjet.audit.record``: workflow code's way to record events (refusals, run.closed)."""
 
     def __init__(self, sink: AuditSink | None) -> None:
         self._sink = sink

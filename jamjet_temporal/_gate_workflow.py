@@ -27,7 +27,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, JsonValue, Validation
 from pydantic_core import to_jsonable_python
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 from temporalio.worker import (
     ContinueAsNewInput,
     ExecuteWorkflowInput,
@@ -61,6 +61,7 @@ from .errors import (
     ApprovalRequiredError,
     GateError,
     IdentityError,
+    JamJetError,
     ModelDeniedError,
     ToolDeniedError,
 )
@@ -76,6 +77,8 @@ USER_HEADER = "JamJetUser"
 RECORD_ACTIVITY = "jamjet.audit.record"
 #: The runtime's own bookkeeping activities: not tools, so not decided by the gate.
 INTERNAL_ACTIVITIES = frozenset({RECORD_ACTIVITY, QUOTE_ACTIVITY, *ENGRAM_ACTIVITIES})
+#: The audit event that closes a run's trail (completed or failed).
+RUN_CLOSED = "run.closed"
 #: Prefix of the patch marker that pins a run's governance (see :func:`governance_id`).
 GOVERNANCE_PATCH = "jamjet.governance"
 
@@ -624,7 +627,7 @@ def make_workflow_interceptor(
         async def execute_workflow(self, input: ExecuteWorkflowInput) -> object:
             # First command of every run: pins this worker's governance in history (see
             # governance_id). Runs from before the pin replay without it.
-            workflow.patched(governance)
+            pinned = workflow.patched(governance)
             claim, problem = _run_user(dict(input.headers), approvals)
             user = claim.user if claim is not None and problem is None else None
             self.gate = Gate(base, user, audit, approvals, governance)
@@ -639,7 +642,18 @@ def make_workflow_interceptor(
                     [input.headers[BUDGET_HEADER]], [Budget]
                 )[0]
             with budget_scope("run", budget):
-                return await super().execute_workflow(input)
+                if not pinned:
+                    return await super().execute_workflow(input)
+                try:
+                    result = await super().execute_workflow(input)
+                except (FailureError, JamJetError) as err:
+                    # What fails the run (not a workflow task failure, which Temporal retries;
+                    # not continue-as-new or cancellation).
+                    outcome = "cancelled" if isinstance(err, CancelledError) else "failed"
+                    await self.gate.record([_closed(self.gate, outcome, err)])
+                    raise
+                await self.gate.record([_closed(self.gate, "completed", None)])
+                return result
 
         @staticmethod
         async def _refuse_identity(gate: Gate, claim: RunUser | None, problem: str) -> NoReturn:
@@ -667,6 +681,23 @@ def make_workflow_interceptor(
             )
 
     return _Inbound
+
+
+def _closed(gate: Gate, outcome: str, error: BaseException | None) -> AuditEvent:
+    """The event that closes a run's trail (the audit store checkpoints its chain on it)."""
+    info = workflow.info()
+    data: dict[str, JsonValue] = {"outcome": outcome}
+    if error is not None:
+        data["error"] = f"{type(error).__name__}: {error}"[:500]
+    return AuditEvent(
+        id=event_id(info.workflow_id, info.run_id, RUN_CLOSED),
+        run_id=info.workflow_id,
+        workflow_run_id=info.run_id,
+        kind=RUN_CLOSED,
+        at=workflow.now(),
+        actor=gate.actor(),
+        data=data,
+    )
 
 
 def _inherited(user: str) -> Any:

@@ -118,7 +118,11 @@ class JamJetPlugin(SimplePlugin):
         approvals = self.config.approvals
         if approvals is not None and not isinstance(approvals, ApprovalConfig):
             approvals = load_approvals(approvals)
-        sink = AuditSink(self.config.audit_store) if self.config.audit_store else None
+        sink = (
+            AuditSink(self.config.audit_store, self.config.audit_key)
+            if self.config.audit_store
+            else None
+        )
         audit_id = ""
         if self.config.audit_store:
             audit_id = store_identity(

@@ -19,6 +19,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Literal, ParamSpec, TypeVar, overload
 
+from pydantic_core import to_jsonable_python
 from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 from temporalio.workflow import ActivityConfig
@@ -226,17 +227,20 @@ def task(
         @functools.wraps(func)
         async def run(*args: P.args, **kwargs: P.kwargs) -> R:
             if workflow.in_workflow():
+                from ._gate_workflow import named_arguments  # the gate imports this module
+
                 # Activities take positional arguments only: bind keywords to their places.
+                # By name too, for what approvers are shown if the policy asks for a human.
                 bound = signature.bind(*args, **kwargs)
-                return typing.cast(
-                    R,
-                    await workflow.execute_activity(
+                named = to_jsonable_python(dict(bound.arguments), fallback=repr)
+                with named_arguments(named):
+                    handle = workflow.start_activity(
                         task_name,
                         args=list(bound.args),
                         result_type=return_type,
                         **options,
-                    ),
-                )
+                    )
+                return typing.cast(R, await handle)
             if activity.in_activity() and activity.info().activity_type == task_name:
                 async with auto_heartbeat():
                     return await func(*args, **kwargs)

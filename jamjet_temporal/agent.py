@@ -20,7 +20,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from . import llm
-from ._gate_workflow import current_gate
+from ._gate_workflow import current_gate, named_arguments
 from ._llm_types import ChatRequest, ToolCall, Usage
 from ._task import AGENT_TOOLS, TaskDefinition, task_definition
 from .errors import ConfigError, GateError
@@ -196,7 +196,9 @@ async def _call(call: ToolCall, defs: dict[str, TaskDefinition]) -> AgentToolCal
     except TypeError as err:
         return _outcome(call, "error", reason=f"invalid arguments: {err}")
     try:
-        result = await workflow.execute_activity(defn.name, args=args, **defn.config)
+        with named_arguments(call.arguments):
+            handle = workflow.start_activity(defn.name, args=args, **defn.config)
+        result = await handle
     except GateError as err:
         return _outcome(call, "blocked", reason=err.reason, event_id=err.event_id)
     except ActivityError as err:

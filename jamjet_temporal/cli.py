@@ -33,13 +33,26 @@ from ._history import read_history
 from ._plugin import JamJetPlugin
 from ._progress import CrashPlan, closing_lines, fmt_ms, follow
 from ._task import task_definition
-from .approvals._client import find_pending, list_pending, sign, submit
+from .approvals._client import find_pending, sign, submit, survey_pending
 from .approvals._identity import generate_identity, load_identity
 from .approvals._workflow import DECIDE_SIGNAL
-from .audit import AuditEvent, open_store, read_bundle, verify_bundle
+from .audit import (
+    AuditEvent,
+    ChainVerdict,
+    PostgresAuditStore,
+    open_store,
+    read_bundle,
+    verify_bundle,
+)
 from .audit import export as export_audit
 from .audit._export import CATEGORIES
-from .audit._keys import fingerprint, load_or_create_signing_key, public_key_pem
+from .audit._keys import (
+    default_key_path,
+    fingerprint,
+    load_or_create_signing_key,
+    load_trusted_keys,
+    public_key_pem,
+)
 from .errors import JamJetError, PipelineSpecError
 from .pipeline import PIPELINE_WORKFLOW, PipelineResult, PipelineRun, PipelineSpec, load_pipeline
 from .pipeline._spec import ToolNode
@@ -100,10 +113,11 @@ def _import(spec: str) -> ModuleType:
     return importlib.import_module(spec)
 
 
-def default_tool_modules(pipeline: Path) -> list[str]:
-    """``tools.py`` beside the pipeline file, when there is one."""
+def default_tool_modules(pipeline: Path, spec: PipelineSpec) -> list[str]:
+    """``tools.py`` beside the pipeline file, when there is one and the pipeline calls tools."""
     candidate = pipeline.parent / "tools.py"
-    return [str(candidate)] if candidate.exists() else []
+    calls_tools = any(isinstance(node, ToolNode) for node in spec.nodes.values())
+    return [str(candidate)] if calls_tools and candidate.exists() else []
 
 
 def tool_signatures(
@@ -273,7 +287,14 @@ def run(
             "default: tools.py beside the pipeline.",
         ),
     ] = None,
-    task_queue: Annotated[str, typer.Option(help="Task queue.")] = DEFAULT_TASK_QUEUE,
+    task_queue: Annotated[
+        str | None,
+        typer.Option(
+            help="Task queue. Default: one of the run's own (jamjet-run-<id>) when this command "
+            "starts the worker, so no other run's worker (another policy, another audit store) "
+            f"can pick it up; '{DEFAULT_TASK_QUEUE}' with --no-worker."
+        ),
+    ] = None,
     run_id: Annotated[
         str | None, typer.Option("--id", help="Workflow id (default exec_…).")
     ] = None,
@@ -300,14 +321,22 @@ def run(
         state = json.loads(input)
         if not isinstance(state, dict):
             raise fail('--input must be a JSON object, e.g. \'{"topic": "x"}\'')
-        modules = tools if tools is not None else default_tool_modules(file)
-        loaded = load_tools(modules)
-        signatures = tool_signatures(spec, loaded)
         if crash_at is not None and not any(
             crash_at.lower() in (node_id.lower(), (n.label or "").lower())
             for node_id, n in spec.nodes.items()
         ):
             raise fail(f"--crash-at {crash_at}: the pipeline has no such node")
+        # Importing tools runs code: only once everything else checked out, only when the
+        # pipeline calls tools, and saying which file it runs.
+        modules = tools if tools is not None else default_tool_modules(file, spec)
+        if tools is None and modules:
+            print(
+                f"tools: {modules[0]} (beside the pipeline; --tools MODULE to choose others)",
+                file=sys.stderr,
+                flush=True,
+            )
+        loaded = load_tools(modules)
+        signatures = tool_signatures(spec, loaded)
     except json.JSONDecodeError as err:
         raise fail(f"--input is not valid JSON: {err}") from None
     except JamJetError as err:
@@ -341,7 +370,7 @@ async def _run(
     tools: list[Callable[..., Any]],
     modules: list[str],
     signatures: dict[str, ToolSignature],
-    task_queue: str,
+    task_queue: str | None,
     run_id: str | None,
     with_worker: bool,
     crash_at: str | None,
@@ -354,6 +383,12 @@ async def _run(
         plugin = JamJetPlugin(config, tasks=tools)
         client = await connect(address=env.address, plugins=[plugin])
         run_id = run_id or f"exec_{uuid.uuid4().hex[:8]}"
+        if task_queue is None:
+            # The run's own queue: only the workers this command starts, with its policy and
+            # audit store, ever take its tasks (a shared queue let one run's worker decide
+            # another run's calls).
+            own = with_worker or crash_at is not None
+            task_queue = f"jamjet-run-{run_id}" if own else DEFAULT_TASK_QUEUE
         stack = contextlib.AsyncExitStack()
         async with stack:
             crash: CrashPlan | None = None
@@ -560,38 +595,225 @@ def describe_event(event: AuditEvent) -> str:
     return json.dumps(data, sort_keys=True)
 
 
+CheckpointKeyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--trusted-key",
+        help="A key trusted to sign the store's checkpoints: fingerprint (sha256:...) or PEM "
+        "public key file. Repeatable. Default: the local signing key ($JAMJET_AUDIT_KEY or "
+        "~/.jamjet/audit-signing.key).",
+    ),
+]
+CheckpointKeysOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--trusted-keys",
+        help="File of keys trusted to sign the store's checkpoints (as for `audit verify`). "
+        "Repeatable.",
+    ),
+]
+
+
+def _checkpoint_trust(keys: list[str] | None, files: list[Path] | None) -> dict[str, str]:
+    """Whose checkpoints count, and why.
+
+    The keys pinned (flags, else $JAMJET_TRUSTED_KEYS); without any, the local signing key,
+    the one this host's workers sign with (read if it exists, never created here).
+    """
+    trusted = load_trusted_keys(keys=keys or (), files=files or ())
+    if trusted:
+        return trusted
+    path = default_key_path()
+    if not path.exists():
+        return {}
+    return {fingerprint(load_or_create_signing_key(path)): f"the local signing key {path}"}
+
+
+def _checkpoint_lines(verdict: ChainVerdict, trusted: dict[str, str]) -> list[str]:
+    """Who signed the store's checkpoints, whether they are trusted, and what they cover."""
+    lines = [f"signed checkpoints: {verdict.checkpoints} match the chain"]
+    for signer, is_trusted in verdict.signers.items():
+        if is_trusted:
+            lines.append(f"  signer {signer}: trusted ({trusted[signer]})")
+        elif trusted:
+            lines.append(
+                f"  signer {signer}: NOT TRUSTED (not one of the {len(trusted)} trusted key(s); "
+                "if it is your workers' key, pin it with --trusted-key)"
+            )
+        else:
+            lines.append(
+                f"  signer {signer}: NOT TRUSTED (no trusted key: no local signing key at "
+                f"{default_key_path()}; pin your workers' key with --trusted-key)"
+            )
+    if not verdict.ok:
+        return lines
+    if verdict.covered == verdict.count:
+        lines.append(f"signed checkpoints cover all {verdict.count} events in the store")
+    else:
+        lines.append(
+            f"events after seq {verdict.covered} are not yet covered by a signed checkpoint of "
+            f"a trusted key ({verdict.count - verdict.covered} events): whoever can write the "
+            "store could rewrite them unnoticed"
+        )
+    return lines
+
+
 @audit_app.command("show")
 def audit_show(
     run_id: Annotated[str, typer.Argument(help="Workflow id of the run.")],
     audit_store: AuditOption = DEFAULT_AUDIT_STORE,
+    trusted_key: CheckpointKeyOption = None,
+    trusted_keys: CheckpointKeysOption = None,
 ) -> None:
-    """Print a run's audit trail, oldest first, and verify the store's hash chain."""
+    """Print a run's audit trail, oldest first, and verify the store's chain and checkpoints.
+
+    The hash chain is recomputed and every signed checkpoint of it checked: a rewrite of
+    events under a checkpoint is named. The run is covered when a checkpoint signed by a
+    trusted key is at or after its last event (each run's run.closed event brings one).
+
+    Exit code: 0 verified and covered; 1 no events for the run; 2 the store or a trusted key
+    cannot be used; 3 the chain is broken or contradicts a checkpoint (rewritten); 4 intact,
+    but some of the run's events are not under a trusted checkpoint, or a checkpoint's
+    signer is not trusted.
+    """
 
     async def show() -> int:
-        store = open_store(audit_store)
         try:
-            events = await store.events(run_id)
-            verdict = await store.verify()
-        finally:
-            await store.close()
+            trusted = _checkpoint_trust(trusted_key, trusted_keys)
+            store = open_store(audit_store)
+            try:
+                events = await store.events(run_id)
+                verdict = await store.verify(trusted_keys=trusted)
+            finally:
+                await store.close()
+        except JamJetError as err:
+            raise fail(str(err)) from None
         if not events:
             raise fail(f"no audit events for run {run_id} in {audit_store}", code=1)
         for stored in events:
             event = stored.event
             when = event.at.strftime("%H:%M:%S.%f")[:-3]
             say(f"{event.id} {when} {event.kind:<22} {describe_event(event)}")
-        chain = "verified" if verdict.ok else f"BROKEN at seq {verdict.seq}: {verdict.detail}"
-        say(f"{len(events)} events · hash chain {chain} ({verdict.count} events in the store)")
-        return 0 if verdict.ok else 3
+        chain = (
+            f"verified ({verdict.count} events in the store)"
+            if verdict.ok
+            else f"BROKEN: {verdict.detail}"
+        )
+        say(f"{len(events)} events · hash chain {chain}")
+        for line in _checkpoint_lines(verdict, trusted):
+            say(line)
+        if not verdict.ok:
+            return 3
+        last = events[-1].seq
+        if last > verdict.covered:
+            say(
+                f"NOT COVERED: this run's events after seq {verdict.covered} (up to seq {last}) "
+                "are not under a trusted signed checkpoint (a run still going gets one with "
+                "its run.closed event)"
+            )
+            return 4
+        if not all(verdict.signers.values()):
+            say("NOT TRUSTED: a checkpoint's signer is not trusted (see above)")
+            return 4
+        say(f"this run's events are covered by signed checkpoints (up to seq {last})")
+        return 0
 
     raise typer.Exit(asyncio.run(show()))
+
+
+@audit_app.command("verify-store")
+def audit_verify_store(
+    audit_store: AuditOption = DEFAULT_AUDIT_STORE,
+    trusted_key: CheckpointKeyOption = None,
+    trusted_keys: CheckpointKeysOption = None,
+) -> None:
+    """Verify a whole audit store: recompute its hash chain and check every signed checkpoint.
+
+    Exit code: 0 intact and every event under a checkpoint signed by a trusted key; 2 the
+    store or a trusted key cannot be used; 3 the chain is broken or contradicts a checkpoint
+    (rewritten); 4 intact, but events after the last trusted checkpoint are not covered (a
+    live store's newest events until the next checkpoint; every event, if the checkpoints
+    were removed), or a checkpoint's signer is not trusted.
+    """
+
+    async def check() -> int:
+        try:
+            trusted = _checkpoint_trust(trusted_key, trusted_keys)
+            store = open_store(audit_store)
+            try:
+                verdict = await store.verify(trusted_keys=trusted)
+            finally:
+                await store.close()
+        except JamJetError as err:
+            raise fail(str(err)) from None
+        chain = (
+            f"verified ({verdict.count} events in the store)"
+            if verdict.ok
+            else f"BROKEN: {verdict.detail}"
+        )
+        say(f"hash chain {chain}")
+        if verdict.ok:
+            say(f"chain head: seq {verdict.count} {verdict.head}")
+        for line in _checkpoint_lines(verdict, trusted):
+            say(line)
+        if not verdict.ok:
+            return 3
+        return 0 if verdict.covered_all else 4
+
+    raise typer.Exit(asyncio.run(check()))
+
+
+@audit_app.command("init-db")
+def audit_init_db(
+    dsn: Annotated[
+        str,
+        typer.Option(
+            "--dsn", help="The admin's connection string or postgresql:// URL (owns the schema)."
+        ),
+    ],
+    worker_role: Annotated[
+        str, typer.Option("--worker-role", help="The existing role workers connect as.")
+    ],
+    schema: Annotated[str, typer.Option("--schema", help="Schema of the tables.")] = "jamjet",
+) -> None:
+    """Set up a PostgreSQL audit store once, as an admin; workers then may only append.
+
+    Creates the schema, its tables, the trigger function and the append-only triggers,
+    owned by the admin role of --dsn (taking over a schema an older version let the worker
+    own), and grants the worker role only USAGE on the schema and SELECT, INSERT on the
+    tables. Running it again changes nothing. Exit code: 0 done; 2 refused (the message says
+    why).
+    """
+    try:
+        store_id = asyncio.run(
+            PostgresAuditStore.init_db(dsn, schema=schema, worker_role=worker_role)
+        )
+    except JamJetError as err:
+        raise fail(str(err)) from None
+    say(
+        f"▸ Schema {schema} ready (store id {store_id}): audit_events, audit_checkpoints, "
+        "audit_store_id, their append-only triggers and trigger function, owned by the admin"
+    )
+    say(
+        f"▸ Role {worker_role}: USAGE on {schema}; SELECT, INSERT on audit_events and "
+        "audit_checkpoints; SELECT on audit_store_id; nothing else"
+    )
+    say(f"▸ Workers: --audit-store 'postgresql://{worker_role}@HOST/DB?schema={schema}'")
 
 
 @audit_app.command("export")
 def audit_export(
     run_id: Annotated[str, typer.Argument(help="Workflow id of the run.")],
     format: Annotated[str, typer.Option("--format", help="json or pdf.")] = "json",
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="NAME.json, or NAME.pdf with --format pdf (NAME.json beside it); "
+            "NAME.intoto.jsonl is written beside the JSON.",
+        ),
+    ] = None,
     include: Annotated[
         list[str] | None,
         typer.Option("--include", help="events, tools, policy, approvals, budget."),
@@ -601,7 +823,11 @@ def audit_export(
     audit_store: AuditOption = DEFAULT_AUDIT_STORE,
     address: Annotated[str | None, typer.Option(help="Temporal address (host:port).")] = None,
 ) -> None:
-    """Build the run's signed evidence bundle (JSON, and a PDF report with --format pdf)."""
+    """Build the run's signed evidence bundle (JSON, and a PDF report with --format pdf).
+
+    Beside the JSON bundle goes NAME.intoto.jsonl: its statement as an
+    in-toto attestation (a DSSE envelope) signed by the same key.
+    """
     if format not in ("json", "pdf"):
         raise fail("--format must be json or pdf")
     kind: Literal["json", "pdf"] = "pdf" if format == "pdf" else "json"
@@ -634,6 +860,9 @@ def audit_export(
         say(f"▸ Approvals: {len(decided)}" + (f" ({who})" if who else ""))
         if not result.history_included:
             say("▸ Temporal history: not available (past retention?); bundle has the audit trail")
+        signer = result.bundle["statement"]["public_key_fingerprint"]
+        say(f"▸ Signing key: {signer} (verifiers pin it with --trusted-key)")
+        say(f"▸ Attestation: {result.attestation_path} (in-toto, DSSE)")
         size = result.path.stat().st_size
         shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} KB"
         say(f"▸ Output: {result.path} · {shown}")
@@ -646,21 +875,57 @@ def audit_export(
 def audit_verify(
     bundle: Annotated[Path, typer.Argument(help="The JSON bundle.")],
     trusted_key: Annotated[
-        str | None, typer.Option("--trusted-key", help="Expected signing key fingerprint.")
+        list[str] | None,
+        typer.Option(
+            "--trusted-key",
+            help="A trusted signer: fingerprint (sha256:...) or PEM public key file. Repeatable.",
+        ),
+    ] = None,
+    trusted_keys: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trusted-keys",
+            help="File of trusted signers: one fingerprint or PEM public key per entry, "
+            "# comments. Repeatable.",
+        ),
     ] = None,
 ) -> None:
-    """Verify a bundle offline: integrity (signature, chain, count) and completeness."""
+    """Verify a bundle offline: integrity, signer trust and completeness.
+
+    The signer is trusted only when pinned: by --trusted-key, --trusted-keys
+    or, when neither is given, JAMJET_TRUSTED_KEYS (comma-separated
+    fingerprints and trusted-keys files).
+
+    Exit code: 0 ok; otherwise the sum of 1 (integrity failed),
+    2 (completeness failed) and 4 (signer not trusted);
+    8 when the bundle or a trusted key cannot be read.
+    """
     try:
-        verdict = verify_bundle(read_bundle(bundle), trusted_fingerprint=trusted_key)
+        trusted = load_trusted_keys(keys=trusted_key or (), files=trusted_keys or ())
+        verdict = verify_bundle(read_bundle(bundle), trusted_keys=trusted)
     except JamJetError as err:
-        raise fail(str(err), code=4) from None
+        raise fail(str(err), code=8) from None
     integrity = "ok" if verdict.integrity_ok else "FAILED"
     completeness = {True: "ok", False: "FAILED", None: "not checked (no history)"}[
         verdict.completeness_ok
     ]
     say(f"integrity: {integrity}")
+    if not verdict.attested:
+        say("attestation: none (a bundle exported before in-toto attestations)")
+    signer = verdict.signer or "unknown (no readable public key)"
+    if verdict.trusted:
+        say(f"signer: {signer} (trusted: {trusted[verdict.signer]})")
+    elif trusted:
+        say(
+            f"signer: {signer} NOT TRUSTED: not one of the {len(trusted)} trusted key(s) configured"
+        )
+    else:
+        say(
+            f"signer: {signer} NOT TRUSTED: no trusted key configured (pin the signer you "
+            "expect with --trusted-key, a trusted-keys file or JAMJET_TRUSTED_KEYS)"
+        )
     say(f"completeness: {completeness}")
-    for problem in verdict.problems:
+    for problem in [*verdict.integrity_problems, *verdict.completeness_problems]:
         say(f"  ✗ {problem}")
     raise typer.Exit(verdict.exit_code)
 
@@ -669,7 +934,11 @@ def audit_verify(
 def audit_key(
     key: Annotated[Path | None, typer.Option("--key", help="Signing key file.")] = None,
 ) -> None:
-    """Print the bundle signing key's fingerprint and public key (created on first use)."""
+    """Print the bundle signing key's fingerprint and public key (created on first use).
+
+    Publish the fingerprint to whoever verifies your bundles: they pin it with
+    `jamjet audit verify --trusted-key FINGERPRINT` (or a trusted-keys file).
+    """
     try:
         private = load_or_create_signing_key(key)
     except JamJetError as err:
@@ -701,19 +970,23 @@ def approvals_list(
 
     async def show() -> int:
         client = await connect(address=address, plugins=[JamJetPlugin()])
-        pending = await list_pending(client)
+        listing = await survey_pending(client)
         if json_out:
-            print(json.dumps([p.model_dump(mode="json") for p in pending], indent=2))
+            requests = [p.model_dump(mode="json") for p in listing.requests]
+            print(json.dumps({"requests": requests, "unanswered": listing.unanswered}, indent=2))
             return 0
-        if not pending:
+        if not listing.requests and not listing.unanswered:
             say("no pending approvals")
-        for p in pending:
+        for p in listing.requests:
             args = ", ".join(f"{k}={_plain(v)}" for k, v in p.args.items())
             say(
                 f"{p.run_id} {p.approval_id} {p.action}({args}) · requested by "
                 f"{p.requester or '-'} {_age(p.requested_at)} ago · needs {p.required} of "
                 f"{', '.join(p.eligible)} · approved by {', '.join(p.approved_by) or 'nobody yet'}"
+                f" · {p.digest}"
             )
+        for run_id in listing.unanswered:
+            say(f"{run_id} did not answer (no worker?): its requests cannot be shown")
         return 0
 
     raise typer.Exit(asyncio.run(show()))
@@ -748,6 +1021,14 @@ def approve(
     approval: Annotated[
         str | None, typer.Option("--approval", help="Approval id, when the run has several.")
     ] = None,
+    digest: Annotated[
+        str | None,
+        typer.Option(
+            "--digest",
+            help="The digest of the request you checked (`jamjet approvals list`): sign only "
+            "if the run still asks for exactly that. Required when stdin is not a terminal.",
+        ),
+    ] = None,
     print_signal: Annotated[
         bool,
         typer.Option(
@@ -758,7 +1039,10 @@ def approve(
     ] = False,
     address: Annotated[str | None, typer.Option(help="Temporal address (host:port).")] = None,
 ) -> None:
-    """Sign a decision with the approver's key and submit it (update: immediate answer)."""
+    """Show the request, then sign a decision about exactly it and submit it (update).
+
+    The request is confirmed on the terminal, or by ``--digest``; nothing is signed otherwise.
+    """
     if decision not in ("approved", "rejected"):
         raise fail("--decision must be 'approved' or 'rejected'")
 
@@ -769,6 +1053,39 @@ def approve(
             request = await find_pending(client, run_id, approval)
         except JamJetError as err:
             raise fail(str(err)) from None
+        args = ", ".join(
+            f"{k}={json.dumps(_plain(v), ensure_ascii=False)}" for k, v in request.args.items()
+        )
+        print(
+            f"To sign as {identity.approver}: {decision}\n"
+            f"  action     {request.action}\n"
+            f"  arguments  {args or '-'}\n"
+            f"  requester  {request.requester or '-'}\n"
+            f"  run        {request.run_id} {request.approval_id} "
+            f"(Temporal run {request.workflow_run_id})\n"
+            f"  digest     {request.digest}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if digest is not None:
+            if digest != request.digest:
+                raise fail(
+                    f"the run's request has digest {request.digest}, not the --digest given: it "
+                    "is not the request you checked (it changed, or is another one); nothing "
+                    "was signed"
+                )
+        elif not sys.stdin.isatty():
+            raise fail(
+                "stdin is not a terminal, so nobody confirms the request shown: pass --digest "
+                "(from `jamjet approvals list`) to sign only that request; nothing was signed"
+            )
+        else:
+            # Asked on stderr: stdout carries only the result (or --print-signal's command).
+            print(
+                f"Sign '{decision}' for this request? [y/N] ", end="", file=sys.stderr, flush=True
+            )
+            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                raise fail("not confirmed; nothing was signed", code=1)
         signed = sign(identity, request, decision, comment)  # type: ignore[arg-type]
         if print_signal:
             payload = signed.model_dump_json()
@@ -801,11 +1118,12 @@ def ui(
         except JamJetError as err:
             raise fail(str(err)) from None
         client = await connect(address=address, plugins=[JamJetPlugin()])
-        ready = asyncio.Event()
-        server = asyncio.create_task(serve_ui(client, identity, port=port, ready=ready))
-        await ready.wait()
-        say(f"▸ Approvals page for {identity.approver}: http://127.0.0.1:{port}/ (Ctrl-C to stop)")
-        await server
+
+        def listening(url: str) -> None:
+            say(f"▸ Approvals page for {identity.approver}: {url} (Ctrl-C to stop)")
+            say("  Open that URL; keep it private: whoever has it decides as you.")
+
+        await serve_ui(client, identity, port=port, on_listening=listening)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(go())

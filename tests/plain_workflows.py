@@ -12,3 +12,17 @@ class PlainSearch:
         return await workflow.execute_activity(
             "search", query, start_to_close_timeout=timedelta(seconds=10)
         )
+
+
+@workflow.defn(name="test-security.plain-record")
+class PlainRecord:
+    """Schedules the audit recorder directly, from a worker without the plugin (an attack)."""
+
+    @workflow.run
+    async def run(self, queue: str, events: list) -> None:  # type: ignore[type-arg]
+        await workflow.execute_activity(
+            "jamjet.audit.record",
+            events,
+            task_queue=queue,
+            start_to_close_timeout=timedelta(seconds=10),
+        )

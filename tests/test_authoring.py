@@ -147,10 +147,16 @@ async def test_type_error_is_not_retried_and_fails_readably(
     assert isinstance(cause, ApplicationError) and cause.type == "TypeError"
     assert "bad input 7" in cause.message
     history = await handle.fetch_history()
+    types = {
+        e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
     started = [
         e.activity_task_started_event_attributes.attempt
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        and types[e.activity_task_started_event_attributes.scheduled_event_id] == "broken_step"
     ]
     assert started == [1], "TypeError is non-retryable by default"
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from jamjet_temporal._devserver import DevServer, free_port
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule
+from tests.audit.audit_support import PG_ADDRESS, PG_DSN, Backends
 
 ROOT = Path(__file__).resolve().parent.parent
 RESEARCH = ROOT / "workflows" / "research-pipeline.yaml"
@@ -264,6 +268,8 @@ def test_audit_show_prints_the_trail_and_verifies_the_chain(
     env: dict[str, str], task_queue: str, tmp_path: Path
 ) -> None:
     store = f"sqlite:///{tmp_path / 'audit.db'}"
+    key = tmp_path / "signing.key"
+    env = {**env, "JAMJET_AUDIT_KEY": str(key)}
     run_id = f"exec_audit_{task_queue}"
     proc = jamjet(
         "run",
@@ -280,16 +286,118 @@ def test_audit_show_prints_the_trail_and_verifies_the_chain(
     )
     assert proc.returncode == 0, proc.stderr
     shown = jamjet("audit", "show", run_id, "--audit-store", store, env=env)
-    assert shown.returncode == 0, shown.stderr
+    assert shown.returncode == 0, shown.stdout + shown.stderr
     lines = shown.stdout.splitlines()
-    # 5 steps: 4 model calls and 1 tool call, each a decision then a call.
-    kinds = [line.split()[2] for line in lines[:-1]]
+    # 5 steps: 4 model calls and 1 tool call, each a decision then a call; then the close.
+    kinds = [line.split()[2] for line in lines if line.startswith("evt_")]
     assert kinds.count("policy.model_decision") == 4 and kinds.count("model.call") == 4
     assert kinds.count("policy.decision") == 1 and kinds.count("tool.call") == 1
+    assert kinds[-1] == "run.closed"
     assert any("search ALLOWED · no policy configured" in line for line in lines)
-    assert lines[-1] == "10 events · hash chain verified (10 events in the store)"
+    n = len(kinds)
+    assert f"{n} events · hash chain verified ({n} events in the store)" in lines
+    # The worker signed checkpoints with the local key, which `audit show` trusts by default.
+    signer = jamjet("audit", "key", env=env).stdout.splitlines()[0].removeprefix("fingerprint: ")
+    assert f"  signer {signer}: trusted (the local signing key {key})" in lines
+    assert lines[-1] == f"this run's events are covered by signed checkpoints (up to seq {n})"
     missing = jamjet("audit", "show", "exec_nope", "--audit-store", store, env=env)
     assert missing.returncode == 1 and "no audit events for run exec_nope" in missing.stderr
+
+
+def _postgres_problem() -> str | None:
+    try:
+        psycopg.connect(PG_DSN).close()
+    except psycopg.Error as exc:
+        return f"PostgreSQL not reachable at {PG_ADDRESS} (database test, user root): {exc}"
+    return None
+
+
+REWRITTEN = re.compile(
+    r"hash chain BROKEN: checkpoint at seq (\d+) signed head [0-9a-f]{64}, but the chain now "
+    r"has [0-9a-f]{64} there: events at or before seq \1 (\(after seq \d+, whose checkpoint "
+    r"still matches\) )?were rewritten"
+)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_audit_show_names_a_rewrite_under_a_signed_checkpoint(
+    env: dict[str, str], task_queue: str, tmp_path: Path, kind: str
+) -> None:
+    """The attack on the store itself: triggers dropped, an event edited, the chain re-hashed."""
+    if kind == "postgres" and (problem := _postgres_problem()) is not None:
+        pytest.skip(problem)
+    env = {**env, "JAMJET_AUDIT_KEY": str(tmp_path / "signing.key")}
+    made = Backends(kind, tmp_path)
+    try:
+        if kind == "postgres":
+            # The admin sets the schema up; workers (and `audit show`) connect as the worker.
+            backend = made.fresh(set_up=False)
+            schema, worker = str(backend.schema), made.worker()
+            init = jamjet(
+                "audit", "init-db", "--dsn", PG_DSN, "--schema", schema, "--worker-role", worker,
+                env=env,
+            )  # fmt: skip
+            assert init.returncode == 0, init.stderr
+            workers_url = f"postgresql://{worker}@HOST/DB?schema={schema}"
+            assert f"▸ Workers: --audit-store '{workers_url}'" in init.stdout
+            as_root = f"postgresql://root@{PG_ADDRESS}/test?schema={schema}"
+            refused = jamjet("audit", "show", "exec_x", "--audit-store", as_root, env=env)
+            assert refused.returncode == 2
+            assert "role root is a superuser" in refused.stderr
+            assert "jamjet audit init-db" in refused.stderr
+        else:
+            backend = made.fresh()
+
+        def show(*extra: str) -> subprocess.CompletedProcess[str]:
+            return jamjet("audit", "show", run_id, "--audit-store", backend.url, *extra, env=env)
+
+        def verify_store(*extra: str) -> subprocess.CompletedProcess[str]:
+            return jamjet("audit", "verify-store", "--audit-store", backend.url, *extra, env=env)
+
+        run_id = f"exec_rewrite_{kind}_{task_queue}"
+        proc = jamjet(
+            "run", str(RESEARCH), "--input", '{"topic": "rewrite"}', "--id", run_id,
+            "--task-queue", task_queue, "--audit-store", backend.url, env=env,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        intact = show()
+        assert intact.returncode == 0, intact.stdout + intact.stderr
+        assert "this run's events are covered by signed checkpoints" in intact.stdout
+        whole = verify_store()
+        assert whole.returncode == 0, whole.stdout + whole.stderr
+        assert "signed checkpoints cover all 11 events in the store" in whole.stdout
+
+        # Whoever can write the database makes a tool call look different, then re-chains.
+        call = int(str(backend.query("SELECT seq FROM {t} WHERE kind = 'tool.call'")[0][0]))
+        backend.rewrite(call, {"latency_ms": 0.5, "result": ["nothing to see"]})
+        rewritten = show()
+        assert rewritten.returncode == 3, rewritten.stdout + rewritten.stderr
+        assert REWRITTEN.search(rewritten.stdout), rewritten.stdout
+        assert verify_store().returncode == 3
+
+        # ...and removes the checkpoints that give it away: the chain is no longer covered.
+        backend.drop_append_only("audit_checkpoints")
+        backend.execute("DELETE FROM {c}")
+        uncovered = show()
+        assert uncovered.returncode == 4, uncovered.stdout + uncovered.stderr
+        assert "hash chain verified" in uncovered.stdout
+        assert "signed checkpoints: 0 match the chain" in uncovered.stdout
+        assert "events after seq 0 are not yet covered by a signed checkpoint" in uncovered.stdout
+        assert "NOT COVERED: this run's events after seq 0 (up to seq 11)" in uncovered.stdout
+        assert verify_store().returncode == 4
+
+        # ...and signs the rewritten head with a key of its own: not a trusted signer.
+        forger = backend.forge_checkpoint(Ed25519PrivateKey.generate(), 11)
+        forged = show()
+        assert forged.returncode == 4, forged.stdout + forged.stderr
+        assert f"  signer {forger}: NOT TRUSTED (not one of the 1 trusted key(s)" in forged.stdout
+        assert verify_store().returncode == 4
+        # Trust is the verifier's call: pinning that key (and only it) accepts its checkpoint.
+        pinned = verify_store("--trusted-key", forger)
+        assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+        assert f"  signer {forger}: trusted (pinned by --trusted-key)" in pinned.stdout
+    finally:
+        made.cleanup()
 
 
 def test_audit_export_and_verify_catch_a_tampered_bundle(
@@ -328,18 +436,23 @@ def test_audit_export_and_verify_catch_a_tampered_bundle(
     assert exported.returncode == 0, exported.stderr
     lines = exported.stdout.splitlines()
     assert lines[0] == f"▸ Building evidence package for {run_id}..."
-    assert lines[1] == "▸ Events: 10 (signed, immutable)"
+    assert lines[1] == "▸ Events: 11 (signed, immutable)"  # 5 decisions, 5 calls, run.closed
     assert lines[2] == "▸ Tool calls: 1 (args, results, latency)"
     assert lines[3] == "▸ Policy: 5 (5 allowed, 0 blocked, 5 evaluated)"
     assert lines[-1].startswith(f"▸ Output: {out} · ")
     bundle = out.with_suffix(".json")
-    ok = jamjet("audit", "verify", str(bundle), env=env)
+    assert f"▸ Attestation: {bundle.with_suffix('.intoto.jsonl')} (in-toto, DSSE)" in lines
+    # The auditor pins the fingerprint the exporter publishes (`jamjet audit key`).
+    signer = jamjet("audit", "key", env=env).stdout.splitlines()[0].removeprefix("fingerprint: ")
+    assert f"▸ Signing key: {signer} (verifiers pin it with --trusted-key)" in lines
+    ok = jamjet("audit", "verify", str(bundle), "--trusted-key", signer, env=env)
     assert ok.returncode == 0 and "integrity: ok" in ok.stdout
+    assert f"signer: {signer} (trusted: pinned by --trusted-key)" in ok.stdout
     assert "completeness: ok" in ok.stdout, "the run's history was embedded and checked"
     data = json.loads(bundle.read_text())
     data["events"][2]["data"]["latency_ms"] = 0.0
     bundle.write_text(json.dumps(data))
-    tampered = jamjet("audit", "verify", str(bundle), env=env)
+    tampered = jamjet("audit", "verify", str(bundle), "--trusted-key", signer, env=env)
     assert tampered.returncode == 1
     assert "integrity: FAILED" in tampered.stdout
     assert data["events"][2]["id"] in tampered.stdout

@@ -179,7 +179,9 @@ async def test_model_allowlist_refuses_a_model_before_any_request(
     sent = str(model_server.calls())
     assert f"{marker}-ok" in sent and f"{marker}-no" not in sent
     refused = await events_of(url, f"m-{marker}-no")
-    assert [e.event.data["decision"] for e in refused] == ["BLOCKED"]
+    assert [e.event.kind for e in refused] == ["policy.model_decision", "run.closed"]
+    assert refused[0].event.data["decision"] == "BLOCKED"
+    assert refused[1].event.data["outcome"] == "failed"
 
 
 def test_invalid_policy_file_stops_the_worker_at_start(tmp_path: Path) -> None:
@@ -230,7 +232,9 @@ async def test_every_call_has_its_decision_recorded_first_and_replay_writes_noth
         ("tool.call", "search"),
         ("policy.decision", "read_files"),
         ("tool.call", "read_files"),
+        ("run.closed", None),  # the trail ends with the run's outcome
     ]
+    assert events[-1].event.data == {"outcome": "completed"}
     call = events[1].event
     assert call.data["args"] == ["v2.3"] and call.data["result"] == ["notes/release.md"]
     assert call.data["attempt"] == 1 and str(call.data["idempotency_key"]).startswith("jj-")

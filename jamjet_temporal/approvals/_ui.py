@@ -7,19 +7,28 @@ private key never reaches the browser. It binds to 127.0.0.1 by default.
 Routes:
 
 - ``GET /``: the page (plain HTML, inline CSS, ``/app.js``; nothing from a CDN).
-- ``GET /api/pending``: the open requests across runs (:func:`list_pending`), each a
-  :class:`PendingApproval` as JSON plus what this approver may do: ``eligible_for_me``,
-  ``can_approve``, ``can_reject`` and ``why_not``.
-- ``POST /api/decide``: ``{run_id, approval_id, decision, comment}``. The request is fetched
-  again from the run (:func:`find_pending`), so the digest signed is the one the run holds,
-  never one the browser sent; the decision is signed and submitted, and the run's
-  :class:`SubmitResult` returned (a refused decision is a 200 with ``accepted: false``: the run
-  recorded it). Bad input is a 400 naming the field, an unknown run or request a 404.
+- ``GET /api/pending``: ``{requests, unanswered}``: the open requests across runs
+  (:func:`survey_pending`), each a :class:`PendingApproval` as JSON plus what this approver may
+  do (``eligible_for_me``, ``can_approve``, ``can_reject``, ``why_not``), and the workflow ids
+  of waiting runs that did not answer (no worker?).
+- ``POST /api/decide``: ``{run_id, approval_id, workflow_run_id, nonce, digest, decision,
+  comment}``: the request as the page showed it. The run's current request is fetched again
+  (:func:`find_pending`); only if it still has that Temporal run, nonce and digest is the
+  decision signed and submitted, and the run's :class:`SubmitResult` returned (a refused
+  decision is a 200 with ``accepted: false``: the run recorded it). A request that changed
+  since it was shown (the run restarted, or asks for something else) is a 409 and nothing is
+  signed. Bad input is a 400 naming the field, an unknown run or request a 404.
+
+Who may use it: whoever holds the launch token (random per app, printed by ``jamjet ui`` in
+the page's URL, like Jupyter's). ``GET /?token=...`` sets it as an HttpOnly, SameSite=Strict
+cookie and redirects to the URL without it; every other request needs that cookie or
+``Authorization: Bearer <token>``, else 403. Another account on the machine can reach the port,
+not the token.
 
 Cross-site protection: a POST needs ``Content-Type: application/json`` and the header
-``X-JamJet-CSRF`` carrying the token embedded in the page (random per app), else 403. Every
-request must name an allowed ``Host`` (loopback names by default), else 400: a DNS-rebinding
-page cannot read the token.
+``X-JamJet-CSRF`` carrying the CSRF token embedded in the page (random per app), else 403.
+Every request must name an allowed ``Host`` (loopback names by default), else 400: a
+DNS-rebinding page cannot read either token.
 """
 
 from __future__ import annotations
@@ -36,30 +45,33 @@ import socket
 from collections.abc import Awaitable, Callable, Collection, Generator, Mapping
 from importlib import resources
 from typing import Final, Literal, TypeVar
+from urllib.parse import urlencode
 
 import uvicorn
 from pydantic import JsonValue
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ..errors import JamJetError
-from ._client import find_pending, list_pending, sign, submit
+from ._client import find_pending, sign, submit, survey_pending
 from ._identity import SigningIdentity
 from ._workflow import PendingApproval
 
-__all__ = ["CSRF_HEADER", "create_ui_app", "serve_ui"]
+__all__ = ["CSRF_HEADER", "TOKEN_COOKIE", "create_ui_app", "serve_ui"]
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-#: The header a POST must carry, with the token embedded in the page.
+#: The header a POST must carry, with the CSRF token embedded in the page.
 CSRF_HEADER: Final = "X-JamJet-CSRF"
+#: The cookie that carries the launch token once the page's URL was opened.
+TOKEN_COOKIE: Final = "jamjet_ui"
 #: ``Host`` names accepted by default (any port).
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 #: How long one Temporal call of a page request may take before the page is told.
@@ -67,6 +79,8 @@ TEMPORAL_TIMEOUT_SECONDS: Final = 15.0
 MAX_COMMENT: Final = 2000
 _MAX_BODY: Final = 16 * 1024
 _FIELD_MAX: Final = 1000
+#: What a decision names of the request the page showed; all must still hold to sign.
+_SHOWN: Final = ("run_id", "approval_id", "workflow_run_id", "nonce", "digest")
 
 _PAGE_HEADERS: Final = {
     "Cache-Control": "no-store",
@@ -120,6 +134,57 @@ class _AllowedHosts:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class _LaunchToken:
+    """Refuses requests that do not prove they hold the launch token (another local account)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        offered = request.query_params.get("token")
+        response: Response
+        if offered is not None and request.method in ("GET", "HEAD"):
+            if not self._holds(offered):
+                response = _no_token(request.url.path)
+            else:
+                # The token leaves the address bar at once (copied links, screen shares).
+                rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+                target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+                response = RedirectResponse(target, status_code=303, headers=_API_HEADERS)
+                response.set_cookie(
+                    TOKEN_COOKIE, self.token, path="/", httponly=True, samesite="strict"
+                )
+        elif self._holds(request.cookies.get(TOKEN_COOKIE, "")) or self._holds(_bearer(request)):
+            await self.app(scope, receive, send)
+            return
+        else:
+            response = _no_token(request.url.path)
+        await response(scope, receive, send)
+
+    def _holds(self, offered: str) -> bool:
+        return hmac.compare_digest(offered.encode(), self.token.encode())
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
+
+
+def _no_token(path: str) -> Response:
+    error = (
+        "Not signed in to this approvals page: open the URL printed by `jamjet ui` (it carries "
+        "this launch's token), or send Authorization: Bearer <token>."
+    )
+    if path.startswith("/api/"):
+        return JSONResponse({"error": error}, status_code=403, headers=_API_HEADERS)
+    return PlainTextResponse(error, status_code=403, headers=_API_HEADERS)
 
 
 def _strip_port(host: str) -> str:
@@ -202,12 +267,14 @@ def create_ui_app(
             Defaults to the loopback names ``127.0.0.1``, ``localhost`` and ``::1``.
 
     Returns:
-        The ASGI app. Its CSRF token is random per app (``app.state.csrf_token``).
+        The ASGI app. Its launch token (``app.state.launch_token``), which every request must
+        prove it holds, and its CSRF token (``app.state.csrf_token``) are random per app.
     """
-    token = secrets.token_urlsafe(32)
+    launch_token = secrets.token_urlsafe(32)
+    csrf_token = secrets.token_urlsafe(32)
     page = (
         _static("index.html")
-        .replace("__JAMJET_CSRF__", token)
+        .replace("__JAMJET_CSRF__", csrf_token)
         .replace("__JAMJET_APPROVER__", html.escape(identity.approver, quote=True))
     )
     script = _static("app.js")
@@ -220,12 +287,13 @@ def create_ui_app(
 
     async def pending(request: Request) -> Response:
         try:
-            found = await _within_timeout(list_pending(client))
+            listing = await _within_timeout(survey_pending(client))
         except Exception as exc:  # reported to the page, which retries
             logger.warning("listing pending approvals failed: %s", exc)
             return _temporal_error(exc).response()
-        views = [_view(item, identity.approver) for item in found]
-        return JSONResponse(views, headers=_API_HEADERS)
+        views: list[JsonValue] = [_view(item, identity.approver) for item in listing.requests]
+        unanswered: list[JsonValue] = list(listing.unanswered)
+        return JSONResponse({"requests": views, "unanswered": unanswered}, headers=_API_HEADERS)
 
     async def decide(request: Request) -> Response:
         try:
@@ -234,7 +302,7 @@ def create_ui_app(
             return exc.response()
 
     async def _decide(request: Request) -> Response:
-        _check_csrf(request, token)
+        _check_csrf(request, csrf_token)
         raw = await _read_body(request)
         try:
             body = json.loads(raw)
@@ -242,11 +310,11 @@ def create_ui_app(
             raise _HttpError(400, f"the body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise _HttpError(400, "the body must be a JSON object")
-        unknown = sorted(set(body) - {"run_id", "approval_id", "decision", "comment"})
+        unknown = sorted(set(body) - {*_SHOWN, "decision", "comment"})
         if unknown:
             raise _HttpError(400, f"unknown field '{unknown[0]}'", unknown[0])
-        run_id = _text_field(body, "run_id", required=True)
-        approval_id = _text_field(body, "approval_id", required=True)
+        shown = {name: _text_field(body, name, required=True) for name in _SHOWN}
+        run_id, approval_id = shown["run_id"], shown["approval_id"]
         choice = body.get("decision")
         decision: Literal["approved", "rejected"]
         if choice == "approved":
@@ -257,14 +325,23 @@ def create_ui_app(
             raise _HttpError(400, "'decision' must be 'approved' or 'rejected'", "decision")
         comment = _text_field(body, "comment", required=False)
         try:
-            shown = await _within_timeout(find_pending(client, run_id, approval_id))
+            current = await _within_timeout(find_pending(client, run_id, approval_id))
         except JamJetError:
             raise _HttpError(
                 404, f"run '{run_id}' has no open approval request '{approval_id}'", "approval_id"
             ) from None
         except Exception as exc:
             raise _temporal_error(exc, run_id) from exc
-        signed = sign(identity, shown, decision, comment)
+        # Sign what the approver saw, or nothing: the run may have been restarted under the
+        # same workflow id, asking for something else, since the page showed it.
+        if any(getattr(current, name) != shown[name] for name in _SHOWN):
+            raise _HttpError(
+                409,
+                f"run '{run_id}' request '{approval_id}' changed since the page showed it (the "
+                "run was restarted or asks for something else); nothing was signed: reload the "
+                "page and check the request again",
+            )
+        signed = sign(identity, current, decision, comment)
         try:
             result = await _within_timeout(submit(client, signed))
         except WorkflowUpdateFailedError as exc:
@@ -289,9 +366,13 @@ def create_ui_app(
             Route("/api/pending", pending, methods=["GET"]),
             Route("/api/decide", decide, methods=["POST"]),
         ],
-        middleware=[Middleware(_AllowedHosts, hosts=hosts)],
+        middleware=[
+            Middleware(_AllowedHosts, hosts=hosts),
+            Middleware(_LaunchToken, token=launch_token),
+        ],
     )
-    app.state.csrf_token = token
+    app.state.launch_token = launch_token
+    app.state.csrf_token = csrf_token
     app.state.approver = identity.approver
     return app
 
@@ -365,10 +446,12 @@ async def serve_ui(
         client: A connected Temporal client.
         identity: The approver the page acts for (see :func:`create_ui_app`).
         host: Address to listen on; keep the default 127.0.0.1 unless others must reach the
-            page (anyone who can reach it decides as ``identity``).
+            page (plain HTTP: anyone who can reach it and sees the URL decides as
+            ``identity``).
         port: TCP port; 0 picks a free one (see ``on_listening``).
         ready: Set once the server accepts connections.
-        on_listening: Called with the page's URL once the server accepts connections.
+        on_listening: Called with the page's URL, launch token included, once the server
+            accepts connections; whoever opens it decides as ``identity``.
 
     Raises:
         OSError: The address cannot be bound (e.g. the port is taken).
@@ -396,7 +479,8 @@ async def serve_ui(
             if ready is not None:
                 ready.set()
             if on_listening is not None:
-                on_listening(f"http://{url_host}:{bound_port}/")
+                token = urlencode({"token": app.state.launch_token})
+                on_listening(f"http://{url_host}:{bound_port}/?{token}")
         await asyncio.shield(task)
     except asyncio.CancelledError:
         server.should_exit = True

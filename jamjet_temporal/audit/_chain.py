@@ -7,6 +7,9 @@ Each stored event is linked to the one before it::
 with ``prev_hash`` of the first event being ``GENESIS_HASH``. Editing, removing or reordering
 any stored event breaks a link, which ``ChainWalker`` finds. Signed export bundles reuse these
 functions, so their rules must not change: a change would break every stored chain.
+
+A chain cannot reveal an edit whose author also recomputed every hash after it; the store's
+signed checkpoints (``_checkpoint``) can, and ``ChainWalker`` checks them as it goes.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
+from ._checkpoint import CheckpointCheck, CheckpointProblem
 from ._event import AuditEvent
 
 __all__ = ["GENESIS_HASH", "ChainRow", "ChainVerdict", "ChainWalker", "canonical_json", "link_hash"]
@@ -24,7 +28,7 @@ __all__ = ["GENESIS_HASH", "ChainRow", "ChainVerdict", "ChainWalker", "canonical
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of the first event of every chain."""
 
-Problem = Literal["gap", "prev_mismatch", "hash_mismatch", "row_mismatch"]
+Problem = Literal["gap", "prev_mismatch", "hash_mismatch", "row_mismatch"] | CheckpointProblem
 
 
 def canonical_json(event: AuditEvent) -> str:
@@ -61,21 +65,33 @@ def link_hash(prev_hash: str, canonical: str) -> str:
 
 
 class ChainVerdict(BaseModel, frozen=True):
-    """The outcome of recomputing a whole chain.
+    """The outcome of recomputing a whole chain and checking its signed checkpoints.
+
+    ``ok`` says nothing was found rewritten; ``covered_all`` says, in addition, that no
+    rewrite could have gone unnoticed: every event is under a checkpoint of a trusted key.
 
     Attributes:
-        ok: True when every link holds.
+        ok: True when every link holds and every checkpoint's signature holds and matches
+            the chain.
         count: Events checked (all of them when ``ok``; up to the first problem otherwise).
-        head: Hash of the last event that checked out (``GENESIS_HASH`` for none). Keep it
-            somewhere else to detect later removal of the newest events, which no chain can
-            reveal on its own.
-        seq: Sequence number of the first bad event (None when ``ok``).
-        event_id: Id stored at that sequence number (None when ``ok``).
+        head: Hash of the last event that checked out (``GENESIS_HASH`` for none).
+        seq: Sequence number of the first problem (None when ``ok``).
+        event_id: Id stored at that sequence number (None when ``ok`` or when no event is
+            stored there).
         problem: What is wrong there: ``gap`` (sequence numbers skip: an event was removed),
             ``prev_mismatch`` (it does not link to the event before it: removed, inserted or
-            reordered), ``hash_mismatch`` (its content was edited) or ``row_mismatch`` (its
-            indexed columns disagree with its hashed content, or the content is not an event).
+            reordered), ``hash_mismatch`` (its content was edited), ``row_mismatch`` (its
+            indexed columns disagree with its hashed content, or the content is not an
+            event), ``checkpoint_mismatch`` (the chain was rewritten and re-chained under a
+            signed checkpoint), ``checkpoint_beyond_end`` (events under a checkpoint were
+            removed from the end) or ``checkpoint_invalid`` (a checkpoint's signature does
+            not hold, or it was signed for another store).
         detail: A sentence for people.
+        checkpoints: Checkpoints whose signature held and whose head matched the chain.
+        covered: Every event up to this ``seq`` is under a matching checkpoint signed by a
+            trusted key (0: none is). Events after it could be rewritten unnoticed by anyone
+            able to write the store.
+        signers: Fingerprint of each key that signed a checkpoint -> whether it is trusted.
     """
 
     ok: bool
@@ -85,6 +101,14 @@ class ChainVerdict(BaseModel, frozen=True):
     event_id: str | None = None
     problem: Problem | None = None
     detail: str = ""
+    checkpoints: int = 0
+    covered: int = 0
+    signers: dict[str, bool] = {}
+
+    @property
+    def covered_all(self) -> bool:
+        """``ok``, every event under a trusted checkpoint, and no checkpoint by another key."""
+        return self.ok and self.covered == self.count and all(self.signers.values())
 
 
 class ChainRow(NamedTuple):
@@ -104,12 +128,17 @@ class ChainWalker:
 
     Feed every row to ``check`` until it returns a verdict (the first problem) or the rows
     run out; then ``verdict()`` gives the result.
+
+    Args:
+        checkpoints: The store's checkpoints, checked as the walk reaches their ``seq``.
+            Read them before the rows (or in the same snapshot), so that none is newer.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, checkpoints: CheckpointCheck | None = None) -> None:
         self._count = 0
         self._seq = 0
         self._head = GENESIS_HASH
+        self._checkpoints = checkpoints
 
     def check(self, row: ChainRow) -> ChainVerdict | None:
         """Check the next row.
@@ -118,19 +147,12 @@ class ChainWalker:
             row: The row after the last one checked.
 
         Returns:
-            The failing verdict if this row breaks the chain, else None.
+            The failing verdict if this row breaks the chain or a checkpoint, else None.
         """
 
         def bad(problem: Problem, detail: str) -> ChainVerdict:
-            return ChainVerdict(
-                ok=False,
-                count=self._count,
-                head=self._head,
-                seq=row.seq,
-                event_id=row.id,
-                problem=problem,
-                detail=f"seq {row.seq} (event {row.id}): {detail}",
-            )
+            where = f"seq {row.seq} (event {row.id})"
+            return self._verdict(row.seq, row.id, problem, f"{where}: {detail}")
 
         expected = self._seq + 1
         if row.seq != expected:
@@ -149,8 +171,38 @@ class ChainWalker:
         self._count += 1
         self._seq = row.seq
         self._head = row.hash
+        if self._checkpoints is not None:
+            found = self._checkpoints.reached(row.seq, row.hash)
+            if found is not None:
+                return self._verdict(row.seq, row.id, *found)
         return None
 
     def verdict(self) -> ChainVerdict:
         """The verdict once every row has been checked without a problem."""
-        return ChainVerdict(ok=True, count=self._count, head=self._head)
+        if self._checkpoints is not None:
+            beyond = self._checkpoints.finish(self._seq)
+            if beyond is not None:
+                seq, problem, detail = beyond
+                return self._verdict(seq, None, problem, detail)
+        return self._verdict()
+
+    def _verdict(
+        self,
+        seq: int | None = None,
+        event_id: str | None = None,
+        problem: Problem | None = None,
+        detail: str = "",
+    ) -> ChainVerdict:
+        found = self._checkpoints
+        return ChainVerdict(
+            ok=problem is None,
+            count=self._count,
+            head=self._head,
+            seq=seq,
+            event_id=event_id,
+            problem=problem,
+            detail=detail,
+            checkpoints=found.checked if found is not None else 0,
+            covered=found.covered if found is not None else 0,
+            signers=dict(found.signers) if found is not None else {},
+        )

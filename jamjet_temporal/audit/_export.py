@@ -16,6 +16,11 @@ A bundle is one JSON document an auditor can check offline with ``verify_bundle`
                 digests of the chain record, redactions and history, the key's fingerprint
     public_key  the signing key's public half (PEM)
     signature   base64 Ed25519 signature over the statement's canonical JSON
+    dsse        the same statement as an in-toto attestation: a DSSE envelope (payload type
+                ``application/vnd.in-toto+json``) of an in-toto Statement v1 whose subject is
+                ``audit-events:<run_id>`` with the sha256 of the chain record (the statement's
+                ``chain_digest``), predicate type ``https://jamjet.dev/audit-bundle/v1`` and
+                the statement as predicate; signed by the same key, ``keyid`` its fingerprint
 
 Redaction happens before hashing: the chain covers what the bundle contains, so a redacted
 bundle still verifies, and ``redactions`` (covered by the signature) says what was masked.
@@ -31,7 +36,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from securesystemslib.dsse import Envelope
+
+# securesystemslib.signer re-exports these without __all__, which mypy --strict does not see.
+from securesystemslib.signer import CryptoSigner, SSlibKey  # type: ignore[attr-defined]
 
 from ..errors import JamJetError
 from ._chain import GENESIS_HASH, canonical_json, link_hash
@@ -41,17 +50,23 @@ from ._store import AuditStore
 __all__ = [
     "BUNDLE_FORMAT",
     "CATEGORIES",
+    "DSSE_PAYLOAD_TYPE",
+    "INTOTO_STATEMENT_TYPE",
+    "PREDICATE_TYPE",
     "REDACTED",
     "ExportError",
+    "attestation_key",
     "bundle_chain",
     "canonical_text",
     "category_of",
     "digest_of",
     "export_bundle",
+    "intoto_statement",
     "read_bundle",
     "redact_event",
     "seal_bundle",
     "summarize",
+    "write_attestation",
     "write_bundle",
 ]
 
@@ -63,6 +78,15 @@ REDACTED = "[REDACTED]"
 
 CATEGORIES = ("events", "tools", "policy", "approvals", "budget")
 """The event categories ``include`` chooses from; ``events`` is every kind not in another."""
+
+INTOTO_STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+"""The ``_type`` of the in-toto Statement in a bundle's ``dsse`` envelope."""
+
+PREDICATE_TYPE = "https://jamjet.dev/audit-bundle/v1"
+"""The in-toto ``predicateType`` of a bundle statement."""
+
+DSSE_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+"""The DSSE ``payloadType`` of an in-toto Statement."""
 
 # Fields every event needs to stay an event; redaction rules may not touch them.
 _FIXED_FIELDS = ("id", "run_id", "workflow_run_id", "kind", "at")
@@ -92,6 +116,41 @@ def canonical_text(value: object) -> str:
 def digest_of(value: object) -> str:
     """``"sha256:"`` + hex sha256 of ``canonical_text(value)``."""
     return "sha256:" + hashlib.sha256(canonical_text(value).encode("utf-8")).hexdigest()
+
+
+def intoto_statement(statement: dict[str, Any]) -> dict[str, Any]:
+    """The in-toto Statement v1 carrying a bundle statement as its predicate.
+
+    Args:
+        statement: The bundle's signed statement.
+
+    Returns:
+        The Statement: subject ``audit-events:<run_id>`` with the sha256 of the bundle's
+        chain record (``chain_digest``), predicate type ``PREDICATE_TYPE``.
+    """
+    return {
+        "_type": INTOTO_STATEMENT_TYPE,
+        "subject": [
+            {
+                "name": f"audit-events:{statement.get('run_id')}",
+                "digest": {"sha256": str(statement.get("chain_digest")).removeprefix("sha256:")},
+            }
+        ],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": statement,
+    }
+
+
+def attestation_key(public_key: Ed25519PublicKey) -> SSlibKey:
+    """The key as DSSE tooling (securesystemslib) names it: ``keyid`` is its fingerprint.
+
+    Args:
+        public_key: The bundle's public key.
+
+    Returns:
+        The key to verify a bundle's ``dsse`` envelope with.
+    """
+    return SSlibKey.from_crypto(public_key, keyid=fingerprint(public_key))
 
 
 def bundle_chain(events: Sequence[object]) -> list[str]:
@@ -388,6 +447,10 @@ def seal_bundle(
         "public_key_fingerprint": fingerprint(key.public_key()),
     }
     signature = key.sign(canonical_text(statement).encode("utf-8"))
+    envelope = Envelope(
+        canonical_text(intoto_statement(statement)).encode("utf-8"), DSSE_PAYLOAD_TYPE, {}
+    )
+    envelope.sign(CryptoSigner(key, attestation_key(key.public_key())))
     return {
         "format": BUNDLE_FORMAT,
         "run_id": run_id,
@@ -401,6 +464,7 @@ def seal_bundle(
         "statement": statement,
         "public_key": public_key_pem(key),
         "signature": base64.b64encode(signature).decode("ascii"),
+        "dsse": envelope.to_dict(),
     }
 
 
@@ -412,6 +476,16 @@ def write_bundle(bundle: dict[str, Any], path: Path) -> None:
         path: The file to write (replaced if it exists).
     """
     path.write_text(canonical_text(bundle) + "\n", encoding="utf-8")
+
+
+def write_attestation(bundle: dict[str, Any], path: Path) -> None:
+    """Write a bundle's in-toto attestation (its DSSE envelope) as one JSON line.
+
+    Args:
+        bundle: The bundle from ``export_bundle``.
+        path: The file to write (replaced if it exists), by convention ``<name>.intoto.jsonl``.
+    """
+    path.write_text(canonical_text(bundle["dsse"]) + "\n", encoding="utf-8")
 
 
 def read_bundle(path: Path) -> dict[str, Any]:

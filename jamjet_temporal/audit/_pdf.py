@@ -112,7 +112,9 @@ def write_pdf(bundle: dict[str, Any], path: Path) -> None:
         Spacer(1, 4 * mm),
         Paragraph(
             "This report summarises the signed JSON bundle with the digest above; check that "
-            "bundle with 'jamjet audit verify' for the evidence.",
+            "bundle with 'jamjet audit verify --trusted-key FINGERPRINT' for the evidence, "
+            "pinning the fingerprint the exporter published (the signing key printed here "
+            "only counts if it is that one).",
             body,
         ),
         PageBreak(),

@@ -1,9 +1,15 @@
-"""The PostgreSQL audit store: one chain shared by workers on several hosts."""
+"""The PostgreSQL audit store: one chain shared by workers on several hosts.
+
+Two roles: an admin creates the schema once (``PostgresAuditStore.init_db``, or ``jamjet
+audit init-db``) and owns it; workers connect as a role that may only read and append. A
+table's owner or a superuser could disable the append-only trigger, rewrite events and
+re-chain them, so the store refuses to run as either.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -12,7 +18,9 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from .._pgtarget import check_target, lock_key
+from ..errors import ConfigError
 from ._chain import ChainRow, ChainVerdict, ChainWalker
+from ._checkpoint import Checkpoint, CheckpointCheck, CheckpointSigner
 from ._event import AuditEvent, StoredEvent
 from ._store import chain_batch, check_kinds, stored_event
 
@@ -20,8 +28,14 @@ __all__ = ["PostgresAuditStore"]
 
 _VERIFY_PAGE = 1000
 
+_TABLES = ("audit_events", "audit_checkpoints", "audit_store_id")
+# The name predates the checkpoints; kept so that init-db takes over older schemas in place.
+_REFUSE = "audit_events_refuse"
+
 _DDL = (
     "CREATE SCHEMA IF NOT EXISTS {schema}",
+    # Stores made before the two roles belong to the worker: the admin takes them over.
+    "ALTER SCHEMA {schema} OWNER TO CURRENT_USER",
     """CREATE TABLE IF NOT EXISTS {schema}.audit_events (
         seq bigint PRIMARY KEY CHECK (seq > 0),
         id text NOT NULL UNIQUE,
@@ -33,18 +47,73 @@ _DDL = (
         recorded_at timestamptz NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS audit_events_run_id ON {schema}.audit_events (run_id, seq)",
-    """CREATE OR REPLACE FUNCTION {schema}.audit_events_refuse() RETURNS trigger
-    LANGUAGE plpgsql AS $$
-    BEGIN
-        RAISE EXCEPTION 'audit_events is append-only: % refused', TG_OP;
-    END
-    $$""",
-    """CREATE OR REPLACE TRIGGER audit_events_append_only
-    BEFORE UPDATE OR DELETE OR TRUNCATE ON {schema}.audit_events
-    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.audit_events_refuse()""",
+    """CREATE TABLE IF NOT EXISTS {schema}.audit_checkpoints (
+        seq bigint PRIMARY KEY CHECK (seq > 0),
+        store_id text NOT NULL,
+        head text NOT NULL,
+        signed_at timestamptz NOT NULL,
+        signer text NOT NULL,
+        public_key text NOT NULL,
+        signature text NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS {schema}.audit_store_id (
+        one int PRIMARY KEY CHECK (one = 1),
+        store_id text NOT NULL
+    )""",
+    """INSERT INTO {schema}.audit_store_id (one, store_id)
+    VALUES (1, replace(gen_random_uuid()::text, '-', '')) ON CONFLICT (one) DO NOTHING""",
+    *(f"ALTER TABLE {{schema}}.{table} OWNER TO CURRENT_USER" for table in _TABLES),
 )
 
+_REFUSE_DDL = f"""CREATE OR REPLACE FUNCTION {{schema}}.{_REFUSE}() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP;
+    END
+    $$"""
+
+_TRIGGER_DDL = """CREATE OR REPLACE TRIGGER {trigger}
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON {schema}.{table}
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{function}()"""
+
+_GRANTS = (
+    "REVOKE ALL ON SCHEMA {schema} FROM PUBLIC, {worker}",
+    "REVOKE ALL ON {schema}.audit_events, {schema}.audit_checkpoints, {schema}.audit_store_id"
+    " FROM PUBLIC, {worker}",
+    "GRANT USAGE ON SCHEMA {schema} TO {worker}",
+    "GRANT SELECT, INSERT ON {schema}.audit_events, {schema}.audit_checkpoints TO {worker}",
+    "GRANT SELECT ON {schema}.audit_store_id TO {worker}",
+)
+
+# Every object whose owner (or a member of the owner's role) could undo the append-only
+# guarantee: the schema (drop and recreate the tables), the tables (disable the trigger), the
+# trigger function (replace its body).
+_OWNERS = """
+SELECT o.what, pg_get_userbyid(o.owner), pg_has_role(current_user, o.owner, 'MEMBER')
+FROM (
+    SELECT 'schema ' || n.nspname AS what, n.nspowner AS owner
+    FROM pg_namespace n WHERE n.nspname = %(schema)s
+    UNION ALL
+    SELECT 'table ' || n.nspname || '.' || c.relname, c.relowner
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = %(schema)s AND c.relname = ANY(%(tables)s) AND c.relkind = 'r'
+    UNION ALL
+    SELECT 'function ' || n.nspname || '.' || p.proname || '()', p.proowner
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname = %(schema)s AND p.proname = %(function)s
+) AS o
+"""
+
 _STORED = "SELECT seq, body, prev_hash, hash, recorded_at FROM {schema}.audit_events"
+
+
+def _fix(schema: str) -> str:
+    return (
+        "fix: connect workers as a role that may only read and append; an admin sets the "
+        f"schema up once with `jamjet audit init-db --dsn ADMIN_DSN --schema {schema} "
+        "--worker-role jamjet_worker` and workers use "
+        f"postgresql://jamjet_worker@HOST/DB?schema={schema}"
+    )
 
 
 class PostgresAuditStore:
@@ -52,33 +121,135 @@ class PostgresAuditStore:
 
     Appends serialize on a transaction-scoped advisory lock (``pg_advisory_xact_lock``, one
     key per schema), so each reads the chain's head and extends it with nothing in between,
-    from any number of hosts; an event is committed when ``append`` returns. The table, its
-    index and an append-only trigger (refusing UPDATE, DELETE and TRUNCATE) are created on
-    first use if the table is missing; once it exists, the role needs only ``USAGE`` on the
-    schema and ``SELECT, INSERT`` on ``audit_events``.
+    from any number of hosts; an event is committed when ``append`` returns.
+
+    The schema, its tables (``audit_events``, ``audit_checkpoints``, ``audit_store_id``)
+    and their append-only triggers (refusing UPDATE, DELETE and TRUNCATE) are made once by
+    an admin with ``init_db`` and belong to the admin. The store connects as a role that has
+    only ``USAGE`` on the schema and ``SELECT, INSERT`` on the tables, and refuses to run as
+    a superuser or as (a member of) the owner of the schema, a table or the trigger function:
+    those could disable the triggers and rewrite history.
 
     One connection per store, opened on first use and opened again after it breaks; the
     store's calls take turns on it.
 
     Args:
         dsn: A libpq connection string or ``postgresql://`` URL.
-        schema: The schema holding ``audit_events``: a plain lowercase identifier.
+        schema: The schema holding the tables: a plain lowercase identifier.
+        signer: Signs checkpoints of the chain's head as events are appended (see
+            ``AuditStore``); None: this store appends without signing.
 
     Raises:
         ConfigError: ``dsn`` is not a connection string, or ``schema`` not an identifier.
+            On first use: the schema is not set up, or the role may alter its tables.
     """
 
-    def __init__(self, dsn: str, *, schema: str = "jamjet") -> None:
+    def __init__(
+        self, dsn: str, *, schema: str = "jamjet", signer: CheckpointSigner | None = None
+    ) -> None:
         check_target(dsn, schema, what="audit store")
         self._dsn = dsn
         self._schema = schema
+        self._signer = signer
         self._lock_key = lock_key(f"jamjet.audit:{schema}")
         self._guard = asyncio.Lock()
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
+        self._store_id = ""
         self._closed = False
 
-    async def append(self, events: Sequence[AuditEvent]) -> list[StoredEvent]:
+    @staticmethod
+    async def init_db(admin_dsn: str, *, schema: str = "jamjet", worker_role: str) -> str:
+        """Set up (or take over) the store's schema as an admin, for a worker role.
+
+        Creates the schema, tables, trigger function and triggers if missing, makes the
+        connecting admin role their owner (stores made by older versions belong to the
+        worker), and leaves ``worker_role`` only ``USAGE`` on the schema, ``SELECT, INSERT``
+        on ``audit_events`` and ``audit_checkpoints`` and ``SELECT`` on ``audit_store_id``.
+        Running it again changes nothing.
+
+        Args:
+            admin_dsn: Connection string of the admin role (it must be allowed to create the
+                schema, e.g. the database owner).
+            schema: The schema: a plain lowercase identifier.
+            worker_role: The role workers connect as; it must exist (``CREATE ROLE ...
+                LOGIN``) and be neither a superuser nor a member of the admin role.
+
+        Returns:
+            The store's id, as its checkpoints name it.
+
+        Raises:
+            ConfigError: A bad DSN or schema, a worker role that is missing or too powerful,
+                or the database refused the setup (the message says why).
+        """
+        check_target(admin_dsn, schema, what="audit store")
+        names = {"schema": sql.Identifier(schema), "worker": sql.Identifier(worker_role)}
+        try:
+            async with await psycopg.AsyncConnection.connect(admin_dsn) as conn:
+                cur = await conn.execute(
+                    "SELECT r.rolsuper, r.rolcreaterole, pg_has_role(r.oid, current_user,"
+                    " 'MEMBER'), current_user FROM pg_roles r WHERE r.rolname = %s",
+                    (worker_role,),
+                )
+                found = await cur.fetchone()
+                if found is None:
+                    raise ConfigError(
+                        f"audit store init-db: worker role {worker_role!r} does not exist "
+                        f"(fix: CREATE ROLE {worker_role} LOGIN PASSWORD '...', then run this "
+                        "again)"
+                    )
+                superuser, createrole, member, admin = found
+                power = _too_powerful(superuser, createrole, conn.info.server_version)
+                if power is None and member:
+                    power = f"is a member of the admin role {admin}"
+                if power is not None:
+                    raise ConfigError(
+                        f"audit store init-db: worker role {worker_role!r} {power}, so it "
+                        "could disable the append-only triggers (fix: give workers a plain "
+                        "LOGIN role of their own)"
+                    )
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(%s)", (lock_key(f"jamjet.audit:{schema}"),)
+                )
+                for statement in _DDL:
+                    await conn.execute(sql.SQL(statement).format(**names))
+                cur = await conn.execute("SELECT to_regprocedure(%s)", (f"{schema}.{_REFUSE}()",))
+                existing = await cur.fetchone()
+                if existing is not None and existing[0] is not None:
+                    take_over = "ALTER FUNCTION {schema}.{function}() OWNER TO CURRENT_USER"
+                    await conn.execute(
+                        sql.SQL(take_over).format(function=sql.Identifier(_REFUSE), **names)
+                    )
+                await conn.execute(sql.SQL(_REFUSE_DDL).format(**names))
+                for table in _TABLES:
+                    await conn.execute(
+                        sql.SQL(_TRIGGER_DDL).format(
+                            trigger=sql.Identifier(f"{table}_append_only"),
+                            table=sql.Identifier(table),
+                            function=sql.Identifier(_REFUSE),
+                            **names,
+                        )
+                    )
+                for statement in _GRANTS:
+                    await conn.execute(sql.SQL(statement).format(**names))
+                cur = await conn.execute(
+                    sql.SQL("SELECT store_id FROM {schema}.audit_store_id").format(**names)
+                )
+                row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise ConfigError(
+                f"audit store init-db on schema {schema}: the database refused: "
+                f"{str(exc).strip()} (fix: connect as a role that may create the schema, e.g. "
+                "the database owner or a superuser)"
+            ) from None
+        assert row is not None
+        return str(row[0])
+
+    async def append(
+        self, events: Sequence[AuditEvent], *, checkpoint: bool = False
+    ) -> list[StoredEvent]:
         """Store events atomically, each id at most once (see ``AuditStore.append``)."""
+        if checkpoint and self._signer is None:
+            raise ValueError("checkpoint=True needs a store opened with a signer")
         if not events:
             return []
         ids = [event.id for event in events]
@@ -89,14 +260,17 @@ class PostgresAuditStore:
             existing = {stored.event.id: stored for stored in map(_stored, await cur.fetchall())}
             cur = await conn.execute(
                 self._sql(
-                    "SELECT clock_timestamp(), h.seq, h.hash FROM (SELECT 1) AS one LEFT JOIN"
+                    "SELECT clock_timestamp(), h.seq, h.hash, c.seq, c.signed_at"
+                    " FROM (SELECT 1) AS one LEFT JOIN"
                     " (SELECT seq, hash FROM {schema}.audit_events ORDER BY seq DESC LIMIT 1)"
-                    " AS h ON true"
+                    " AS h ON true LEFT JOIN"
+                    " (SELECT seq, signed_at FROM {schema}.audit_checkpoints"
+                    " ORDER BY seq DESC LIMIT 1) AS c ON true"
                 )
             )
             row = await cur.fetchone()
             assert row is not None
-            clock, head_seq, head_hash = row
+            clock, head_seq, head_hash, checked_seq, checked_at = row
             now = clock.astimezone(UTC)
             head = None if head_seq is None else (int(head_seq), str(head_hash))
             results, rows = chain_batch(events, existing, head, now)
@@ -121,6 +295,19 @@ class PostgresAuditStore:
                         for r in rows
                     ],
                 )
+            if rows and self._signer is not None:
+                newest = rows[-1].stored
+                last = None if checked_seq is None else (int(checked_seq), checked_at)
+                if checkpoint or self._signer.due(last, newest.seq, now):
+                    signed = self._signer.sign(self._store_id, newest.seq, newest.hash, now)
+                    await conn.execute(
+                        self._sql(
+                            "INSERT INTO {schema}.audit_checkpoints"
+                            " (seq, store_id, head, signed_at, signer, public_key, signature)"
+                            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                        ),
+                        tuple(signed),
+                    )
         return results
 
     async def get(self, event_id: str) -> StoredEvent | None:
@@ -150,9 +337,25 @@ class PostgresAuditStore:
             rows = await cur.fetchall()
         return [_stored(row) for row in rows]
 
-    async def verify(self) -> ChainVerdict:
-        """Recompute the whole chain and report the first problem, if any."""
-        walker = ChainWalker()
+    async def verify(self, *, trusted_keys: Collection[str] = ()) -> ChainVerdict:
+        """Recompute the chain and check every checkpoint (see ``AuditStore.verify``)."""
+        # Checkpoints first: they are committed with the events they cover, so none read
+        # now is newer than the events read after it.
+        async with self._session() as conn:
+            cur = await conn.execute(
+                self._sql(
+                    "SELECT seq, store_id, head, signed_at, signer, public_key, signature"
+                    " FROM {schema}.audit_checkpoints ORDER BY seq"
+                )
+            )
+            checkpoints = [
+                Checkpoint(int(seq), str(sid), str(head), at.astimezone(UTC), *rest)
+                for seq, sid, head, at, *rest in await cur.fetchall()
+            ]
+            store_id = await self._read_store_id(conn)
+        walker = ChainWalker(
+            CheckpointCheck(checkpoints, store_id=store_id, trusted=frozenset(trusted_keys))
+        )
         after = 0
         while True:
             # Page by seq rather than hold one snapshot: appends only add rows after the
@@ -205,28 +408,75 @@ class PostgresAuditStore:
     async def _connect(self) -> psycopg.AsyncConnection[TupleRow]:
         conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
         try:
-            await self._create_if_missing(conn)
+            await self._refuse_unsafe_role(conn)
+            self._store_id = await self._read_store_id(conn)
         except BaseException:
             await conn.close()
             raise
         return conn
 
-    async def _create_if_missing(self, conn: psycopg.AsyncConnection[TupleRow]) -> None:
-        if await self._table_exists(conn):
-            return
-        async with conn.transaction():
-            # Hosts starting together would race on the catalogs: the append lock orders
-            # them, and the later ones find the table made.
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-            if await self._table_exists(conn):
-                return
-            for statement in _DDL:
-                await conn.execute(self._sql(statement))
-
-    async def _table_exists(self, conn: psycopg.AsyncConnection[TupleRow]) -> bool:
-        cur = await conn.execute("SELECT to_regclass(%s)", (f"{self._schema}.audit_events",))
+    async def _refuse_unsafe_role(self, conn: psycopg.AsyncConnection[TupleRow]) -> None:
+        # SET session_replication_role = replica skips triggers too; from PostgreSQL 15 on it
+        # can be granted to roles that are not superusers.
+        version = conn.info.server_version
+        replica = (
+            "has_parameter_privilege('session_replication_role', 'SET')"
+            if version >= 150000
+            else "false"
+        )
+        cur = await conn.execute(
+            f"SELECT current_user, rolsuper, rolcreaterole, {replica}"
+            " FROM pg_roles WHERE rolname = current_user"
+        )
         found = await cur.fetchone()
-        return found is not None and found[0] is not None
+        assert found is not None
+        user, superuser, createrole, sets_replica = found
+        power = _too_powerful(superuser, createrole, version)
+        if power is None and sets_replica:
+            power = "may SET session_replication_role (which skips triggers)"
+        if power is not None:
+            raise ConfigError(
+                f"audit store: PostgreSQL role {user} {power}, so it could disable the audit "
+                f"tables' append-only triggers and rewrite history ({_fix(self._schema)})"
+            )
+        cur = await conn.execute(
+            _OWNERS, {"schema": self._schema, "tables": list(_TABLES), "function": _REFUSE}
+        )
+        owners = await cur.fetchall()
+        for what, owner, acts_as_owner in owners:
+            if acts_as_owner:
+                how = "owns" if owner == user else f"may act as {owner}, the owner of"
+                raise ConfigError(
+                    f"audit store: PostgreSQL role {user} {how} {what}, so it could disable "
+                    f"the append-only triggers and rewrite history ({_fix(self._schema)})"
+                )
+        found_names = {str(what).split(" ", 1)[1] for what, _, _ in owners}
+        wanted = [
+            f"table {self._schema}.{table}"
+            for table in _TABLES
+            if f"{self._schema}.{table}" not in found_names
+        ]
+        if f"{self._schema}.{_REFUSE}()" not in found_names:
+            wanted.append(f"function {self._schema}.{_REFUSE}()")
+        if wanted:
+            raise ConfigError(
+                f"audit store: schema {self._schema} is not set up (missing {', '.join(wanted)})"
+                f"; an admin sets it up once ({_fix(self._schema)})"
+            )
+
+    async def _read_store_id(self, conn: psycopg.AsyncConnection[TupleRow]) -> str:
+        cur = await conn.execute(self._sql("SELECT store_id FROM {schema}.audit_store_id"))
+        row = await cur.fetchone()
+        return "(none: its id row was removed)" if row is None else str(row[0])
+
+
+def _too_powerful(superuser: bool, createrole: bool, server_version: int) -> str | None:
+    """What lets a role disable any table's triggers, whoever owns the table."""
+    if superuser:
+        return "is a superuser"
+    if createrole and server_version < 160000:
+        return "has CREATEROLE (before PostgreSQL 16 that lets it join the owner's role)"
+    return None
 
 
 def _stored(row: TupleRow) -> StoredEvent:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from ..errors import ConfigError
 from ._chain import ChainRow, ChainVerdict, ChainWalker
+from ._checkpoint import Checkpoint, CheckpointCheck, CheckpointSigner
 from ._event import AuditEvent, StoredEvent
 from ._store import chain_batch, check_kinds, stored_event
 
@@ -24,7 +25,9 @@ _T = TypeVar("_T")
 _BUSY_TIMEOUT_S = 30.0
 
 # RAISE(ABORT) in triggers makes the database itself refuse edits, whoever connects. The
-# INSERT trigger closes INSERT OR REPLACE, whose implicit delete fires no DELETE trigger.
+# INSERT triggers close INSERT OR REPLACE, whose implicit delete fires no DELETE trigger.
+# Whoever can write the file can also drop the triggers: the signed checkpoints are what
+# shows a rewrite then. The store's random id, made once, binds checkpoints to this file.
 _SCHEMA = """
 BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS audit_events (
@@ -45,11 +48,44 @@ BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: DELETE refused'); END;
 CREATE TRIGGER IF NOT EXISTS audit_events_no_replace BEFORE INSERT ON audit_events
 WHEN EXISTS (SELECT 1 FROM audit_events WHERE seq = NEW.seq OR id = NEW.id)
 BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: replacing an event refused'); END;
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    seq INTEGER PRIMARY KEY,
+    store_id TEXT NOT NULL,
+    head TEXT NOT NULL,
+    signed_at TEXT NOT NULL,
+    signer TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    signature TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: DELETE refused'); END;
+CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_replace BEFORE INSERT ON audit_checkpoints
+WHEN EXISTS (SELECT 1 FROM audit_checkpoints WHERE seq = NEW.seq)
+BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: replacing refused'); END;
+CREATE TABLE IF NOT EXISTS audit_store_id (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    store_id TEXT NOT NULL
+) STRICT;
+INSERT INTO audit_store_id (one, store_id)
+SELECT 1, lower(hex(randomblob(16))) WHERE NOT EXISTS (SELECT 1 FROM audit_store_id);
+CREATE TRIGGER IF NOT EXISTS audit_store_id_no_update BEFORE UPDATE ON audit_store_id
+BEGIN SELECT RAISE(ABORT, 'audit_store_id is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS audit_store_id_no_delete BEFORE DELETE ON audit_store_id
+BEGIN SELECT RAISE(ABORT, 'audit_store_id is append-only: DELETE refused'); END;
+CREATE TRIGGER IF NOT EXISTS audit_store_id_no_replace BEFORE INSERT ON audit_store_id
+WHEN EXISTS (SELECT 1 FROM audit_store_id)
+BEGIN SELECT RAISE(ABORT, 'audit_store_id is append-only: replacing refused'); END;
 COMMIT;
 """
 
 _STORED = "SELECT seq, body, prev_hash, hash, recorded_at FROM audit_events"
 _CHAIN = "SELECT seq, id, run_id, kind, body, prev_hash, hash FROM audit_events ORDER BY seq"
+_CHECKPOINTS = (
+    "SELECT seq, store_id, head, signed_at, signer, public_key, signature"
+    " FROM audit_checkpoints ORDER BY seq"
+)
 _Row = tuple[int, str, str, str, str]
 
 
@@ -69,12 +105,14 @@ class SQLiteAuditStore:
 
     Args:
         path: The database file; created, with its parent folders, if missing.
+        signer: Signs checkpoints of the chain's head as events are appended (see
+            ``AuditStore``); None: this store appends without signing.
 
     Raises:
         ConfigError: ``path`` is empty or names an in-memory database.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, signer: CheckpointSigner | None = None) -> None:
         text = str(path)
         if text in ("", ":memory:"):
             raise ConfigError(
@@ -82,16 +120,22 @@ class SQLiteAuditStore:
                 "outlive the process (fix: give a file path such as 'jamjet-audit.db')"
             )
         self._path = Path(path)
+        self._signer = signer
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jamjet-audit")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
 
-    async def append(self, events: Sequence[AuditEvent]) -> list[StoredEvent]:
+    async def append(
+        self, events: Sequence[AuditEvent], *, checkpoint: bool = False
+    ) -> list[StoredEvent]:
         """Store events atomically, each id at most once (see ``AuditStore.append``)."""
+        if checkpoint and self._signer is None:
+            raise ValueError("checkpoint=True needs a store opened with a signer")
         if not events:
             return []
         batch = list(events)
-        return await self._run(lambda conn: _append(conn, batch))
+        signer = self._signer
+        return await self._run(lambda conn: _append(conn, batch, signer, force=checkpoint))
 
     async def get(self, event_id: str) -> StoredEvent | None:
         """The stored event with this id, or None."""
@@ -122,17 +166,32 @@ class SQLiteAuditStore:
 
         return await self._run(read)
 
-    async def verify(self) -> ChainVerdict:
-        """Recompute the whole chain and report the first problem, if any."""
+    async def verify(self, *, trusted_keys: Collection[str] = ()) -> ChainVerdict:
+        """Recompute the chain and check every checkpoint (see ``AuditStore.verify``)."""
+        trusted = frozenset(trusted_keys)
 
         def walk(conn: sqlite3.Connection) -> ChainVerdict:
-            walker = ChainWalker()
-            # One SELECT reads one snapshot, even while other processes append.
-            for row in conn.execute(_CHAIN):
-                failed = walker.check(ChainRow(*row))
-                if failed is not None:
-                    return failed
-            return walker.verdict()
+            # One read transaction: checkpoints and events from one snapshot, even while
+            # other processes append.
+            conn.execute("BEGIN")
+            try:
+                checkpoints = CheckpointCheck(
+                    [_checkpoint(row) for row in conn.execute(_CHECKPOINTS)],
+                    store_id=_store_id(conn),
+                    trusted=trusted,
+                )
+                walker = ChainWalker(checkpoints)
+                rows = conn.execute(_CHAIN)
+                try:
+                    for row in rows:
+                        failed = walker.check(ChainRow(*row))
+                        if failed is not None:
+                            return failed
+                finally:
+                    rows.close()
+                return walker.verdict()
+            finally:
+                conn.execute("COMMIT")
 
         return await self._run(walk)
 
@@ -191,7 +250,18 @@ def _use_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.01)
 
 
-def _append(conn: sqlite3.Connection, events: list[AuditEvent]) -> list[StoredEvent]:
+def _store_id(conn: sqlite3.Connection) -> str:
+    row: tuple[str] | None = conn.execute("SELECT store_id FROM audit_store_id").fetchone()
+    return "(none: its id row was removed)" if row is None else row[0]
+
+
+def _append(
+    conn: sqlite3.Connection,
+    events: list[AuditEvent],
+    signer: CheckpointSigner | None,
+    *,
+    force: bool,
+) -> list[StoredEvent]:
     # IMMEDIATE takes the write lock before reading the head, so no other process can chain
     # onto the same head between our read and our insert.
     conn.execute("BEGIN IMMEDIATE")
@@ -223,12 +293,55 @@ def _append(conn: sqlite3.Connection, events: list[AuditEvent]) -> list[StoredEv
                 for r in rows
             ],
         )
+        if rows and signer is not None:
+            _checkpoint_if_due(conn, signer, rows[-1].stored, now, force=force)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
     return results
+
+
+def _checkpoint_if_due(
+    conn: sqlite3.Connection,
+    signer: CheckpointSigner,
+    head: StoredEvent,
+    now: datetime,
+    *,
+    force: bool,
+) -> None:
+    newest: tuple[int, str] | None = conn.execute(
+        "SELECT seq, signed_at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    last = None if newest is None else (newest[0], datetime.fromisoformat(newest[1]))
+    if not force and not signer.due(last, head.seq, now):
+        return
+    signed = signer.sign(_store_id(conn), head.seq, head.hash, now)
+    conn.execute(
+        "INSERT INTO audit_checkpoints"
+        " (seq, store_id, head, signed_at, signer, public_key, signature)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            signed.seq,
+            signed.store_id,
+            signed.head,
+            signed.signed_at.isoformat(),
+            signed.signer,
+            signed.public_key,
+            signed.signature,
+        ),
+    )
+
+
+def _checkpoint(row: tuple[int, str, str, str, str, str, str]) -> Checkpoint:
+    seq, store_id, head, signed_at, signer, public_key, signature = row
+    try:
+        when = datetime.fromisoformat(signed_at).astimezone(UTC)
+    except ValueError:
+        # Not what a signer wrote: the signature check reports the checkpoint as forged.
+        when = datetime.min.replace(tzinfo=UTC)
+    return Checkpoint(seq, store_id, head, when, signer, public_key, signature)
 
 
 def _stored(row: _Row) -> StoredEvent:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
@@ -13,13 +13,17 @@ __all__ = ["AuditStore", "NewRow", "chain_batch", "check_kinds", "stored_event"]
 
 
 class AuditStore(Protocol):
-    """An append-only, hash-chained store of audit events.
+    """An append-only, hash-chained store of audit events, with signed checkpoints.
 
     Every implementation keeps one chain per store, refuses updates and deletes in the
-    database itself, and is durable when ``append`` returns.
+    database itself, and is durable when ``append`` returns. A store opened with a
+    ``CheckpointSigner`` also signs the chain's head now and then (``audit_checkpoints``,
+    append-only too), in the same transaction as the events it covers.
     """
 
-    async def append(self, events: Sequence[AuditEvent]) -> list[StoredEvent]:
+    async def append(
+        self, events: Sequence[AuditEvent], *, checkpoint: bool = False
+    ) -> list[StoredEvent]:
         """Store events atomically, each at most once.
 
         An event whose id is already stored (by an earlier call, another process or earlier in
@@ -28,9 +32,14 @@ class AuditStore(Protocol):
 
         Args:
             events: The events, in the order to chain them.
+            checkpoint: Sign the new head even if the signer's cadence does not call for it
+                yet (the end of a run). Nothing is signed when no event is new.
 
         Returns:
             One ``StoredEvent`` per given event, in the same order.
+
+        Raises:
+            ValueError: ``checkpoint`` is set on a store opened without a signer.
         """
         ...
 
@@ -52,8 +61,16 @@ class AuditStore(Protocol):
         """
         ...
 
-    async def verify(self) -> ChainVerdict:
-        """Recompute the whole chain and report the first problem, if any."""
+    async def verify(self, *, trusted_keys: Collection[str] = ()) -> ChainVerdict:
+        """Recompute the whole chain, check every checkpoint, report the first problem.
+
+        Args:
+            trusted_keys: Fingerprints of the keys whose checkpoints count as coverage
+                (``ChainVerdict.covered``). Every checkpoint's signature is checked anyway.
+
+        Returns:
+            The verdict.
+        """
         ...
 
     async def close(self) -> None:

@@ -1,12 +1,14 @@
 """Offline verification of audit export bundles (pure: no I/O, no network, no store).
 
-Two separate verdicts:
+Three separate verdicts:
 
-- **integrity**: the signature is valid over the statement (and by the trusted key, when one
-  is pinned); the statement matches the content (event count, first and last event, chain
-  head, digests of the chain record, redactions and history); the chain recomputed from the
-  events matches. Every edited, deleted, reordered, inserted or truncated event is named by
-  position and id.
+- **integrity**: the signature is valid over the statement, and the in-toto attestation
+  (``dsse``) carries the same statement under a valid signature of the same key; the statement
+  matches the content (event count, first and last event, chain head, digests of the chain
+  record, redactions and history); the chain recomputed from the events matches. Every
+  edited, deleted, reordered, inserted or truncated event is named by position and id.
+- **trust**: the signing key is one the caller trusts. Integrity alone proves only that
+  *some* key signed the bundle: anyone can edit a bundle and re-sign it with their own key.
 - **completeness** (only when the bundle embeds the Temporal history): every governed activity
   scheduled in the history has its gate decision event, every completed one its call event,
   and every approval submission its approval event.
@@ -16,15 +18,30 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
+import json
 from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ValidationError
+from securesystemslib.dsse import Envelope
+from securesystemslib.exceptions import VerificationError
 
 from ._chain import GENESIS_HASH, link_hash
 from ._event import AuditEvent
-from ._export import BUNDLE_FORMAT, bundle_chain, canonical_text, digest_of, summarize
+from ._export import (
+    BUNDLE_FORMAT,
+    DSSE_PAYLOAD_TYPE,
+    attestation_key,
+    bundle_chain,
+    canonical_text,
+    digest_of,
+    intoto_statement,
+    summarize,
+)
 from ._keys import fingerprint, load_public_key
 
 __all__ = ["Verdict", "verify_bundle"]
@@ -45,7 +62,10 @@ class Verdict(BaseModel, frozen=True):
             events; None when the bundle has no history.
         integrity_problems: Sentences naming each integrity problem.
         completeness_problems: Sentences naming each missing audit event.
-        fingerprint: Fingerprint of the embedded public key ("" when unreadable).
+        signer: Fingerprint of the bundle's signing key ("" when unreadable).
+        trusted: The signing key is one of the trusted keys.
+        attested: The bundle carries an in-toto attestation (bundles exported before
+            attestations existed do not; their statement's signature covers them alone).
         event_count: Events in the bundle.
     """
 
@@ -53,23 +73,32 @@ class Verdict(BaseModel, frozen=True):
     completeness_ok: bool | None
     integrity_problems: list[str] = []
     completeness_problems: list[str] = []
-    fingerprint: str = ""
+    signer: str = ""
+    trusted: bool = False
+    attested: bool = False
     event_count: int = 0
 
     @property
     def problems(self) -> list[str]:
-        """Every problem, integrity first."""
-        return [*self.integrity_problems, *self.completeness_problems]
+        """Every problem: integrity, then trust, then completeness."""
+        distrust = (
+            [] if self.trusted else [f"the signer {self.signer or '(unknown)'} is not trusted"]
+        )
+        return [*self.integrity_problems, *distrust, *self.completeness_problems]
 
     @property
     def ok(self) -> bool:
-        """Integrity holds and completeness holds or was not checked."""
-        return self.integrity_ok and self.completeness_ok is not False
+        """Integrity holds, the signer is trusted, completeness holds or was not checked."""
+        return self.integrity_ok and self.trusted and self.completeness_ok is not False
 
     @property
     def exit_code(self) -> int:
-        """0 ok, 1 integrity failed, 2 completeness failed, 3 both."""
-        return (0 if self.integrity_ok else 1) | (2 if self.completeness_ok is False else 0)
+        """0 ok, else the sum of 1 integrity failed, 2 completeness failed, 4 not trusted."""
+        return (
+            (0 if self.integrity_ok else 1)
+            | (2 if self.completeness_ok is False else 0)
+            | (0 if self.trusted else 4)
+        )
 
 
 def _name(position: int, event: object) -> str:
@@ -78,23 +107,21 @@ def _name(position: int, event: object) -> str:
 
 
 def _check_signature(
-    bundle: dict[str, Any], statement: dict[str, Any], trusted: str | None, problems: list[str]
-) -> str:
-    """Check the signature and key; returns the embedded key's fingerprint ("" if none)."""
+    bundle: dict[str, Any], statement: dict[str, Any], problems: list[str]
+) -> Ed25519PublicKey | None:
+    """Check the signature and key; returns the embedded key (None if unreadable)."""
     pem = bundle.get("public_key")
     try:
         public = load_public_key(pem if isinstance(pem, str) else "")
     except (ValueError, TypeError) as exc:
         problems.append(f"the bundle's public key is not a readable Ed25519 key ({exc})")
-        return ""
+        return None
     actual = fingerprint(public)
     if statement.get("public_key_fingerprint") != actual:
         problems.append(
             f"the statement names key {statement.get('public_key_fingerprint')} but the "
             f"bundle carries key {actual}"
         )
-    if trusted is not None and trusted != actual:
-        problems.append(f"signed by key {actual}, not by the trusted key {trusted}")
     try:
         signature = base64.b64decode(str(bundle.get("signature", "")), validate=True)
         public.verify(signature, canonical_text(statement).encode("utf-8"))
@@ -103,7 +130,47 @@ def _check_signature(
             f"the signature does not match the statement under key {actual}: the statement "
             "was changed after signing or signed by another key"
         )
-    return actual
+    return public
+
+
+def _check_attestation(
+    bundle: dict[str, Any],
+    statement: dict[str, Any],
+    public: Ed25519PublicKey,
+    problems: list[str],
+) -> None:
+    """Check the DSSE envelope is the statement's in-toto attestation, signed by ``public``."""
+    raw = bundle.get("dsse")
+    if raw is None:
+        # Bundles exported before attestations existed; the statement's own signature still
+        # covers everything, so the bundle stays verifiable (the verdict says it is unattested).
+        return
+    if not isinstance(raw, dict):
+        problems.append("the in-toto attestation (dsse) is not a DSSE envelope")
+        return
+    try:
+        # from_dict rewrites the signature dicts it is given: hand it a copy.
+        envelope = Envelope.from_dict(copy.deepcopy(raw))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        problems.append(f"the in-toto attestation (dsse) is not a DSSE envelope ({exc!r})")
+        return
+    if envelope.payload_type != DSSE_PAYLOAD_TYPE:
+        problems.append(
+            f"the in-toto attestation's payload type is {envelope.payload_type!r}, "
+            f"not {DSSE_PAYLOAD_TYPE!r}"
+        )
+    try:
+        envelope.verify([attestation_key(public)], 1)
+    except VerificationError:
+        problems.append(
+            f"the in-toto attestation's signature does not verify under key {fingerprint(public)}"
+        )
+    try:
+        carried = json.loads(envelope.payload)
+    except ValueError:
+        carried = None
+    if carried != intoto_statement(statement):
+        problems.append("the in-toto attestation does not carry the bundle's statement")
 
 
 def _check_events(
@@ -160,9 +227,7 @@ def _check_events(
             problems.append(f"event {j + 1} ({eid}) was deleted")
 
 
-def _check_integrity(
-    bundle: dict[str, Any], trusted: str | None, problems: list[str]
-) -> tuple[str, int]:
+def _check_integrity(bundle: dict[str, Any], problems: list[str]) -> tuple[str, int]:
     if bundle.get("format") != BUNDLE_FORMAT:
         problems.append(f"format is {bundle.get('format')!r}, not {BUNDLE_FORMAT!r}")
     statement = bundle.get("statement")
@@ -173,7 +238,11 @@ def _check_integrity(
         return "", 0
     if not isinstance(chain, dict):
         chain = {}
-    key = _check_signature(bundle, statement, trusted, problems)
+    public = _check_signature(bundle, statement, problems)
+    key = ""
+    if public is not None:
+        key = fingerprint(public)
+        _check_attestation(bundle, statement, public, problems)
     run_id = statement.get("run_id")
     for field in ("run_id", "format", "exported_at", "include"):
         if field in bundle and bundle[field] != statement.get(field):
@@ -288,24 +357,30 @@ def _check_completeness(bundle: dict[str, Any], problems: list[str]) -> None:
             )
 
 
-def verify_bundle(bundle: dict[str, Any], *, trusted_fingerprint: str | None = None) -> Verdict:
+def verify_bundle(bundle: dict[str, Any], *, trusted_keys: Collection[str] = ()) -> Verdict:
     """Verify an audit bundle offline.
 
     Args:
         bundle: The bundle (e.g. from ``read_bundle``).
-        trusted_fingerprint: The fingerprint of the key the bundle must be signed by
-            (``fingerprint(...)``, ``"sha256:..."``); any valid key is accepted when None.
+        trusted_keys: Fingerprints (``"sha256:..."``, as ``jamjet audit key`` prints them) of
+            the keys trusted to sign bundles; a bundle signed by any other key is not trusted,
+            however intact (anyone can re-sign an edited bundle with their own key).
 
     Returns:
-        The verdict: integrity and completeness separately, each problem named.
+        The verdict: integrity, trust and completeness separately, each problem named.
+
+    Raises:
+        TypeError: ``trusted_keys`` is one string rather than a collection of fingerprints.
     """
+    if isinstance(trusted_keys, str):
+        raise TypeError(f"trusted_keys must be a collection of fingerprints: [{trusted_keys!r}]")
     integrity: list[str] = []
     completeness: list[str] = []
     if not isinstance(bundle, dict):
         return Verdict(
             integrity_ok=False, completeness_ok=None, integrity_problems=["not a JSON object"]
         )
-    key, count = _check_integrity(bundle, trusted_fingerprint, integrity)
+    key, count = _check_integrity(bundle, integrity)
     checked: bool | None = None
     if bundle.get("history") is not None:
         _check_completeness(bundle, completeness)
@@ -315,6 +390,8 @@ def verify_bundle(bundle: dict[str, Any], *, trusted_fingerprint: str | None = N
         completeness_ok=checked,
         integrity_problems=integrity,
         completeness_problems=completeness,
-        fingerprint=key,
+        signer=key,
+        trusted=bool(key) and key in {k.lower() for k in trusted_keys},
+        attested=isinstance(bundle.get("dsse"), dict),
         event_count=count,
     )

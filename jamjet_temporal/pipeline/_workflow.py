@@ -14,7 +14,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from .._gate_workflow import policy_scope
+from .._gate_workflow import named_arguments, policy_scope
 from .._llm_types import CHAT_ACTIVITY, ChatRequest, ChatResult
 from .._task import NON_RETRYABLE_ERROR_TYPES
 from ..errors import PipelineRuntimeError
@@ -209,12 +209,13 @@ class PipelineWorkflow:
         if isinstance(node, ToolNode):
             args = render_value(dict(node.arguments), state, node=node_id)
             assert isinstance(args, dict)
-            result = await workflow.execute_activity(
-                node.tool,
-                args=self._positional(node_id, node.tool, args, request.tool_params),
-                **options,
-            )
-            return cast(JsonValue, result)
+            with named_arguments(args):
+                handle = workflow.start_activity(
+                    node.tool,
+                    args=self._positional(node_id, node.tool, args, request.tool_params),
+                    **options,
+                )
+            return cast(JsonValue, await handle)
         return None
 
     @staticmethod

@@ -235,6 +235,8 @@ async def test_approvals_list_finds_waiting_runs(
             str(approvals.key_files["carol"]),
             "--comment",
             "via CLI",
+            "--digest",  # not a terminal: the digest the approver was shown by `list`
+            request.digest,
         ],
         env=env,
         capture_output=True,
@@ -312,7 +314,8 @@ async def test_policy_require_approval_holds_a_tool_call_until_approved(
                 pay.run, args=[120.0, "Vendor"], id=run_id, task_queue=task_queue
             )
         request = await wait_pending(client, run_id)
-        assert request.action == "bank.send" and request.args == {"args": [120, "Vendor"]}
+        # The approver is shown the tool's arguments by name.
+        assert request.action == "bank.send" and request.args == {"amount": 120, "to": "Vendor"}
         result = await submit(client, sign(approvals.who["alice"], request, "approved"))
         assert result.complete
         assert (await handle.result()).startswith("txn_")

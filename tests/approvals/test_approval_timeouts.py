@@ -76,7 +76,11 @@ async def test_timeout_rejects_fail_closed(skipping: Client, approvals: Approval
     run_id, cause = await run_guarded(skipping, "quick_refund")
     assert isinstance(cause, ApplicationError) and cause.type == "ApprovalTimeoutError"
     assert "3600 s" in cause.message and "primary" in cause.message
-    assert await kinds(approvals, run_id) == ["approval.requested", "approval.timeout"]
+    assert await kinds(approvals, run_id) == [
+        "approval.requested",
+        "approval.timeout",
+        "run.closed",
+    ]
 
 
 async def test_timeout_escalates_then_rejects(skipping: Client, approvals: Approvals) -> None:
@@ -87,6 +91,7 @@ async def test_timeout_escalates_then_rejects(skipping: Client, approvals: Appro
         "approval.requested",
         "approval.escalated",
         "approval.timeout",
+        "run.closed",
     ]
 
 
@@ -98,4 +103,5 @@ async def test_reminders_are_recorded_while_waiting(skipping: Client, approvals:
         "approval.reminder",
         "approval.reminder",
         "approval.timeout",
+        "run.closed",
     ]

@@ -16,6 +16,7 @@ from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as
 from jamjet_temporal._devserver import DevServer
 from jamjet_temporal.approvals._client import find_pending, sign, submit
 from jamjet_temporal.audit import export, verify_bundle
+from jamjet_temporal.audit._keys import fingerprint, load_or_create_signing_key
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule, ScriptUsage
 from jamjet_temporal.policy import Policy
 from tests.approvals.approval_workflows import everything
@@ -88,8 +89,12 @@ async def test_export_of_a_governed_run_verifies_and_renders(
         "alice@example.com"
     ]
     assert [b["decision"] for b in summary["budget"]].count("HALT") == 1
-    verdict = verify_bundle(bundle)
-    assert verdict.integrity_ok and verdict.completeness_ok, verdict.problems
+    assert result.bundle_path == tmp_path / "evidence.json"
+    assert result.attestation_path == tmp_path / "evidence.intoto.jsonl"
+    assert result.attestation_path.exists()
+    signer = fingerprint(load_or_create_signing_key(tmp_path / "signing.key"))
+    verdict = verify_bundle(bundle, trusted_keys=[signer])
+    assert verdict.ok and verdict.completeness_ok, verdict.problems
     if shutil.which("pdftotext"):
         read = await asyncio.to_thread(
             subprocess.run,

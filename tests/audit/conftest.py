@@ -1,8 +1,9 @@
 """One audit-store test suite, run on SQLite and on PostgreSQL.
 
 PostgreSQL is the server on 127.0.0.1:5432 (database ``test``, trust auth); each test gets a
-fresh schema, dropped afterwards. When the server cannot be reached the PostgreSQL cases skip
-and say so.
+fresh schema, set up by the superuser ``root`` as the admin, and a fresh LOGIN role its stores
+connect as (the worker, which may only read and append); both are dropped afterwards. When the
+server cannot be reached the PostgreSQL cases skip and say so.
 """
 
 from __future__ import annotations

@@ -1,10 +1,15 @@
-"""Signed audit export bundles: export, redaction, tamper detection and completeness."""
+"""Signed audit export bundles: export, redaction, tamper detection, trust and completeness."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
+import os
 import stat
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,15 +18,19 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from securesystemslib.dsse import Envelope
+from securesystemslib.exceptions import VerificationError
+from securesystemslib.signer import SSlibKey
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin, workflow
 from jamjet_temporal._devserver import DevServer
-from jamjet_temporal.audit import AuditEvent, AuditStore, event_id, open_store
+from jamjet_temporal.audit import AuditEvent, AuditStore, event_id, export, open_store
 from jamjet_temporal.audit._export import (
     REDACTED,
     ExportError,
+    canonical_text,
     export_bundle,
     read_bundle,
     seal_bundle,
@@ -30,9 +39,13 @@ from jamjet_temporal.audit._export import (
 )
 from jamjet_temporal.audit._keys import (
     KEY_ENV,
+    TRUSTED_KEYS_ENV,
     SigningKeyError,
+    TrustedKeyError,
     fingerprint,
     load_or_create_signing_key,
+    load_trusted_keys,
+    public_key_pem,
 )
 from jamjet_temporal.audit._verify import verify_bundle
 from tests.audit.audit_support import T0
@@ -117,8 +130,23 @@ def test_key_path_defaults_to_the_environment(
 def test_a_key_file_that_is_not_ed25519_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "bad.key"
     path.write_text("not a key")
+    path.chmod(0o600)
     with pytest.raises(SigningKeyError, match=r"bad\.key"):
         load_or_create_signing_key(path)
+
+
+def test_a_signing_key_other_users_can_read_is_refused(tmp_path: Path) -> None:
+    # Anyone who can read the key can sign bundles its owner's verifiers trust. (Tests run
+    # as root, who reads any file: the refusal is about the mode bits.)
+    path = tmp_path / "audit-signing.key"
+    load_or_create_signing_key(path)
+    path.chmod(0o644)
+    with pytest.raises(SigningKeyError, match=r"mode 644") as caught:
+        load_or_create_signing_key(path)
+    assert caught.value.path == path
+    assert f"chmod 600 {path}" in str(caught.value) and "rotate" in str(caught.value)
+    path.chmod(0o600)
+    load_or_create_signing_key(path)
 
 
 # -- export and verify ------------------------------------------------------------------------
@@ -146,8 +174,9 @@ async def test_export_holds_the_run_and_verifies(
     assert statement["event_count"] == 10 and statement["chain_head"] == bundle["chain"]["head"]
     assert statement["public_key_fingerprint"] == fingerprint(key)
 
-    verdict = verify_bundle(bundle, trusted_fingerprint=fingerprint(key))
+    verdict = verify_bundle(bundle, trusted_keys=[fingerprint(key)])
     assert verdict.integrity_ok and verdict.completeness_ok is None
+    assert verdict.signer == fingerprint(key) and verdict.trusted
     assert verdict.problems == [] and verdict.exit_code == 0
 
     path = tmp_path / "bundle.json"
@@ -155,7 +184,7 @@ async def test_export_holds_the_run_and_verifies(
     text = path.read_text(encoding="utf-8")
     assert json.loads(text) == bundle
     assert text.index('"chain"') < text.index('"events"')  # sorted keys
-    assert verify_bundle(read_bundle(path)).exit_code == 0
+    assert verify_bundle(read_bundle(path), trusted_keys=[fingerprint(key)]).exit_code == 0
 
 
 async def test_include_selects_categories(store: AuditStore, key: Ed25519PrivateKey) -> None:
@@ -184,7 +213,7 @@ async def test_redaction_masks_lists_and_still_verifies(
     assert (ids[9], "data.args.0.password", "password") in listed
     assert (ids[5], "data.args.0.api_key", "api_key") in listed
     assert sum(1 for r in bundle["redactions"] if r["rule"] == "actor.user") == 10
-    assert verify_bundle(bundle).exit_code == 0
+    assert verify_bundle(bundle, trusted_keys=[fingerprint(key)]).exit_code == 0
 
     hidden = copy.deepcopy(bundle)
     hidden["redactions"] = hidden["redactions"][1:]  # hide that something was redacted
@@ -236,8 +265,8 @@ async def test_each_tampering_is_detected_and_named(
     _tamper(bundle, how)
     # The summary is recomputable, so a careful forger fixes it too.
     bundle["summary"] = summarize(bundle["events"])
-    verdict = verify_bundle(bundle)
-    assert not verdict.integrity_ok and verdict.exit_code == 1
+    verdict = verify_bundle(bundle, trusted_keys=[fingerprint(key)])
+    assert not verdict.integrity_ok and verdict.trusted and verdict.exit_code == 1
     ids = {str(n): e.id for n, e in enumerate(_events())} | {"forged": event_id("forged")}
     text = "\n".join(verdict.problems)
     for line in expected:
@@ -265,6 +294,18 @@ async def test_rewriting_the_chain_record_too_is_still_detected(
     assert "event count 8 but statement says 10" in text
 
 
+def _stranger_resigns(bundle: dict[str, Any], stranger: Ed25519PrivateKey) -> dict[str, Any]:
+    """What anyone can do: drop the denial from a bundle and sign the rest with their key."""
+    return seal_bundle(
+        bundle["run_id"],
+        [e for e in bundle["events"] if e["data"].get("decision") != "BLOCKED"],
+        include=bundle["include"],
+        redactions=[],
+        history=None,
+        key=stranger,
+    )
+
+
 async def test_another_keys_signature_fails(store: AuditStore, key: Ed25519PrivateKey) -> None:
     bundle = await export_bundle(store, RUN, key=key)
     other = Ed25519PrivateKey.generate()
@@ -280,20 +321,281 @@ async def test_another_keys_signature_fails(store: AuditStore, key: Ed25519Priva
         key=other,
     )
     swapped["signature"] = resigned["signature"]
-    verdict = verify_bundle(swapped)
-    assert not verdict.integrity_ok
+    verdict = verify_bundle(swapped, trusted_keys=[fingerprint(key)])
+    assert not verdict.integrity_ok and verdict.exit_code == 1
     assert "signature does not match" in " ".join(verdict.problems)
-
-    # Wholly re-signed with another key: valid on its own, refused when our key is pinned.
-    assert verify_bundle(resigned).integrity_ok
-    pinned = verify_bundle(resigned, trusted_fingerprint=fingerprint(key))
-    assert not pinned.integrity_ok and pinned.exit_code == 1
-    assert f"not by the trusted key {fingerprint(key)}" in " ".join(pinned.problems)
 
     # The statement edited after signing.
     edited = copy.deepcopy(bundle)
     edited["statement"]["event_count"] = 11
     assert "signature does not match" in " ".join(verify_bundle(edited).problems)
+
+
+# -- trust: who signed it ---------------------------------------------------------------------
+
+
+def _jamjet(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``jamjet`` as a user runs it, with no trusted key or signing key in the environment."""
+    clean = {k: v for k, v in os.environ.items() if k not in (TRUSTED_KEYS_ENV, KEY_ENV)}
+    return subprocess.run(
+        [sys.executable, "-m", "jamjet_temporal", *args],
+        env={**clean, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_a_stranger_who_re_signs_an_edited_bundle_is_not_trusted(
+    store: AuditStore, key: Ed25519PrivateKey
+) -> None:
+    genuine = await export_bundle(store, RUN, key=key)
+    stranger = Ed25519PrivateKey.generate()
+    forged = _stranger_resigns(genuine, stranger)
+
+    # Intact as far as its own key goes: only trust tells it apart.
+    alone = verify_bundle(forged)
+    assert alone.integrity_ok and not alone.trusted and not alone.ok
+    assert alone.signer == fingerprint(stranger) and alone.exit_code == 4
+    assert f"the signer {fingerprint(stranger)} is not trusted" in alone.problems
+
+    pinned = verify_bundle(forged, trusted_keys=[fingerprint(key)])
+    assert not pinned.trusted and pinned.exit_code == 4
+    ours = verify_bundle(genuine, trusted_keys=[fingerprint(key).upper().replace("SHA", "sha")])
+    assert ours.trusted and ours.ok and ours.exit_code == 0
+    with pytest.raises(TypeError, match="collection of fingerprints"):
+        verify_bundle(genuine, trusted_keys=fingerprint(key))
+
+
+async def test_jamjet_audit_verify_trusts_only_pinned_signers(
+    store: AuditStore, key: Ed25519PrivateKey, tmp_path: Path
+) -> None:
+    genuine, forged = tmp_path / "genuine.json", tmp_path / "forged.json"
+    bundle = await export_bundle(store, RUN, key=key)
+    write_bundle(bundle, genuine)
+    stranger = Ed25519PrivateKey.generate()
+    write_bundle(_stranger_resigns(bundle, stranger), forged)
+    victim, thief = fingerprint(key), fingerprint(stranger)
+
+    unpinned = _jamjet("audit", "verify", str(forged), cwd=tmp_path)
+    assert unpinned.returncode == 4, unpinned.stderr
+    assert "integrity: ok" in unpinned.stdout
+    assert f"signer: {thief} NOT TRUSTED: no trusted key configured" in unpinned.stdout
+
+    refused = _jamjet("audit", "verify", str(forged), "--trusted-key", victim, cwd=tmp_path)
+    assert refused.returncode == 4 and f"signer: {thief} NOT TRUSTED" in refused.stdout
+
+    accepted = _jamjet("audit", "verify", str(genuine), "--trusted-key", victim, cwd=tmp_path)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert f"signer: {victim} (trusted: pinned by --trusted-key)" in accepted.stdout
+
+    keys_file = tmp_path / "trusted-keys"
+    keys_file.write_text(f"# our signers\nsha256:{'0' * 64}  # retired\n{public_key_pem(key)}")
+    listed = _jamjet(
+        "audit", "verify", str(genuine), "--trusted-keys", str(keys_file), cwd=tmp_path
+    )
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert f"(trusted: listed in trusted-keys file {keys_file})" in listed.stdout
+
+    from_env = _jamjet(
+        "audit", "verify", str(genuine), cwd=tmp_path, env={TRUSTED_KEYS_ENV: f" {victim} "}
+    )
+    assert (
+        from_env.returncode == 0 and "(trusted: pinned by JAMJET_TRUSTED_KEYS)" in from_env.stdout
+    )
+    env_file = _jamjet(
+        "audit", "verify", str(forged), cwd=tmp_path, env={TRUSTED_KEYS_ENV: str(keys_file)}
+    )
+    assert env_file.returncode == 4 and f"signer: {thief} NOT TRUSTED" in env_file.stdout
+
+    typo = _jamjet("audit", "verify", str(genuine), "--trusted-key", "sha256:c0ffee", cwd=tmp_path)
+    assert typo.returncode == 8 and "'sha256:c0ffee' is not a key fingerprint" in typo.stderr
+
+
+def test_trusted_keys_come_from_options_files_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours, theirs = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    pem = tmp_path / "ours.pub"
+    pem.write_text(
+        f"fingerprint: {fingerprint(ours)}\n{public_key_pem(ours)}"
+    )  # `jamjet audit key`
+    keys_file = tmp_path / "trusted-keys"
+    keys_file.write_text(f"\n# release keys\n{public_key_pem(ours)}{fingerprint(theirs)} # ci\n")
+    monkeypatch.setenv(TRUSTED_KEYS_ENV, f"{fingerprint(theirs)},{keys_file}")
+
+    assert load_trusted_keys(keys=[str(pem)]) == {fingerprint(ours): "pinned by --trusted-key"}
+    where = f"listed in trusted-keys file {keys_file}"
+    assert load_trusted_keys(files=[keys_file]) == {
+        fingerprint(ours): where,
+        fingerprint(theirs): where,
+    }
+    assert load_trusted_keys() == {
+        fingerprint(theirs): "pinned by JAMJET_TRUSTED_KEYS",
+        fingerprint(ours): f"{where} (from JAMJET_TRUSTED_KEYS)",
+    }
+    monkeypatch.delenv(TRUSTED_KEYS_ENV)
+    assert load_trusted_keys() == {}
+
+    bad = tmp_path / "bad-keys"
+    bad.write_text(f"{fingerprint(ours)}\nsha256:nothex\n")
+    with pytest.raises(
+        TrustedKeyError, match=rf"{bad}:2: 'sha256:nothex' is not a key fingerprint"
+    ):
+        load_trusted_keys(files=[bad])
+    bad.write_text("# nothing here\n")
+    with pytest.raises(TrustedKeyError, match="lists no key"):
+        load_trusted_keys(files=[bad])
+    monkeypatch.setenv(TRUSTED_KEYS_ENV, str(tmp_path / "missing"))
+    with pytest.raises(TrustedKeyError, match=r"\(in JAMJET_TRUSTED_KEYS\): cannot be read"):
+        load_trusted_keys()
+
+
+# -- the in-toto attestation ------------------------------------------------------------------
+
+
+async def test_the_attestation_verifies_with_standard_dsse_tooling(
+    store: AuditStore, key: Ed25519PrivateKey
+) -> None:
+    bundle = await export_bundle(store, RUN, key=key)
+    envelope = Envelope.from_dict(copy.deepcopy(bundle["dsse"]))
+    public = SSlibKey.from_crypto(key.public_key(), keyid=fingerprint(key))
+    assert envelope.payload_type == "application/vnd.in-toto+json"
+    assert list(envelope.verify([public], 1)) == [fingerprint(key)]
+    statement = json.loads(envelope.payload)
+    chain = hashlib.sha256(canonical_text(bundle["chain"]).encode("utf-8")).hexdigest()
+    assert statement == {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": f"audit-events:{RUN}", "digest": {"sha256": chain}}],
+        "predicateType": "https://jamjet.dev/audit-bundle/v1",
+        "predicate": bundle["statement"],
+    }
+
+    # Someone edits the attested statement: DSSE verification refuses it.
+    statement["predicate"]["event_count"] = 9
+    envelope.payload = canonical_text(statement).encode("utf-8")
+    with pytest.raises(VerificationError):
+        envelope.verify([public], 1)
+
+
+async def test_our_verifier_checks_the_attestation(
+    store: AuditStore, key: Ed25519PrivateKey
+) -> None:
+    bundle = await export_bundle(store, RUN, key=key)
+    trusted = [fingerprint(key)]
+
+    def problems(dsse: object) -> str:
+        verdict = verify_bundle(dict(bundle, dsse=dsse), trusted_keys=trusted)
+        assert not verdict.integrity_ok
+        return "\n".join(verdict.integrity_problems)
+
+    assert "not a DSSE envelope" in problems("not an envelope")
+    # A bundle exported before attestations existed still verifies, and says it is unattested.
+    old = {k: v for k, v in bundle.items() if k != "dsse"}
+    verdict = verify_bundle(old, trusted_keys=trusted)
+    assert verdict.ok and not verdict.attested
+    assert verify_bundle(bundle, trusted_keys=trusted).attested
+    # Another run's attestation, validly signed by the same key, does not fit this bundle.
+    other = seal_bundle(
+        "exec_other",
+        bundle["events"],
+        include=bundle["include"],
+        redactions=[],
+        history=None,
+        key=key,
+    )
+    assert "does not carry the bundle's statement" in problems(other["dsse"])
+    # An edited payload under the original signature.
+    edited = copy.deepcopy(bundle["dsse"])
+    edited["payload"] = base64.b64encode(
+        base64.b64decode(edited["payload"]).replace(b"10", b"11")
+    ).decode()
+    assert "signature does not verify" in problems(edited)
+    assert "not a DSSE envelope" in problems({"payload": "!"})
+
+
+# -- export files -----------------------------------------------------------------------------
+
+
+async def test_export_writes_the_bundle_attestation_and_pdf_side_by_side(
+    store: AuditStore, tmp_path: Path
+) -> None:
+    result = await export(
+        RUN,
+        format="pdf",
+        store=f"sqlite:///{tmp_path / 'audit.db'}",
+        output=tmp_path / "evidence.pdf",
+        key=tmp_path / "signing.key",
+        address="127.0.0.1:1",  # no Temporal: the bundle is exported without its history
+    )
+    assert (result.path, result.bundle_path, result.attestation_path) == (
+        tmp_path / "evidence.pdf",
+        tmp_path / "evidence.json",
+        tmp_path / "evidence.intoto.jsonl",
+    )
+    assert result.path.read_bytes().startswith(b"%PDF")
+    assert read_bundle(result.bundle_path) == result.bundle
+    lines = result.attestation_path.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == [result.bundle["dsse"]]
+    signer = load_or_create_signing_key(tmp_path / "signing.key")
+    public = SSlibKey.from_crypto(signer.public_key(), keyid=fingerprint(signer))
+    Envelope.from_dict(json.loads(lines[0])).verify([public], 1)
+
+
+@pytest.mark.parametrize(
+    ("format", "name", "instead"),
+    [
+        ("pdf", "evidence.json", "write evidence.pdf (the JSON bundle is written beside it as"),
+        ("pdf", "evidence", "write evidence.pdf"),
+        ("json", "evidence.pdf", "write evidence.json, or ask for format pdf"),
+    ],
+)
+async def test_export_refuses_an_output_name_that_contradicts_the_format(
+    store: AuditStore, tmp_path: Path, format: Any, name: str, instead: str
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ExportError, match=f"does not fit format {format}") as caught:
+        await export(
+            RUN,
+            format=format,
+            store=f"sqlite:///{tmp_path / 'audit.db'}",
+            output=out / name,
+            key=out / "signing.key",
+            address="127.0.0.1:1",
+        )
+    assert instead.replace("evidence", str(out / "evidence")) in str(caught.value)
+    assert list(out.iterdir()) == []
+
+
+def test_jamjet_audit_export_refuses_a_pdf_named_like_its_bundle(
+    store: AuditStore, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = _jamjet(
+        "audit",
+        "export",
+        RUN,
+        "--format",
+        "pdf",
+        "-o",
+        str(out / "evidence.json"),
+        "--audit-store",
+        f"sqlite:///{tmp_path / 'audit.db'}",
+        "--address",
+        "127.0.0.1:1",
+        cwd=tmp_path,
+        env={KEY_ENV: str(out / "signing.key")},
+    )
+    assert proc.returncode == 1
+    assert "the PDF report and the signed JSON bundle would both be" in proc.stderr
+    assert f"write {out / 'evidence.pdf'}" in proc.stderr
+    assert list(out.iterdir()) == []
 
 
 # -- completeness against a real Temporal history ---------------------------------------------
@@ -331,7 +633,7 @@ async def test_completeness_against_the_real_history(
     finally:
         await store.close()
     assert bundle["history"] == json.loads(history)
-    verdict = verify_bundle(bundle)
+    verdict = verify_bundle(bundle, trusted_keys=[fingerprint(key)])
     assert verdict.problems == []
     assert verdict.integrity_ok and verdict.completeness_ok is True and verdict.exit_code == 0
 
@@ -350,7 +652,7 @@ async def test_completeness_against_the_real_history(
         history=bundle["history"],
         key=key,
     )
-    verdict = verify_bundle(forged)
+    verdict = verify_bundle(forged, trusted_keys=[fingerprint(key)])
     assert verdict.integrity_ok and verdict.completeness_ok is False
     assert verdict.exit_code == 2
     assert len(verdict.completeness_problems) == 1
@@ -368,7 +670,7 @@ async def test_completeness_against_the_real_history(
         key=key,
     )
     forged["events"][0]["data"]["decision"] = "BLOCKED"
-    verdict = verify_bundle(forged)
+    verdict = verify_bundle(forged, trusted_keys=[fingerprint(key)])
     assert verdict.exit_code == 3
     assert f"activity {call['data']['activity_id']} (search)" in verdict.completeness_problems[0]
     assert "no tool.call or model.call event" in verdict.completeness_problems[0]
@@ -376,5 +678,5 @@ async def test_completeness_against_the_real_history(
 
 def test_verify_never_raises_on_garbage() -> None:
     for junk in ({}, {"statement": {}, "events": [1, "x"]}, {"events": None}):
-        verdict = verify_bundle(junk)
-        assert not verdict.integrity_ok and verdict.exit_code == 1
+        verdict = verify_bundle(junk, trusted_keys=["sha256:" + "0" * 64])
+        assert not verdict.integrity_ok and not verdict.trusted and verdict.exit_code == 1 | 4

@@ -9,7 +9,8 @@
   const statusEl = document.getElementById("status");
   const problemEl = document.getElementById("problem");
   const updatedEl = document.getElementById("updated");
-  const rows = new Map(); // key "run_id/approval_id" -> {tr, cells, data}
+  const unansweredEl = document.getElementById("unanswered");
+  const rows = new Map(); // keyOf(item) -> {tr, cells, data}
   const busy = new Set(); // keys with a decision in flight
   const closed = new Set(); // keys this page completed; a poll begun before must not revive them
   let latest = [];
@@ -54,8 +55,15 @@
     return [when.toLocaleString(), left];
   }
 
+  // A request restarted under the same workflow id is a new row, never the old row changed.
   function keyOf(item) {
-    return item.run_id + "/" + item.approval_id;
+    return [item.run_id, item.workflow_run_id, item.approval_id, item.nonce].join("/");
+  }
+
+  function showUnanswered(ids) {
+    unansweredEl.textContent = !ids.length ? ""
+      : ids.length + (ids.length === 1 ? " run" : " runs") + " did not answer (no worker?): " +
+        ids.join(", ");
   }
 
   function setStatus(text, kind) {
@@ -183,7 +191,8 @@
       const response = await fetch("api/pending", { headers: { Accept: "application/json" }, cache: "no-store" });
       const body = await readJson(response);
       if (!response.ok) throw new Error(body.error || "HTTP " + response.status);
-      render(body);
+      render(body.requests);
+      showUnanswered(body.unanswered);
       problemEl.textContent = "";
       updatedEl.textContent = "Updated " + new Date().toLocaleTimeString();
     } catch (error) {
@@ -206,8 +215,10 @@
       const response = await fetch("api/decide", {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-JamJet-CSRF": csrf },
+        // Exactly the request this row shows: the server signs it only if it is unchanged.
         body: JSON.stringify({
           run_id: item.run_id, approval_id: item.approval_id,
+          workflow_run_id: item.workflow_run_id, nonce: item.nonce, digest: item.digest,
           decision, comment: entry.cells.comment.value,
         }),
       });

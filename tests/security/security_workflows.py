@@ -1,0 +1,113 @@
+"""Workflows and tools for the attack tests (a module of their own: the sandbox re-imports it)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from temporalio import workflow as temporal_workflow
+
+from jamjet_temporal import guard, idempotency_key, llm, task, workflow
+from workflows.policy_gate.assistant import search
+
+
+@workflow(name="test-security.approval")
+async def approval(amount: float) -> list[str]:
+    decision = await guard.requires_approval(action="wire_transfer", amount=amount, to="ACME")
+    return decision.approved_by
+
+
+@workflow(name="test-security.parent")
+async def parent(amount: float) -> list[str]:
+    """The approval is asked for in a child: its requester is still the parent's user."""
+    result: list[str] = await temporal_workflow.execute_child_workflow(
+        "test-security.approval",
+        amount,
+        id=f"{temporal_workflow.info().workflow_id}-child",
+        result_type=list[str],
+    )
+    return result
+
+
+@task(name="test-security.summarize")
+async def summarize(text: str, model: str) -> str:
+    """A plain task that calls the model itself (the README's `analyze`)."""
+    return await llm.call(f"summarize: {text}", model=model, max_tokens=50)
+
+
+@workflow(name="test-security.task-calls-model")
+async def task_calls_model(text: str, model: str) -> str:
+    return await summarize(text, model)
+
+
+@workflow(name="test-security.task-then-model")
+async def task_then_model(text: str) -> list[str]:
+    """A task spends from the run's budget; the workflow's own call sees what is left."""
+    first = await summarize(text, "gpt-4o-mini")
+    second = await llm.call(f"and then: {text}", model="gpt-4o-mini", max_tokens=50)
+    return [first, second]
+
+
+@workflow(name="test-security.continues")
+async def continues(rounds: int, marker: str) -> str:
+    """One model call per run; continues as new until ``rounds`` runs have called."""
+    answer = await llm.call(f"{marker} round {rounds}", model="gpt-4o-mini", max_tokens=50)
+    if rounds > 1:
+        temporal_workflow.continue_as_new(args=[rounds - 1, marker])
+    return answer
+
+
+def _ledger() -> Path:
+    return Path(os.environ["JAMJET_TEST_WIRE_LEDGER"])
+
+
+@task(name="test-security.wire")
+async def wire(amount: float) -> str:
+    """A side effect: every execution of the body is counted in a ledger file."""
+    key = idempotency_key()
+    with sqlite3.connect(_ledger()) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS sent (key TEXT, amount REAL)")
+        db.execute("INSERT INTO sent VALUES (?, ?)", (key, amount))
+        # The storage outage starts while the wire is on its way: the audit store refuses
+        # the call's record (the test lifts it again).
+        audit = os.environ["JAMJET_TEST_AUDIT_FILE"]
+    with sqlite3.connect(audit) as db:
+        db.execute(
+            "CREATE TRIGGER IF NOT EXISTS outage BEFORE INSERT ON audit_events "
+            "WHEN NEW.kind = 'tool.call' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+        )
+    return f"sent {amount:.0f}"
+
+
+@workflow(name="test-security.pay")
+async def pay(amount: float) -> str:
+    return await wire(amount)
+
+
+@task(name="test-security.transfer")
+async def transfer_funds(amount: float, to: str) -> str:
+    return f"moved {amount:.0f} to {to}"
+
+
+@workflow(name="test-security.pay-vendor")
+async def pay_vendor(amount: float) -> str:
+    """Calls the tool directly: the policy, not the code, asks for the approval."""
+    return await transfer_funds(amount, "Vendor")
+
+
+@temporal_workflow.defn(name="test-security.waits-then-searches")
+class WaitsThenSearches:
+    """Waits for a signal, then calls the `search` tool."""
+
+    def __init__(self) -> None:
+        self.go = False
+
+    @temporal_workflow.signal(name="go")
+    def release(self) -> None:
+        self.go = True
+
+    @temporal_workflow.run
+    async def run(self) -> list[str]:
+        await temporal_workflow.wait_condition(lambda: self.go)
+        return await search("v2.3")
