@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -42,6 +42,12 @@ class JamJetConfig:
         audit_store: Where gate decisions and tool calls are recorded: ``sqlite:///path``
             (default ``.jamjet/audit.db``) or ``postgresql://...`` for workers on several
             hosts. None turns the audit trail off.
+        audit_redact: Redaction rules applied to every audit event before it is hashed and
+            stored (the rules of ``jamjet audit export --redact``): dotted paths such as
+            ``data.args`` or key names masked anywhere in ``actor`` and ``data`` such as
+            ``password``. The event lists what was masked under ``data.redacted``. To keep
+            audited payloads encrypted at rest, configure a payload codec on the client: the
+            audit trail seals arguments and results with it.
         audit_key: The Ed25519 key file with which workers sign checkpoints of the audit
             store's hash chain (docs/audit-store.md); keep it where the store's database
             users cannot read it. None: ``$JAMJET_AUDIT_KEY``, else
@@ -59,6 +65,7 @@ class JamJetConfig:
     prices: Mapping[str, Mapping[str, float | str]] | None = None
     audit_store: str | None = DEFAULT_AUDIT_STORE
     audit_key: str | os.PathLike[str] | None = None
+    audit_redact: Sequence[str] = ()
     memory_store: str | None = DEFAULT_MEMORY_STORE
 
     def __post_init__(self) -> None:

@@ -30,6 +30,7 @@ from typing import Any, NoReturn, Protocol
 from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
 from temporalio import activity
+from temporalio.converter import DataConverter, PayloadCodec, PayloadConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
 
@@ -47,7 +48,9 @@ from ._internal import INTERNAL_HEADER, is_reserved
 from ._llm_types import ChatRequest, ChatResult
 from .audit import AuditEvent, AuditStore, event_id, open_store
 from .audit._checkpoint import CheckpointSigner
+from .audit._export import redact_event
 from .audit._keys import load_or_create_signing_key
+from .audit._seal import SEALED_FIELDS, is_sealed, seal
 from .budget._errors import UnknownModelPriceError
 from .budget._ledger import BudgetLedger, CallCost, call_cost, project
 from .budget._prices import PriceTable
@@ -72,11 +75,41 @@ class AuditSink:
             ``~/.jamjet/audit-signing.key`` (created on first use).
     """
 
-    def __init__(self, url: str, key: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, url: str, key: str | os.PathLike[str] | None = None, redact: Sequence[str] = ()
+    ) -> None:
         self.url = url
         self._key = None if key is None else Path(key).expanduser()
+        self._redact = tuple(redact)
+        self._codec: PayloadCodec | None = None
+        self._converter: PayloadConverter | None = None
         self._store: AuditStore | None = None
         self._lock = asyncio.Lock()
+
+    def use_converter(self, converter: DataConverter) -> None:
+        """Seal audited payloads with this data converter's codec, when it has one."""
+        self._codec = converter.payload_codec
+        self._converter = converter.payload_converter
+
+    async def _prepare(self, event: AuditEvent) -> AuditEvent:
+        """The event as stored: redaction rules applied, payload fields sealed by the codec.
+
+        Both happen before the event is hashed into the chain, so neither the plain value of a
+        redacted field nor, with an encrypting codec, any audited payload is ever at rest.
+        """
+        if not self._redact and self._codec is None:
+            return event
+        body = event.model_dump(mode="json")
+        if self._redact:
+            body, masked = redact_event(body, self._redact)
+            if masked:
+                body["data"]["redacted"] = [m["path"] for m in masked]
+        if self._codec is not None and self._converter is not None:
+            data = body["data"]
+            for name in SEALED_FIELDS:
+                if name in data and not is_sealed(data[name]):
+                    data[name] = await seal(data[name], self._converter, self._codec)
+        return AuditEvent.model_validate(body)
 
     async def store(self) -> AuditStore:
         """The open store (a bad signing key raises ``SigningKeyError`` here)."""
@@ -89,7 +122,8 @@ class AuditSink:
     async def append(self, events: Sequence[AuditEvent]) -> None:
         """Append durably (idempotent by event id), with a checkpoint if a run closes."""
         closing = any(event.kind == RUN_CLOSED for event in events)
-        await (await self.store()).append(events, checkpoint=closing)
+        prepared = [await self._prepare(event) for event in events]
+        await (await self.store()).append(prepared, checkpoint=closing)
 
     async def close(self) -> None:
         """Close the store if it was opened."""

@@ -8,22 +8,24 @@ coexist in one process.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.plugin import SimplePlugin
-from temporalio.worker import WorkflowRunner
+from temporalio.worker import WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from ._config import JamJetConfig
+from ._config import DEFAULT_AUDIT_STORE, JamJetConfig
 from ._gate_activity import AuditSink, RecordActivities
 from ._gate_workflow import governance_id
 from ._interceptor import JamJetInterceptor
 from ._llm_activities import LLMActivities
-from ._storeurl import store_identity
+from ._storeurl import absolute_store_url, store_identity
 from ._task import task_definition
 from .approvals._config import ApprovalConfig, load_approvals
+from .audit._export import ExportError, check_redaction_rules
 from .budget._activities import BudgetActivities
 from .budget._prices import PriceTable
 from .engram._activities import EngramActivities
@@ -32,6 +34,7 @@ from .pipeline._workflow import PipelineWorkflow
 from .policy import Policy, load_policy
 
 PLUGIN_NAME = "jamjet.JamJetPlugin"
+_logger = logging.getLogger("jamjet_temporal")
 
 # Imported by workflow code on every run; passing them through the sandbox avoids re-importing
 # (and rebuilding pydantic models) per workflow run. None of them keeps mutable module state.
@@ -53,6 +56,18 @@ def _converter(existing: DataConverter | None) -> DataConverter:
         return pydantic_data_converter
     # Keep the user's codec (encryption) and failure converter; only add pydantic support.
     return dataclasses.replace(existing, payload_converter_class=PydanticPayloadConverter)
+
+
+def _sealing(sink: AuditSink | None) -> Callable[[DataConverter | None], DataConverter]:
+    """The data converter callback: ours, and the audit sink seals payloads with its codec."""
+
+    def configure(existing: DataConverter | None) -> DataConverter:
+        converter = _converter(existing)
+        if sink is not None:
+            sink.use_converter(converter)
+        return converter
+
+    return configure
 
 
 def _runner(existing: WorkflowRunner | None) -> WorkflowRunner:
@@ -118,18 +133,21 @@ class JamJetPlugin(SimplePlugin):
         approvals = self.config.approvals
         if approvals is not None and not isinstance(approvals, ApprovalConfig):
             approvals = load_approvals(approvals)
-        sink = (
-            AuditSink(self.config.audit_store, self.config.audit_key)
-            if self.config.audit_store
-            else None
-        )
+        store_fix = "use 'sqlite:///audit.db' or 'postgresql://user@host/db?schema=jamjet'"
+        sink = None
+        self._default_store: str | None = None
+        if self.config.audit_store:
+            url = absolute_store_url(self.config.audit_store, what="audit store", fix=store_fix)
+            if self.config.audit_store == DEFAULT_AUDIT_STORE:
+                self._default_store = url
+            try:
+                check_redaction_rules(self.config.audit_redact)
+            except ExportError as err:
+                raise ConfigError(f"JamJetConfig.audit_redact: {err}") from None
+            sink = AuditSink(url, self.config.audit_key, self.config.audit_redact)
         audit_id = ""
         if self.config.audit_store:
-            audit_id = store_identity(
-                self.config.audit_store,
-                what="audit store",
-                fix="use 'sqlite:///audit.db' or 'postgresql://user@host/db?schema=jamjet'",
-            )
+            audit_id = store_identity(self.config.audit_store, what="audit store", fix=store_fix)
         llm = LLMActivities(self.config)
         table = PriceTable(self.config.prices)
         prices = BudgetActivities(table)
@@ -146,7 +164,7 @@ class JamJetPlugin(SimplePlugin):
         ]
         super().__init__(
             PLUGIN_NAME,
-            data_converter=_converter,
+            data_converter=_sealing(sink),
             interceptors=[
                 JamJetInterceptor(
                     policy, sink, approvals, governance_id(policy, approvals, audit_id), llm, table
@@ -157,3 +175,13 @@ class JamJetPlugin(SimplePlugin):
             workflow_runner=_runner,
             workflow_failure_exception_types=[JamJetError],
         )
+
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        """Adds the plugin to a worker, saying where the audit trail goes if nobody chose."""
+        if self._default_store is not None:
+            _logger.warning(
+                "jamjet: the audit trail goes to %s (the default, in the working directory); "
+                "choose it with JamJetConfig(audit_store=...)",
+                self._default_store.removeprefix("sqlite:///"),
+            )
+        return super().configure_worker(config)

@@ -17,7 +17,7 @@ import psycopg
 
 from .errors import ConfigError
 
-__all__ = ["PostgresURL", "SQLiteURL", "parse_store_url", "store_identity"]
+__all__ = ["PostgresURL", "SQLiteURL", "absolute_store_url", "parse_store_url", "store_identity"]
 
 _SQLITE = "sqlite:///"
 
@@ -92,3 +92,12 @@ def store_identity(url: str, *, what: str, fix: str) -> str:
         options = {}
     parts = [str(options.get(key, "")) for key in ("host", "port", "dbname")]
     return "postgresql:" + "/".join([*parts, where.schema])
+
+
+def absolute_store_url(url: str, *, what: str, fix: str) -> str:
+    """``url`` with a SQLite path made absolute (against the working directory now), so a
+    process that later changes directory keeps writing to the same file; others unchanged."""
+    where = parse_store_url(url, what=what, fix=fix)
+    if isinstance(where, SQLiteURL):
+        return "sqlite:///" + str(Path(where.path).expanduser().resolve())
+    return url

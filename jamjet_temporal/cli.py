@@ -32,6 +32,7 @@ from ._devserver import DEFAULT_UI_PORT, DevServer, is_listening, split_address
 from ._history import read_history
 from ._plugin import JamJetPlugin
 from ._progress import CrashPlan, closing_lines, fmt_ms, follow
+from ._storeurl import absolute_store_url
 from ._task import task_definition
 from .approvals._client import find_pending, sign, submit, survey_pending
 from .approvals._identity import generate_identity, load_identity
@@ -239,9 +240,18 @@ class Governance:
     audit_store: str
 
     def config(self) -> JamJetConfig:
-        """The plugin config (loads and validates the policy file)."""
+        """The plugin config (loads and validates the policy file).
+
+        The audit store is the one ``--audit-store`` names (its default documented there),
+        made absolute so every worker of the command writes to the same file.
+        """
         policy = load_policy(self.policy) if self.policy else None
-        return JamJetConfig(policy=policy, audit_store=self.audit_store or None)
+        store = None
+        if self.audit_store:
+            store = absolute_store_url(
+                self.audit_store, what="audit store", fix="give --audit-store sqlite:///PATH"
+            )
+        return JamJetConfig(policy=policy, audit_store=store)
 
 
 PolicyOption = Annotated[

@@ -255,7 +255,8 @@ def summarize(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _check_rules(redact: Sequence[str]) -> list[str]:
+def check_redaction_rules(redact: Sequence[str]) -> list[str]:
+    """The redaction rules as a list; raises ``ExportError`` naming a malformed one."""
     if isinstance(redact, str):
         raise ExportError(f"redact must be a list of rules, not a string: use [{redact!r}]")
     rules = list(redact)
@@ -365,7 +366,7 @@ async def export_bundle(
         raise ExportError(
             f"unknown include categories {unknown}; choose from {', '.join(CATEGORIES)}"
         )
-    rules = _check_rules(redact)
+    rules = check_redaction_rules(redact)
     history: Any = None
     if history_json is not None:
         try:

@@ -111,3 +111,13 @@ class WaitsThenSearches:
     async def run(self) -> list[str]:
         await temporal_workflow.wait_condition(lambda: self.go)
         return await search("v2.3")
+
+
+@task(name="test-security.open-account")
+async def open_account(iban: str, password: str) -> dict[str, str]:
+    return {"account": f"acct for {iban}", "pin": "4921-7733"}
+
+
+@workflow(name="test-security.onboard")
+async def onboard(iban: str, password: str) -> dict[str, str]:
+    return await open_account(iban, password)
