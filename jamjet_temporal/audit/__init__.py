@@ -9,6 +9,9 @@ retried activity or a replayed workflow stores nothing twice.
 Where it runs: ``AuditEvent``, ``event_id`` and ``canonical_json`` are pure and may be used in
 workflow code; the stores do I/O and belong in activities.
 
+With a payload codec on the client, arguments and results are stored sealed by it;
+``unseal(value, data_converter)`` opens one again.
+
 Stores: ``SQLiteAuditStore`` (default; worker processes of one host) and
 ``PostgresAuditStore`` (workers on several hosts); ``open_store(url)`` picks one from a URL.
 """
@@ -19,6 +22,7 @@ from ._event import AuditEvent, StoredEvent, event_id
 from ._export import read_bundle, write_bundle
 from ._open import open_store
 from ._postgres import PostgresAuditStore
+from ._seal import unseal
 from ._sqlite import SQLiteAuditStore
 from ._store import AuditStore
 from ._verify import Verdict, verify_bundle
@@ -37,6 +41,7 @@ __all__ = [
     "export",
     "open_store",
     "read_bundle",
+    "unseal",
     "verify_bundle",
     "write_bundle",
 ]

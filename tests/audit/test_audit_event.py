@@ -118,6 +118,7 @@ def test_public_names() -> None:
         "export",
         "open_store",
         "read_bundle",
+        "unseal",
         "verify_bundle",
         "write_bundle",
     ]

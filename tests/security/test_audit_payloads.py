@@ -20,8 +20,8 @@ from temporalio.worker import Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin
 from jamjet_temporal._devserver import DevServer
-from jamjet_temporal.audit import open_store
-from jamjet_temporal.audit._seal import is_sealed, unseal
+from jamjet_temporal.audit import open_store, unseal
+from jamjet_temporal.audit._seal import is_sealed
 from jamjet_temporal.modelserver import ModelServer
 from tests.security.security_workflows import onboard, open_account
 
