@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, NoReturn
@@ -33,6 +33,7 @@ from temporalio.worker import (
     ExecuteWorkflowInput,
     StartActivityInput,
     StartChildWorkflowInput,
+    StartLocalActivityInput,
     WorkflowInboundInterceptor,
     WorkflowOutboundInterceptor,
 )
@@ -426,6 +427,10 @@ def _run_user(
     return claim, reason
 
 
+_Input = StartActivityInput | StartLocalActivityInput
+_Start = Callable[[Any], workflow.ActivityHandle[object]]
+
+
 def make_workflow_interceptor(
     base: Policy | None, audit: bool, approvals: ApprovalConfig | None, governance: str
 ) -> type[WorkflowInboundInterceptor]:
@@ -440,8 +445,22 @@ def make_workflow_interceptor(
             gate = self._inbound.gate
             if gate is None:
                 return super().start_activity(input)
+            return self._gated(gate, input, self.next.start_activity)
+
+        def start_local_activity(
+            self, input: StartLocalActivityInput
+        ) -> workflow.ActivityHandle[object]:
+            gate = self._inbound.gate
+            if gate is None:
+                return super().start_local_activity(input)
+            return self._gated(gate, input, self.next.start_local_activity)
+
+        def _gated(
+            self, gate: Gate, input: _Input, start: _Start
+        ) -> workflow.ActivityHandle[object]:
+            """Decide one activity (or local activity), then start it with ``start``."""
             if is_reserved(input.activity):
-                return self._internal(gate, input)
+                return self._internal(gate, input, start)
             if input.activity == CHAT_ACTIVITY:
                 request = _chat_request(input.args)
                 if request is not None:
@@ -463,7 +482,7 @@ def make_workflow_interceptor(
                             f"({approval.approval_id})",
                         }
                     )
-                    return await self._run_cleared(gate, input, approved, event)
+                    return await self._run_cleared(gate, input, approved, event, start)
 
                 return asyncio.ensure_future(approved_then_run())  # type: ignore[return-value]
             if not decision.allowed:
@@ -473,25 +492,21 @@ def make_workflow_interceptor(
                     raise await gate.refuse(decision, event)
 
                 return asyncio.ensure_future(refused())  # type: ignore[return-value]
-            budgets = active_scopes()
-            if input.activity == CHAT_ACTIVITY and budgets:
+            if active_scopes():
                 return asyncio.ensure_future(  # type: ignore[return-value]
-                    self._within_budget(gate, input, decision, event)
-                )
-            if budgets:
-                return asyncio.ensure_future(  # type: ignore[return-value]
-                    self._run_cleared(gate, input, decision, event)
+                    self._run_cleared(gate, input, decision, event, start)
                 )
             self._clear(gate, input, decision, event)
-            return super().start_activity(input)
+            return start(input)
 
         def _internal(
-            self, gate: Gate, input: StartActivityInput
+            self, gate: Gate, input: _Input, start: _Start
         ) -> workflow.ActivityHandle[object]:
             """The runtime's own activities: only the runtime schedules them, and memory
             calls only for the run's own user."""
             reason: str | None = None
-            if input.activity not in INTERNAL_ACTIVITIES or not scheduled_by_runtime():
+            local = isinstance(input, StartLocalActivityInput)
+            if input.activity not in INTERNAL_ACTIVITIES or not scheduled_by_runtime() or local:
                 reason = (
                     f"'{input.activity}' is a runtime-internal activity: only the JamJet "
                     "runtime schedules it (not a pipeline node or workflow code)"
@@ -516,10 +531,10 @@ def make_workflow_interceptor(
                 **input.headers,
                 INTERNAL_HEADER: workflow.payload_converter().to_payloads([gate.governance])[0],
             }
-            return super().start_activity(input)
+            return start(input)
 
         async def _within_budget(
-            self, gate: Gate, input: StartActivityInput, decision: Decision, event: AuditEvent
+            self, gate: Gate, input: _Input, decision: Decision, event: AuditEvent, start: _Start
         ) -> object:
             budgets = active_scopes()
             request, price, checks = await gate.budget.check(input.args[0], budgets)
@@ -531,28 +546,28 @@ def make_workflow_interceptor(
                 raise BudgetExceededError(check, scope=scope.name, event_id=refusal.id)
             input.args = [request]
             self._clear(gate, input, decision, event, budget=checks[-1][1])
-            result = await self.next.start_activity(input)
+            result = await start(input)
             assert isinstance(result, ChatResult)
             gate.budget.charge(result, price, budgets)
             return result
 
         async def _run_cleared(
-            self, gate: Gate, input: StartActivityInput, decision: Decision, event: AuditEvent
+            self, gate: Gate, input: _Input, decision: Decision, event: AuditEvent, start: _Start
         ) -> object:
             scopes = active_scopes()
             if input.activity == CHAT_ACTIVITY and scopes:
-                return await self._within_budget(gate, input, decision, event)
+                return await self._within_budget(gate, input, decision, event, start)
             reserved = carve_child_budget()
             if reserved is None:
                 self._clear(gate, input, decision, event)
-                return await self.next.start_activity(input)
+                return await start(input)
             # A task under a budget may call models itself: what is left is set aside for it
             # while it runs, and what it spent comes back with its result (or failure).
             wanted = input.ret_type
             input.ret_type = SpentResult
             self._clear(gate, input, decision, event, allowance=reserved)
             try:
-                outcome = await self.next.start_activity(input)
+                outcome = await start(input)
             except ActivityError as err:
                 cause = err.cause
                 if isinstance(cause, ApplicationError):
@@ -594,7 +609,7 @@ def make_workflow_interceptor(
         @staticmethod
         def _clear(
             gate: Gate,
-            input: StartActivityInput,
+            input: _Input,
             decision: Decision,
             event: AuditEvent,
             *,

@@ -26,3 +26,14 @@ class PlainRecord:
             task_queue=queue,
             start_to_close_timeout=timedelta(seconds=10),
         )
+
+
+@workflow.defn(name="test-gate.plain-local-search")
+class PlainLocalSearch:
+    """A plain workflow calling a tool as a local activity (teams on Temporal use them)."""
+
+    @workflow.run
+    async def run(self, query: str) -> list[str]:
+        return await workflow.execute_local_activity(
+            "search", query, start_to_close_timeout=timedelta(seconds=10)
+        )

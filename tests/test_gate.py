@@ -16,7 +16,7 @@ from jamjet_temporal.audit import StoredEvent, open_store
 from jamjet_temporal.errors import PolicyError
 from jamjet_temporal.modelserver import ModelServer
 from jamjet_temporal.policy import Policy, Rule
-from tests.plain_workflows import PlainSearch
+from tests.plain_workflows import PlainLocalSearch, PlainSearch
 from workflows.policy_gate import run as gate_demo
 from workflows.policy_gate.assistant import delete_database, read_files, search
 
@@ -298,3 +298,38 @@ nodes:
         if e.event.kind == "policy.decision"
     ]
     assert decisions == [("search", "ALLOWED", "workflow"), ("read_files", "BLOCKED", "node:read")]
+
+
+async def test_local_activities_are_gated_like_activities(
+    temporal_server: DevServer, model_server: ModelServer, tmp_path: Path
+) -> None:
+    """Adding the plugin must not break a team's local activities, nor let them skip the gate."""
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    outcomes: dict[str, object] = {}
+    for name, policy in (
+        ("open", None),
+        ("closed", Policy(blocked_tools=("search",))),
+    ):
+        config = JamJetConfig(llm_base_url=model_server.base_url, audit_store=url, policy=policy)
+        client = await Client.connect(temporal_server.address, plugins=[JamJetPlugin(config)])
+        queue, run_id = f"local-{uuid.uuid4().hex[:8]}", f"local-{name}-{uuid.uuid4().hex[:6]}"
+        async with Worker(
+            client, task_queue=queue, workflows=[PlainLocalSearch], activities=[search]
+        ):
+            try:
+                outcomes[name] = await client.execute_workflow(
+                    PlainLocalSearch.run, "v2.3", id=run_id, task_queue=queue
+                )
+            except WorkflowFailureError as err:
+                outcomes[name] = err.cause
+        kinds = [(e.event.kind, e.event.data.get("decision")) for e in await events_of(url, run_id)]
+        outcomes[f"{name}-audit"] = kinds
+    assert outcomes["open"] == ["notes/release.md"]
+    assert outcomes["open-audit"] == [
+        ("policy.decision", "ALLOWED"),
+        ("tool.call", None),
+        ("run.closed", None),
+    ]
+    refused = outcomes["closed"]
+    assert isinstance(refused, ApplicationError) and refused.type == "ToolDeniedError"
+    assert outcomes["closed-audit"] == [("policy.decision", "BLOCKED"), ("run.closed", None)]
