@@ -49,7 +49,7 @@ from ._llm_types import ChatRequest, ChatResult
 from .audit import AuditEvent, AuditStore, event_id, open_store
 from .audit._checkpoint import CheckpointSigner
 from .audit._export import redact_event
-from .audit._keys import load_or_create_signing_key
+from .audit._keys import checkpoint_marks_path, load_or_create_signing_key
 from .audit._seal import SEALED_FIELDS, is_sealed, seal
 from .budget._errors import UnknownModelPriceError
 from .budget._ledger import BudgetLedger, CallCost, call_cost, project
@@ -116,7 +116,10 @@ class AuditSink:
         async with self._lock:
             if self._store is None:
                 key = await asyncio.to_thread(load_or_create_signing_key, self._key)
-                self._store = open_store(self.url, signer=CheckpointSigner(key))
+                # The newest checkpoint this key signed per store is kept beside the key: a
+                # store that lost it (rewritten, checkpoints deleted) is refused, not re-signed.
+                marks = checkpoint_marks_path(self._key)
+                self._store = open_store(self.url, signer=CheckpointSigner(key, marks=marks))
             return self._store
 
     async def append(self, events: Sequence[AuditEvent]) -> None:
@@ -169,6 +172,12 @@ def _final(err: BaseException, info: activity.Info) -> bool:
     if isinstance(err, ApplicationError) and err.type in (policy.non_retryable_error_types or ()):
         return True
     return bool(policy.maximum_attempts) and info.attempt >= policy.maximum_attempts
+
+
+def _keep(**state: object) -> None:
+    """Keep ``state`` in this attempt's heartbeat details (a retry of the attempt finds it)."""
+    heartbeat_details.set({**heartbeat_details.get(), **state})
+    activity.heartbeat(*current_heartbeat_details())
 
 
 def _kept_state(info: activity.Info) -> dict[str, Any]:
@@ -309,9 +318,19 @@ class ActivityGate:
             self.calls = (*self.calls, cost)
             data["cost"] = str(cost.cost)
             # Survives a retry of this activity: the next attempt's allowance is what is left.
-            heartbeat_details.set({"spent": TaskSpend(calls=self.calls).model_dump(mode="json")})
-            activity.heartbeat(*current_heartbeat_details())
-        await self._append([event("model.call", "call", data)])
+            _keep(spent=TaskSpend(calls=self.calls).model_dump(mode="json"))
+        called = event("model.call", "call", data)
+        try:
+            await self._append([called])
+        except Exception:
+            # The model has answered (and been paid): a failed record must not make the task's
+            # body, and this call, run again. It is kept and written with the task's record.
+            _keep(
+                pending=[
+                    *heartbeat_details.get().get("pending", []),
+                    called.model_dump(mode="json"),
+                ]
+            )
         return result
 
     async def _append(self, events: list[AuditEvent]) -> None:
@@ -355,13 +374,17 @@ class GateActivityInbound(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> object:
         info = activity.info()
         if is_reserved(info.activity_type):
-            if INTERNAL_HEADER not in input.headers:
+            mark = input.headers.get(INTERNAL_HEADER)
+            if mark is None:
                 await self._refuse(
                     info,
                     "runtime-internal activity scheduled without the runtime's mark",
                     f"'{info.activity_type}' refused: it is runtime-internal and only the "
                     "JamJet runtime schedules it",
                 )
+            assert mark is not None
+            governance = activity.payload_converter().from_payloads([mark], [str])[0]
+            self._check_governance(governance)
             return await super().execute_activity(input)
         payload = input.headers.get(GATE_HEADER)
         if payload is None:
@@ -374,19 +397,14 @@ class GateActivityInbound(ActivityInboundInterceptor):
         assert payload is not None
         clearance = activity.payload_converter().from_payloads([payload], [Clearance])[0]
         assert isinstance(clearance, Clearance)
-        if clearance.governance and clearance.governance != self._governance:
-            # Another worker on this task queue may hold the run's governance; Temporal
-            # retries the attempt there (or here once this worker is reconfigured).
-            raise ApplicationError(
-                f"this worker's governance ({self._governance}) is not the run's "
-                f"({clearance.governance}): it does not run the run's tools",
-                type="GovernanceMismatch",
-            )
+        self._check_governance(clearance.governance)
         kept = _kept_state(info)
         spent = tuple(
             CallCost.model_validate(c) for c in (kept.get("spent") or {}).get("calls", [])
         )
-        token = heartbeat_details.set({"spent": kept["spent"]} if "spent" in kept else {})
+        token = heartbeat_details.set(
+            {key: kept[key] for key in ("spent", "pending") if key in kept}
+        )
         try:
             if "completed" in kept:
                 # The body already ran in an earlier attempt; only its record was missing.
@@ -400,6 +418,23 @@ class GateActivityInbound(ActivityInboundInterceptor):
                     result=completed["result"],
                 )
                 return self._answer(clearance, completed["result"], spent)
+            if "failed" in kept:
+                # The body failed for good in an earlier attempt; only its record was missing.
+                failed = kept["failed"]
+                await self._record_call(
+                    input,
+                    info,
+                    clearance,
+                    failed["latency_ms"],
+                    failed["attempt"],
+                    error=failed["error"],
+                )
+                final = ApplicationError(failed["message"], type=failed["type"], non_retryable=True)
+                raise (
+                    _with_spend(final, spent)
+                    if clearance.allowance is not None and spent
+                    else final
+                )
             await self._record_decision(info, clearance)
             gate = ActivityGate(clearance, self._sink, self._chat, self._prices, spent)
             gate_token = _GATE.set(gate)
@@ -409,9 +444,33 @@ class GateActivityInbound(ActivityInboundInterceptor):
             except BaseException as err:
                 latency = round((time.monotonic() - started) * 1000, 3)
                 if self._sink is not None and isinstance(err, Exception) and _final(err, info):
-                    await self._record_call(
-                        input, info, clearance, latency, info.attempt, error=err
-                    )
+                    text = f"{type(err).__name__}: {err}"
+                    try:
+                        await self._record_call(
+                            input, info, clearance, latency, info.attempt, error=text
+                        )
+                    except Exception as store_error:
+                        # Recording the failure failed: keep it, and let the retry record it
+                        # and fail as the tool did, instead of running the body again.
+                        _keep(
+                            failed={
+                                "error": text,
+                                "type": err.type
+                                if isinstance(err, ApplicationError) and err.type
+                                else type(err).__name__,
+                                "message": err.message
+                                if isinstance(err, ApplicationError)
+                                else str(err),
+                                "latency_ms": latency,
+                                "attempt": info.attempt,
+                            }
+                        )
+                        raise ApplicationError(
+                            f"'{info.activity_type}' failed, and recording the failure failed "
+                            f"({type(store_error).__name__}: {store_error}); the failure is kept "
+                            "and only its record is retried, the tool does not run again",
+                            type="AuditRecordError",
+                        ) from store_error
                 if isinstance(err, Exception) and clearance.allowance is not None and gate.calls:
                     raise _with_spend(err, gate.calls) from err
                 raise
@@ -422,17 +481,7 @@ class GateActivityInbound(ActivityInboundInterceptor):
             try:
                 await self._record_call(input, info, clearance, latency, info.attempt, result=plain)
             except Exception as err:
-                heartbeat_details.set(
-                    {
-                        **heartbeat_details.get(),
-                        "completed": {
-                            "result": plain,
-                            "latency_ms": latency,
-                            "attempt": info.attempt,
-                        },
-                    }
-                )
-                activity.heartbeat(*current_heartbeat_details())
+                _keep(completed={"result": plain, "latency_ms": latency, "attempt": info.attempt})
                 raise ApplicationError(
                     f"'{info.activity_type}' ran, but recording its call failed "
                     f"({type(err).__name__}: {err}); the result is kept and only the record "
@@ -442,6 +491,17 @@ class GateActivityInbound(ActivityInboundInterceptor):
             return self._answer(clearance, result, gate.calls)
         finally:
             heartbeat_details.reset(token)
+
+    def _check_governance(self, governance: str) -> None:
+        """Refuse (retryably) an activity of a run pinned to other governance than ours."""
+        if governance and governance != self._governance:
+            # Another worker on this task queue may hold the run's governance; Temporal
+            # retries the attempt there (or here once this worker is reconfigured).
+            raise ApplicationError(
+                f"this worker's governance ({self._governance}) is not the run's "
+                f"({governance}): it does not run the run's activities or record its trail",
+                type="GovernanceMismatch",
+            )
 
     @staticmethod
     def _answer(clearance: Clearance, result: object, calls: tuple[CallCost, ...]) -> object:
@@ -502,10 +562,12 @@ class GateActivityInbound(ActivityInboundInterceptor):
         attempt: int,
         *,
         result: JsonValue = None,
-        error: Exception | None = None,
+        error: str | None = None,
     ) -> None:
+        """Write the call's record, with any events an earlier attempt could not write."""
         if self._sink is None:
             return
+        pending = [AuditEvent.model_validate(e) for e in heartbeat_details.get().get("pending", [])]
         run_id = info.workflow_id or ""
         wf_run = info.workflow_run_id or ""
         kind = "model.call" if clearance.kind == "policy.model_decision" else "tool.call"
@@ -520,11 +582,12 @@ class GateActivityInbound(ActivityInboundInterceptor):
             "outcome": "failed" if error is not None else "completed",
         }
         if error is not None:
-            data["error"] = f"{type(error).__name__}: {error}"
+            data["error"] = error
         else:
             data["result"] = result
         await self._sink.append(
             [
+                *pending,
                 AuditEvent(
                     id=event_id(run_id, wf_run, info.activity_id, kind),
                     run_id=run_id,
@@ -533,7 +596,7 @@ class GateActivityInbound(ActivityInboundInterceptor):
                     at=datetime.now(UTC),
                     actor={**clearance.actor, "worker": _worker_identity()},
                     data=data,
-                )
+                ),
             ]
         )
 

@@ -54,6 +54,7 @@ from .budget._workflow import (
     active_scopes,
     budget_scope,
     carve_child_budget,
+    hold,
     remaining_budget,
     settle_reservation,
 )
@@ -238,10 +239,14 @@ class Gate:
         audit: bool,
         approvals: ApprovalConfig | None,
         governance: str,
+        *,
+        pinned: bool = True,
     ) -> None:
         self._base = (("run", base),) if base is not None else ()
         self.user = user
         self.governance = governance
+        #: False for runs started before the governance pin: they replay as they ran.
+        self.pinned = pinned
         self._audit = audit
         self._count = 0
         self._cache: dict[tuple[tuple[str, Policy], ...], PolicyScopes] = {}
@@ -398,12 +403,29 @@ def _memory_user(args: Sequence[object]) -> str | None:
 
 
 def _run_user(
-    headers: dict[str, Any], approvals: ApprovalConfig | None
+    headers: dict[str, Any], approvals: ApprovalConfig | None, *, pinned: bool
 ) -> tuple[RunUser | None, str | None]:
-    """The run's claimed user and, when it is not proven, why."""
+    """The run's claimed user and, when it is not proven, why.
+
+    A run started before runs pinned their governance (``pinned`` false) replays as it ran: its
+    header then named the user in plain text, and nothing refused it.
+    """
     payload = headers.get(USER_HEADER)
     if payload is None:
         return None, None
+    if not pinned:
+        try:
+            legacy = workflow.payload_converter().from_payloads([payload], [str])[0]
+        except Exception:
+            legacy = None
+        if isinstance(legacy, str):
+            info = workflow.info()
+            return RunUser(
+                user=legacy,
+                workflow_id=info.workflow_id,
+                workflow_type=info.workflow_type,
+                issued_at=info.workflow_start_time,
+            ), None
     try:
         claim = workflow.payload_converter().from_payloads([payload], [RunUser])[0]
     except Exception as exc:  # a malformed header is a refusal, not a stuck workflow task
@@ -421,9 +443,12 @@ def _run_user(
         workflow_id=info.workflow_id,
         workflow_type=info.workflow_type,
         started_at=info.workflow_start_time,
-        has_parent=info.parent is not None,
-        continued=info.continued_run_id is not None,
+        parent_run_id=info.parent.run_id if info.parent is not None else None,
+        continued_run_id=info.continued_run_id,
+        attempt=info.attempt,
     )
+    if reason is not None and not pinned:
+        return None, None  # as it ran before the pin: an unproven user was no user
     return claim, reason
 
 
@@ -545,8 +570,16 @@ def make_workflow_interceptor(
                 await gate.record([refusal])
                 raise BudgetExceededError(check, scope=scope.name, event_id=refusal.id)
             input.args = [request]
-            self._clear(gate, input, decision, event, budget=checks[-1][1])
-            result = await start(input)
+            allowed = checks[-1][1]
+            self._clear(gate, input, decision, event, budget=allowed)
+            # The call's worst case is held while it runs, so a call or task decided meanwhile
+            # cannot count the same money; the real cost replaces it when the answer is in.
+            held = Budget(max_cost=allowed.projected.cost, max_tokens=allowed.projected.tokens)
+            hold(budgets, held)
+            try:
+                result = await start(input)
+            finally:
+                settle_reservation(budgets, held, ())
             assert isinstance(result, ChatResult)
             gate.budget.charge(result, price, budgets)
             return result
@@ -557,12 +590,18 @@ def make_workflow_interceptor(
             scopes = active_scopes()
             if input.activity == CHAT_ACTIVITY and scopes:
                 return await self._within_budget(gate, input, decision, event, start)
-            reserved = carve_child_budget()
-            if reserved is None:
+            if not scopes:
                 self._clear(gate, input, decision, event)
                 return await start(input)
             # A task under a budget may call models itself: what is left is set aside for it
-            # while it runs, and what it spent comes back with its result (or failure).
+            # while it runs, and what it spent comes back with its result (or failure). Tasks
+            # under one budget take turns with it, so they never spend the same money twice.
+            keeper = gate.budget
+            await workflow.wait_condition(lambda: keeper.reserved == 0)
+            # Nothing awaited from here to the reservation: no model call decides in between.
+            reserved = carve_child_budget()
+            assert reserved is not None
+            keeper.reserved += 1
             wanted = input.ret_type
             input.ret_type = SpentResult
             self._clear(gate, input, decision, event, allowance=reserved)
@@ -575,6 +614,8 @@ def make_workflow_interceptor(
                     settle_reservation(scopes, reserved, spend.calls if spend else ())
                 # Timed out or cancelled: what it spent is unknown, the reservation stays spent.
                 raise
+            finally:
+                keeper.reserved -= 1
             assert isinstance(outcome, SpentResult)
             settle_reservation(scopes, reserved, outcome.spend.calls)
             if wanted is None:
@@ -643,14 +684,12 @@ def make_workflow_interceptor(
             # First command of every run: pins this worker's governance in history (see
             # governance_id). Runs from before the pin replay without it.
             pinned = workflow.patched(governance)
-            claim, problem = _run_user(dict(input.headers), approvals)
+            claim, problem = _run_user(dict(input.headers), approvals, pinned=pinned)
             user = claim.user if claim is not None and problem is None else None
-            self.gate = Gate(base, user, audit, approvals, governance)
+            self.gate = Gate(base, user, audit, approvals, governance, pinned=pinned)
             if self.gate.approvals is not None:
                 self.gate.approvals.install()
             _GATE.set(self.gate)
-            if problem is not None:
-                await self._refuse_identity(self.gate, claim, problem)
             budget = None
             if BUDGET_HEADER in input.headers:
                 budget = workflow.payload_converter().from_payloads(
@@ -660,6 +699,8 @@ def make_workflow_interceptor(
                 if not pinned:
                     return await super().execute_workflow(input)
                 try:
+                    if problem is not None:
+                        await self._refuse_identity(self.gate, claim, problem)
                     result = await super().execute_workflow(input)
                 except (FailureError, JamJetError) as err:
                     # What fails the run (not a workflow task failure, which Temporal retries;
@@ -688,12 +729,12 @@ def make_workflow_interceptor(
                 },
             )
             await gate.record([event])
-            raise IdentityError(
-                subject,
-                problem,
-                scope="identity",
-                event_id=event.id if audit else None,
+            refusal = IdentityError(
+                subject, problem, scope="identity", event_id=event.id if audit else None
             )
+            # Final, never retried: a retry (attempt 2 on) accepts the start's signed claim
+            # without the freshness check, so a refused claim must not get a second attempt.
+            raise ApplicationError(str(refusal), type="IdentityError", non_retryable=True)
 
     return _Inbound
 
@@ -722,5 +763,6 @@ def _inherited(user: str) -> Any:
         workflow_id=info.workflow_id,
         workflow_type=info.workflow_type,
         issued_at=workflow.now(),
+        from_run_id=info.run_id,
     )
     return workflow.payload_converter().to_payloads([claim])[0]

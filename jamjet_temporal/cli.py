@@ -48,6 +48,7 @@ from .audit import (
 from .audit import export as export_audit
 from .audit._export import CATEGORIES
 from .audit._keys import (
+    checkpoint_marks_path,
     default_key_path,
     fingerprint,
     load_or_create_signing_key,
@@ -693,7 +694,7 @@ def audit_show(
             store = open_store(audit_store)
             try:
                 events = await store.events(run_id)
-                verdict = await store.verify(trusted_keys=trusted)
+                verdict = await store.verify(trusted_keys=trusted, marks=checkpoint_marks_path())
             finally:
                 await store.close()
         except JamJetError as err:
@@ -751,7 +752,7 @@ def audit_verify_store(
             trusted = _checkpoint_trust(trusted_key, trusted_keys)
             store = open_store(audit_store)
             try:
-                verdict = await store.verify(trusted_keys=trusted)
+                verdict = await store.verify(trusted_keys=trusted, marks=checkpoint_marks_path())
             finally:
                 await store.close()
         except JamJetError as err:

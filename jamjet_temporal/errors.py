@@ -19,6 +19,7 @@ The tree::
     ├── PipelineRuntimeError         a pipeline failed while running (node, reason)
     │   └── TemplateError            a ``{{ state.x }}`` reference could not be resolved
     ├── DevServerError               the embedded Temporal dev server could not be started
+    ├── AuditTamperedError           the audit store lost what its checkpoints signed (audit pkg)
     └── EngramError                  long-term memory could not do what was asked
         └── ExtractionError          the model's fact extraction was not valid (raw answer kept)
 

@@ -348,11 +348,18 @@ def test_audit_show_names_a_rewrite_under_a_signed_checkpoint(
         else:
             backend = made.fresh()
 
-        def show(*extra: str) -> subprocess.CompletedProcess[str]:
-            return jamjet("audit", "show", run_id, "--audit-store", backend.url, *extra, env=env)
+        # Another host with the same (trusted) key but none of this host's checkpoint marks.
+        elsewhere = tmp_path / "elsewhere" / "signing.key"
 
-        def verify_store(*extra: str) -> subprocess.CompletedProcess[str]:
-            return jamjet("audit", "verify-store", "--audit-store", backend.url, *extra, env=env)
+        def show(*extra: str, here: bool = True) -> subprocess.CompletedProcess[str]:
+            where = env if here else {**env, "JAMJET_AUDIT_KEY": str(elsewhere)}
+            return jamjet("audit", "show", run_id, "--audit-store", backend.url, *extra, env=where)
+
+        def verify_store(*extra: str, here: bool = True) -> subprocess.CompletedProcess[str]:
+            where = env if here else {**env, "JAMJET_AUDIT_KEY": str(elsewhere)}
+            return jamjet(
+                "audit", "verify-store", "--audit-store", backend.url, *extra, env=where
+            )  # fmt: skip
 
         run_id = f"exec_rewrite_{kind}_{task_queue}"
         proc = jamjet(
@@ -360,6 +367,9 @@ def test_audit_show_names_a_rewrite_under_a_signed_checkpoint(
             "--task-queue", task_queue, "--audit-store", backend.url, env=env,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
+        elsewhere.parent.mkdir()
+        elsewhere.write_bytes((tmp_path / "signing.key").read_bytes())
+        elsewhere.chmod(0o600)
         intact = show()
         assert intact.returncode == 0, intact.stdout + intact.stderr
         assert "this run's events are covered by signed checkpoints" in intact.stdout
@@ -375,25 +385,32 @@ def test_audit_show_names_a_rewrite_under_a_signed_checkpoint(
         assert REWRITTEN.search(rewritten.stdout), rewritten.stdout
         assert verify_store().returncode == 3
 
-        # ...and removes the checkpoints that give it away: the chain is no longer covered.
+        # ...and removes the checkpoints that give it away. The host whose key signed them
+        # remembers what it signed (beside its key): the rewrite is still named there.
         backend.drop_append_only("audit_checkpoints")
         backend.execute("DELETE FROM {c}")
-        uncovered = show()
+        remembered = show()
+        assert remembered.returncode == 3, remembered.stdout + remembered.stderr
+        assert "this host's checkpoint marks say key" in remembered.stdout
+        assert "were rewritten and re-chained" in remembered.stdout
+        # Elsewhere, the chain is intact but no longer covered.
+        uncovered = show(here=False)
         assert uncovered.returncode == 4, uncovered.stdout + uncovered.stderr
         assert "hash chain verified" in uncovered.stdout
         assert "signed checkpoints: 0 match the chain" in uncovered.stdout
         assert "events after seq 0 are not yet covered by a signed checkpoint" in uncovered.stdout
         assert "NOT COVERED: this run's events after seq 0 (up to seq 11)" in uncovered.stdout
-        assert verify_store().returncode == 4
+        assert verify_store(here=False).returncode == 4
 
         # ...and signs the rewritten head with a key of its own: not a trusted signer.
         forger = backend.forge_checkpoint(Ed25519PrivateKey.generate(), 11)
-        forged = show()
+        forged = show(here=False)
         assert forged.returncode == 4, forged.stdout + forged.stderr
         assert f"  signer {forger}: NOT TRUSTED (not one of the 1 trusted key(s)" in forged.stdout
-        assert verify_store().returncode == 4
+        assert verify_store(here=False).returncode == 4
+        assert verify_store().returncode == 3  # this host still remembers
         # Trust is the verifier's call: pinning that key (and only it) accepts its checkpoint.
-        pinned = verify_store("--trusted-key", forger)
+        pinned = verify_store("--trusted-key", forger, here=False)
         assert pinned.returncode == 0, pinned.stdout + pinned.stderr
         assert f"  signer {forger}: trusted (pinned by --trusted-key)" in pinned.stdout
     finally:

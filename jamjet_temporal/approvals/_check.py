@@ -91,6 +91,7 @@ class ApprovalRequest(BaseModel):
         workflow_run_id: The Temporal run id.
         nonce: Random per request (``workflow.uuid4()``, recorded in history): what a
             decision signs along with the ids, so it cannot be replayed into another run.
+            Both are None only in runs started before requests had them (they replay so).
         action: The action's name; the config's rule for it decides who approves.
         args: The arguments shown to approvers.
         digest: :func:`~jamjet_temporal.approvals._identity.action_digest` of action and args.
@@ -102,8 +103,8 @@ class ApprovalRequest(BaseModel):
 
     approval_id: str
     run_id: str
-    workflow_run_id: str
-    nonce: str
+    workflow_run_id: str | None
+    nonce: str | None
     action: str
     args: dict[str, JsonValue]
     digest: str
@@ -352,8 +353,9 @@ def verify_run_user(
     workflow_id: str,
     workflow_type: str,
     started_at: datetime,
-    has_parent: bool,
-    continued: bool,
+    parent_run_id: str | None,
+    continued_run_id: str | None,
+    attempt: int,
 ) -> str | None:
     """Why ``claim`` does not prove who the run acts for, or None when it does. Pure.
 
@@ -362,19 +364,22 @@ def verify_run_user(
         claim: The ``JamJetUser`` header.
         workflow_id: The run's workflow id.
         workflow_type: The run's workflow type.
-        started_at: When the workflow started (``workflow.info().workflow_start_time``).
-        has_parent: Temporal says the run is a child workflow.
-        continued: Temporal says the run continues an earlier one (continue-as-new, retry, cron).
+        started_at: When this run started (``workflow.info().workflow_start_time``).
+        parent_run_id: The parent's Temporal run id, for a child workflow (Temporal says so).
+        continued_run_id: The previous run's id, for a run that continues one (continue-as-new,
+            retry, cron; Temporal says so).
+        attempt: The run's attempt under the workflow's retry policy.
 
     Returns:
         None when proven; else the reason, for the refusal.
     """
     if claim.signer is None:
-        if has_parent or continued:
+        handed_by = {parent_run_id, continued_run_id} - {None}
+        if claim.from_run_id is not None and claim.from_run_id in handed_by:
             return None
         return (
-            "the run says it inherited its user, but Temporal shows neither a parent nor a "
-            "previous run: a client cannot hand a run a user without signing it"
+            "the run says it inherited its user, but not from a run Temporal shows as its parent "
+            "or predecessor: a client cannot hand a run a user without signing it"
         )
     key: str | None = None
     client = config.client(claim.signer)
@@ -402,7 +407,9 @@ def verify_run_user(
             f"the claim was signed for workflow '{claim.workflow_id}' "
             f"({claim.workflow_type}), not '{workflow_id}' ({workflow_type})"
         )
-    if not continued and not (
+    # A retry (attempt 2 on) re-runs a start whose first attempt already accepted this claim
+    # (a refusal is final, never retried); every other run, cron runs included, must be fresh.
+    if attempt == 1 and not (
         started_at - RUN_USER_MAX_AGE <= claim.issued_at <= started_at + CLOCK_SKEW
     ):
         return (

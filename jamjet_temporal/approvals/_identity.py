@@ -220,8 +220,10 @@ class SignedDecision(BaseModel):
     Attributes:
         approval_id: The request within the run, e.g. ``"apr_1"``.
         run_id: The Temporal workflow id.
-        workflow_run_id: The Temporal run id of that workflow execution.
-        nonce: The request's nonce (random per request, recorded in the run's history).
+        workflow_run_id: The Temporal run id of that workflow execution (None only for requests
+            of runs started before decisions named their run; signed as absent).
+        nonce: The request's nonce (random per request, recorded in the run's history; None
+            as for ``workflow_run_id``).
         digest: :func:`action_digest` of the action and arguments the approver was shown.
         decision: ``"approved"`` or ``"rejected"``.
         approver: The approver's id, as registered in the approvals config.
@@ -235,8 +237,8 @@ class SignedDecision(BaseModel):
 
     approval_id: str
     run_id: str
-    workflow_run_id: str
-    nonce: str
+    workflow_run_id: str | None = None
+    nonce: str | None = None
     digest: str
     decision: DecisionValue
     approver: str
@@ -256,20 +258,23 @@ class SignedDecision(BaseModel):
         Returns:
             Canonical JSON, UTF-8, of every field except ``signature``.
         """
-        return _canonical_json(
-            {
-                "approval_id": self.approval_id,
-                "approver": self.approver,
-                "comment": self.comment,
-                "decision": self.decision,
-                "digest": self.digest,
-                "key_id": self.key_id,
-                "nonce": self.nonce,
-                "run_id": self.run_id,
-                "signed_at": _format_utc(self.signed_at),
-                "workflow_run_id": self.workflow_run_id,
-            }
-        )
+        signed: dict[str, object] = {
+            "approval_id": self.approval_id,
+            "approver": self.approver,
+            "comment": self.comment,
+            "decision": self.decision,
+            "digest": self.digest,
+            "key_id": self.key_id,
+            "run_id": self.run_id,
+            "signed_at": _format_utc(self.signed_at),
+        }
+        # Present whenever the request had them (every request since they exist): a decision
+        # signed with them cannot lose them, the signature would no longer verify.
+        if self.workflow_run_id is not None:
+            signed["workflow_run_id"] = self.workflow_run_id
+        if self.nonce is not None:
+            signed["nonce"] = self.nonce
+        return _canonical_json(signed)
 
 
 def verify_signature(decision: SignedDecision, public_key: str) -> bool:
@@ -313,8 +318,9 @@ class RunUser(BaseModel):
     is a client the approvals config trusts to act for ``user`` (or the user, an approver,
     acting for themselves), and the claim holds for this workflow id and type only, shortly
     after ``issued_at``. Unsigned when a parent run hands its user to a child workflow or a run
-    continues as new: the worker accepts that only where Temporal itself says the run has a
-    parent or a previous run.
+    continues as new: then ``from_run_id`` names the handing run, and the worker accepts it only
+    when Temporal itself says that run is this one's parent or predecessor (a client cannot know
+    either run id before the run exists).
 
     Attributes:
         user: The user's id.
@@ -325,6 +331,7 @@ class RunUser(BaseModel):
         signer: The client's id; None for an inherited user.
         key_id: :func:`public_key_id` of the client's key.
         signature: Ed25519 over :meth:`signing_bytes`, base64url without padding.
+        from_run_id: For an inherited user, the Temporal run id of the run that handed it on.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -336,6 +343,7 @@ class RunUser(BaseModel):
     signer: str | None = None
     key_id: str | None = None
     signature: str | None = None
+    from_run_id: str | None = None
 
     @field_validator("issued_at")
     @classmethod
@@ -468,8 +476,8 @@ class SigningIdentity:
         *,
         approval_id: str,
         run_id: str,
-        workflow_run_id: str,
-        nonce: str,
+        workflow_run_id: str | None,
+        nonce: str | None,
         digest: str,
         decision: DecisionValue,
         comment: str = "",

@@ -65,8 +65,8 @@ class PendingApproval(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     run_id: str
-    workflow_run_id: str
-    nonce: str
+    workflow_run_id: str | None
+    nonce: str | None
     workflow_type: str
     approval_id: str
     action: str
@@ -128,7 +128,8 @@ class ApprovalBook:
                 [payload.payload], [SignedDecision]
             )[0]
         except Exception as exc:  # whatever was sent, it is recorded, never dropped unseen
-            await self._malformed(payload, exc)
+            if self._gate.pinned:  # runs from before the pin dropped it, and replay as they ran
+                await self._malformed(payload, exc)
             return
         await self.submit(decision)
 
@@ -219,8 +220,10 @@ class ApprovalBook:
         request = ApprovalRequest(
             approval_id=approval_id,
             run_id=info.workflow_id,
-            workflow_run_id=info.run_id,
-            nonce=str(workflow.uuid4()),
+            # Runs started before the pin replay as they ran: no run id or nonce (drawing one
+            # would change the random numbers their later code sees).
+            workflow_run_id=info.run_id if self._gate.pinned else None,
+            nonce=str(workflow.uuid4()) if self._gate.pinned else None,
             action=action,
             args=args,
             digest=action_digest(action, args),
@@ -245,7 +248,7 @@ class ApprovalBook:
                 scope="approval",
                 event_id=refused.id,
             )
-        if request.requester is None:
+        if request.requester is None and self._gate.pinned:
             entry.outcome = "rejected"
             reason = (
                 "the run's user is not proven, so four-eyes cannot tell who may not approve: "

@@ -18,6 +18,7 @@ Stores: ``SQLiteAuditStore`` (default; worker processes of one host) and
 
 from ._api import ExportResult, export
 from ._chain import ChainVerdict, canonical_json
+from ._checkpoint import AuditTamperedError
 from ._event import AuditEvent, StoredEvent, event_id
 from ._export import read_bundle, write_bundle
 from ._open import open_store
@@ -30,6 +31,7 @@ from ._verify import Verdict, verify_bundle
 __all__ = [
     "AuditEvent",
     "AuditStore",
+    "AuditTamperedError",
     "ChainVerdict",
     "ExportResult",
     "PostgresAuditStore",

@@ -84,8 +84,9 @@ class ChainVerdict(BaseModel, frozen=True):
             indexed columns disagree with its hashed content, or the content is not an
             event), ``checkpoint_mismatch`` (the chain was rewritten and re-chained under a
             signed checkpoint), ``checkpoint_beyond_end`` (events under a checkpoint were
-            removed from the end) or ``checkpoint_invalid`` (a checkpoint's signature does
-            not hold, or it was signed for another store).
+            removed from the end), ``checkpoint_invalid`` (a checkpoint's signature does
+            not hold, or it was signed for another store) or ``mark_missing`` (the newest
+            checkpoint this host's key signed, kept beside the key, is gone from the store).
         detail: A sentence for people.
         checkpoints: Checkpoints whose signature held and whose head matched the chain.
         covered: Every event up to this ``seq`` is under a matching checkpoint signed by a

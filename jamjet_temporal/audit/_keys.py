@@ -33,6 +33,7 @@ __all__ = [
     "TRUSTED_KEYS_ENV",
     "SigningKeyError",
     "TrustedKeyError",
+    "checkpoint_marks_path",
     "default_key_path",
     "fingerprint",
     "load_or_create_signing_key",
@@ -95,6 +96,19 @@ def default_key_path() -> Path:
     if configured:
         return Path(configured).expanduser()
     return Path.home() / ".jamjet" / "audit-signing.key"
+
+
+def checkpoint_marks_path(key_path: Path | None = None) -> Path:
+    """Where a signer keeps the newest checkpoint its key signed per store: beside the key.
+
+    Args:
+        key_path: The signing key file; ``default_key_path()`` when None.
+
+    Returns:
+        ``<key path>.checkpoints.json`` (see ``CheckpointSigner``).
+    """
+    path = key_path if key_path is not None else default_key_path()
+    return path.with_name(path.name + ".checkpoints.json")
 
 
 def load_or_create_signing_key(path: Path | None = None) -> Ed25519PrivateKey:

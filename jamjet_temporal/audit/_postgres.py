@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -20,7 +21,7 @@ from psycopg.rows import TupleRow
 from .._pgtarget import check_target, lock_key
 from ..errors import ConfigError
 from ._chain import ChainRow, ChainVerdict, ChainWalker
-from ._checkpoint import Checkpoint, CheckpointCheck, CheckpointSigner
+from ._checkpoint import Checkpoint, CheckpointCheck, CheckpointSigner, read_marks
 from ._event import AuditEvent, StoredEvent
 from ._store import chain_batch, check_kinds, stored_event
 
@@ -253,6 +254,8 @@ class PostgresAuditStore:
         if not events:
             return []
         ids = [event.id for event in events]
+        signer = self._signer
+        signed: Checkpoint | None = None
         async with self._session() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
             # READ COMMITTED: each statement after the lock sees every earlier append.
@@ -274,6 +277,13 @@ class PostgresAuditStore:
             now = clock.astimezone(UTC)
             head = None if head_seq is None else (int(head_seq), str(head_hash))
             results, rows = chain_batch(events, existing, head, now)
+            if rows and signer is not None:
+                newest = rows[-1].stored
+                last = None if checked_seq is None else (int(checked_seq), checked_at)
+                if checkpoint or signer.due(last, newest.seq, now):
+                    # Before the new events go in: the rows read are the chain it extends.
+                    await self._check_mark(conn, signer, 0 if head is None else head[0])
+                    signed = signer.sign(self._store_id, newest.seq, newest.hash, now)
             async with conn.cursor() as insert:
                 await insert.executemany(
                     self._sql(
@@ -295,19 +305,18 @@ class PostgresAuditStore:
                         for r in rows
                     ],
                 )
-            if rows and self._signer is not None:
-                newest = rows[-1].stored
-                last = None if checked_seq is None else (int(checked_seq), checked_at)
-                if checkpoint or self._signer.due(last, newest.seq, now):
-                    signed = self._signer.sign(self._store_id, newest.seq, newest.hash, now)
-                    await conn.execute(
-                        self._sql(
-                            "INSERT INTO {schema}.audit_checkpoints"
-                            " (seq, store_id, head, signed_at, signer, public_key, signature)"
-                            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                        ),
-                        tuple(signed),
-                    )
+            if signed is not None:
+                await conn.execute(
+                    self._sql(
+                        "INSERT INTO {schema}.audit_checkpoints"
+                        " (seq, store_id, head, signed_at, signer, public_key, signature)"
+                        " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                    ),
+                    tuple(signed),
+                )
+        if signed is not None and signer is not None:
+            # Committed now. The marks file is fsynced: off the event loop.
+            await asyncio.to_thread(signer.signed, signed)
         return results
 
     async def get(self, event_id: str) -> StoredEvent | None:
@@ -337,10 +346,14 @@ class PostgresAuditStore:
             rows = await cur.fetchall()
         return [_stored(row) for row in rows]
 
-    async def verify(self, *, trusted_keys: Collection[str] = ()) -> ChainVerdict:
+    async def verify(
+        self, *, trusted_keys: Collection[str] = (), marks: Path | None = None
+    ) -> ChainVerdict:
         """Recompute the chain and check every checkpoint (see ``AuditStore.verify``)."""
-        # Checkpoints first: they are committed with the events they cover, so none read
-        # now is newer than the events read after it.
+        # Marks, then checkpoints, then events: a mark is recorded once its checkpoint is
+        # committed, and a checkpoint is committed with the events it covers, so nothing read
+        # is newer than what is read after it.
+        signed = {} if marks is None else await asyncio.to_thread(read_marks, marks)
         async with self._session() as conn:
             cur = await conn.execute(
                 self._sql(
@@ -354,7 +367,12 @@ class PostgresAuditStore:
             ]
             store_id = await self._read_store_id(conn)
         walker = ChainWalker(
-            CheckpointCheck(checkpoints, store_id=store_id, trusted=frozenset(trusted_keys))
+            CheckpointCheck(
+                checkpoints,
+                store_id=store_id,
+                trusted=frozenset(trusted_keys),
+                marks=signed.get(store_id),
+            )
         )
         after = 0
         while True:
@@ -384,6 +402,35 @@ class PostgresAuditStore:
             if self._conn is not None:
                 await self._conn.close()
                 self._conn = None
+
+    async def _check_mark(
+        self, conn: psycopg.AsyncConnection[TupleRow], signer: CheckpointSigner, last_seq: int
+    ) -> None:
+        """Refuse to sign unless the store holds the head the signer's key last signed here.
+
+        Call it holding the append lock (``AuditTamperedError`` when it does not).
+        """
+        mark = await asyncio.to_thread(signer.mark, self._store_id)
+        if mark is None:
+            return
+        cur = await conn.execute(
+            self._sql(
+                "SELECT (SELECT hash FROM {schema}.audit_events WHERE seq = %(seq)s),"
+                " (SELECT head FROM {schema}.audit_checkpoints WHERE seq = %(seq)s),"
+                " (SELECT signer FROM {schema}.audit_checkpoints WHERE seq = %(seq)s)"
+            ),
+            {"seq": mark.seq},
+        )
+        found = await cur.fetchone()
+        assert found is not None
+        event, head, by = found
+        signer.check(
+            self._store_id,
+            mark,
+            event=None if event is None else str(event),
+            checkpoint=None if head is None else (str(head), str(by)),
+            last_seq=last_seq,
+        )
 
     def _sql(self, template: str) -> sql.Composed:
         return sql.SQL(template).format(schema=sql.Identifier(self._schema))

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from ..errors import ConfigError
 from ._chain import ChainRow, ChainVerdict, ChainWalker
-from ._checkpoint import Checkpoint, CheckpointCheck, CheckpointSigner
+from ._checkpoint import Checkpoint, CheckpointCheck, CheckpointSigner, read_marks
 from ._event import AuditEvent, StoredEvent
 from ._store import chain_batch, check_kinds, stored_event
 
@@ -166,19 +166,26 @@ class SQLiteAuditStore:
 
         return await self._run(read)
 
-    async def verify(self, *, trusted_keys: Collection[str] = ()) -> ChainVerdict:
+    async def verify(
+        self, *, trusted_keys: Collection[str] = (), marks: Path | None = None
+    ) -> ChainVerdict:
         """Recompute the chain and check every checkpoint (see ``AuditStore.verify``)."""
         trusted = frozenset(trusted_keys)
 
         def walk(conn: sqlite3.Connection) -> ChainVerdict:
+            # Marks before the snapshot: each is recorded once its checkpoint committed, so
+            # the snapshot shows every one of them.
+            signed = {} if marks is None else read_marks(marks)
             # One read transaction: checkpoints and events from one snapshot, even while
             # other processes append.
             conn.execute("BEGIN")
             try:
+                store_id = _store_id(conn)
                 checkpoints = CheckpointCheck(
                     [_checkpoint(row) for row in conn.execute(_CHECKPOINTS)],
-                    store_id=_store_id(conn),
+                    store_id=store_id,
                     trusted=trusted,
+                    marks=signed.get(store_id),
                 )
                 walker = ChainWalker(checkpoints)
                 rows = conn.execute(_CHAIN)
@@ -276,6 +283,10 @@ def _append(
         ).fetchone()
         now = datetime.now(UTC)
         results, rows = chain_batch(events, existing, head, now)
+        signed = None
+        if rows and signer is not None:
+            last_seq = 0 if head is None else head[0]
+            signed = _checkpoint_if_due(conn, signer, last_seq, rows[-1].stored, now, force=force)
         conn.executemany(
             "INSERT INTO audit_events (seq, id, run_id, kind, body, prev_hash, hash, recorded_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -293,45 +304,64 @@ def _append(
                 for r in rows
             ],
         )
-        if rows and signer is not None:
-            _checkpoint_if_due(conn, signer, rows[-1].stored, now, force=force)
+        if signed is not None:
+            conn.execute(
+                "INSERT INTO audit_checkpoints"
+                " (seq, store_id, head, signed_at, signer, public_key, signature)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    signed.seq,
+                    signed.store_id,
+                    signed.head,
+                    signed.signed_at.isoformat(),
+                    signed.signer,
+                    signed.public_key,
+                    signed.signature,
+                ),
+            )
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    if signed is not None and signer is not None:
+        signer.signed(signed)
     return results
 
 
 def _checkpoint_if_due(
     conn: sqlite3.Connection,
     signer: CheckpointSigner,
+    last_seq: int,
     head: StoredEvent,
     now: datetime,
     *,
     force: bool,
-) -> None:
+) -> Checkpoint | None:
+    """The checkpoint of ``head`` if one is due, once the store holds the signer's mark.
+
+    Call it under the write lock, before inserting the new events: the rows read are then
+    the chain the checkpoint will extend.
+    """
     newest: tuple[int, str] | None = conn.execute(
         "SELECT seq, signed_at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
     ).fetchone()
     last = None if newest is None else (newest[0], datetime.fromisoformat(newest[1]))
     if not force and not signer.due(last, head.seq, now):
-        return
-    signed = signer.sign(_store_id(conn), head.seq, head.hash, now)
-    conn.execute(
-        "INSERT INTO audit_checkpoints"
-        " (seq, store_id, head, signed_at, signer, public_key, signature)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            signed.seq,
-            signed.store_id,
-            signed.head,
-            signed.signed_at.isoformat(),
-            signed.signer,
-            signed.public_key,
-            signed.signature,
-        ),
-    )
+        return None
+    store_id = _store_id(conn)
+    mark = signer.mark(store_id)
+    if mark is not None:
+        found: tuple[str | None, str | None, str | None] = conn.execute(
+            "SELECT (SELECT hash FROM audit_events WHERE seq = ?1),"
+            " (SELECT head FROM audit_checkpoints WHERE seq = ?1),"
+            " (SELECT signer FROM audit_checkpoints WHERE seq = ?1)",
+            (mark.seq,),
+        ).fetchone()
+        event, signed_head, by = found
+        checkpoint = None if signed_head is None or by is None else (signed_head, by)
+        signer.check(store_id, mark, event=event, checkpoint=checkpoint, last_seq=last_seq)
+    return signer.sign(store_id, head.seq, head.hash, now)
 
 
 def _checkpoint(row: tuple[int, str, str, str, str, str, str]) -> Checkpoint:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from ._chain import GENESIS_HASH, ChainVerdict, canonical_json, link_hash
@@ -18,7 +19,8 @@ class AuditStore(Protocol):
     Every implementation keeps one chain per store, refuses updates and deletes in the
     database itself, and is durable when ``append`` returns. A store opened with a
     ``CheckpointSigner`` also signs the chain's head now and then (``audit_checkpoints``,
-    append-only too), in the same transaction as the events it covers.
+    append-only too), in the same transaction as the events it covers, and never over a
+    chain that contradicts the signer's mark (the newest head its key signed there).
     """
 
     async def append(
@@ -40,6 +42,10 @@ class AuditStore(Protocol):
 
         Raises:
             ValueError: ``checkpoint`` is set on a store opened without a signer.
+            AuditTamperedError: A checkpoint is due, but the store no longer holds the head
+                the signer's key last signed there (an event at or before it was rewritten,
+                or that checkpoint deleted); nothing is appended.
+            ConfigError: The signer's marks file cannot be read or written.
         """
         ...
 
@@ -61,15 +67,23 @@ class AuditStore(Protocol):
         """
         ...
 
-    async def verify(self, *, trusted_keys: Collection[str] = ()) -> ChainVerdict:
+    async def verify(
+        self, *, trusted_keys: Collection[str] = (), marks: Path | None = None
+    ) -> ChainVerdict:
         """Recompute the whole chain, check every checkpoint, report the first problem.
 
         Args:
             trusted_keys: Fingerprints of the keys whose checkpoints count as coverage
                 (``ChainVerdict.covered``). Every checkpoint's signature is checked anyway.
+            marks: A signer's marks file (``checkpoint_marks_path()``): the store must still
+                hold the newest head each key in it signed here, else the problem is
+                ``mark_missing``. A missing file holds no marks.
 
         Returns:
             The verdict.
+
+        Raises:
+            ConfigError: The marks file cannot be read or is malformed.
         """
         ...
 

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 
+from .._internal import is_reserved
 from ._chain import GENESIS_HASH, link_hash
 from ._event import AuditEvent
 from ._export import (
@@ -46,8 +47,6 @@ from ._keys import fingerprint, load_public_key
 
 __all__ = ["Verdict", "verify_bundle"]
 
-# Activities the plugin runs for itself: not governed, never gated.
-_INTERNAL = frozenset({"jamjet.audit.record", "jamjet.budget.quote"})
 _DECISIONS = ("policy.decision", "policy.model_decision")
 _CALLS = ("tool.call", "model.call")
 _APPROVAL_INPUTS = frozenset({"jamjet.approval.decide", "jamjet.approval.submit"})
@@ -323,7 +322,7 @@ def _check_completeness(bundle: dict[str, Any], problems: list[str]) -> None:
         attrs = h.get("activityTaskScheduledEventAttributes")
         if isinstance(attrs, dict):
             name = str((attrs.get("activityType") or {}).get("name", ""))
-            if name not in _INTERNAL:
+            if not is_reserved(name):
                 scheduled[str(h.get("eventId"))] = (str(attrs.get("activityId")), name)
                 if "policy" in included and not recorded(
                     (*_DECISIONS, "tool.refused"), str(attrs.get("activityId"))

@@ -111,14 +111,19 @@ def carve_child_budget() -> Budget | None:
     child = BudgetLedger(budget=left).slice(
         wanted.fraction, max_cost=wanted.max_cost, max_tokens=wanted.max_tokens
     )
+    hold(scopes, child)
+    return child
+
+
+def hold(scopes: tuple[BudgetScope, ...], amount: Budget) -> None:
+    """Count ``amount`` as spent in every scope until ``settle_reservation`` gives it back."""
     for scope in scopes:
         scope.ledger = scope.ledger.model_copy(
             update={
-                "spent_cost": scope.ledger.spent_cost + (child.max_cost or Decimal(0)),
-                "spent_tokens": scope.ledger.spent_tokens + (child.max_tokens or 0),
+                "spent_cost": scope.ledger.spent_cost + (amount.max_cost or Decimal(0)),
+                "spent_tokens": scope.ledger.spent_tokens + (amount.max_tokens or 0),
             }
         )
-    return child
 
 
 def settle_reservation(
@@ -167,6 +172,8 @@ class BudgetKeeper:
 
     def __init__(self) -> None:
         self._prices: dict[str, ModelPrice] = {}
+        #: Tasks running now with the run's budget set aside for their own model calls.
+        self.reserved = 0
 
     async def price(self, model: str) -> ModelPrice:
         """The model's price, quoted once per run by the worker (recorded in history)."""
@@ -191,11 +198,16 @@ class BudgetKeeper:
     async def check(
         self, request: ChatRequest, scopes: tuple[BudgetScope, ...]
     ) -> tuple[ChatRequest, ModelPrice, list[tuple[BudgetScope, BudgetDecision]]]:
-        """Bound and project a call; the decision of every scope in force."""
+        """Bound and project a call; the decision of every scope in force.
+
+        The decision is taken once no task holds the budget (a task gives back what it did not
+        spend when it ends), with nothing awaited between that and the projection.
+        """
         if request.max_tokens is None:
             request = request.model_copy(update={"max_tokens": DEFAULT_MAX_OUTPUT_TOKENS})
         assert request.max_tokens is not None
         price = await self.price(request.model)
+        await workflow.wait_condition(lambda: self.reserved == 0)
         tokens = count_message_tokens(request.messages, request.tools)
         projection: Projection = project(price, tokens, request.max_tokens)
         decisions = [(scope, scope.ledger.check(projection)) for scope in scopes]

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,6 +30,7 @@ from jamjet_temporal.audit import (
     open_store,
 )
 from jamjet_temporal.audit._checkpoint import CheckpointSigner
+from jamjet_temporal.audit._keys import load_or_create_signing_key
 
 PG_ADDRESS = "127.0.0.1:5432"
 PG_DSN = "host=127.0.0.1 port=5432 dbname=test user=root connect_timeout=3"
@@ -57,13 +59,37 @@ def make_event(
 def make_signer(
     key: Ed25519PrivateKey | None = None,
     *,
+    marks: Path | None = None,
     every_events: int = 1000,
     every: timedelta = timedelta(hours=1),
 ) -> CheckpointSigner:
     """A checkpoint signer; by default one that signs only the first append and when asked."""
     return CheckpointSigner(
-        key or Ed25519PrivateKey.generate(), every_events=every_events, every=every
+        key or Ed25519PrivateKey.generate(), marks=marks, every_events=every_events, every=every
     )
+
+
+def append_signing(
+    url: str, key: Path, marks: Path, numbers: Sequence[int], start: Barrier
+) -> None:
+    """A worker process: append each number as an event, each append signing a checkpoint.
+
+    Uses the key file ``key`` and the marks file ``marks`` as a worker does; waits at
+    ``start`` once the store is open, so that all such processes append at the same moment.
+    """
+
+    async def work() -> None:
+        signer = make_signer(load_or_create_signing_key(key), marks=marks, every_events=1)
+        store = open_store(url, signer=signer)
+        try:
+            await store.events(kinds=[])
+            start.wait(timeout=30)
+            for n in numbers:
+                await store.append([make_event(n, ns="shared-marks")])
+        finally:
+            await store.close()
+
+    asyncio.run(work())
 
 
 def run_sync(work: Coroutine[object, object, _T]) -> _T:

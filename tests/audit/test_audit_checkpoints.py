@@ -7,9 +7,14 @@ triggers first. The worker role itself cannot even do that (the PostgreSQL tests
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
+import multiprocessing
+import os
 import sqlite3
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,15 +26,27 @@ from hypothesis import strategies as st
 
 from jamjet_temporal.audit import AuditStore, PostgresAuditStore, open_store
 from jamjet_temporal.audit._chain import ChainRow, ChainVerdict, ChainWalker
-from jamjet_temporal.audit._checkpoint import CheckpointCheck, CheckpointSigner
+from jamjet_temporal.audit._checkpoint import (
+    AuditTamperedError,
+    CheckpointCheck,
+    CheckpointMark,
+    CheckpointSigner,
+    read_marks,
+)
+from jamjet_temporal.audit._keys import (
+    checkpoint_marks_path,
+    fingerprint,
+    load_or_create_signing_key,
+)
 from jamjet_temporal.audit._store import chain_batch
-from jamjet_temporal.errors import ConfigError
+from jamjet_temporal.errors import ConfigError, JamJetError
 from tests.audit.audit_support import (
     PG_ADDRESS,
     PG_DSN,
     T0,
     Backend,
     Backends,
+    append_signing,
     make_event,
     make_signer,
     pg_worker_dsn,
@@ -144,6 +161,268 @@ async def test_removed_checkpoints_leave_the_store_uncovered(backend: Backend) -
         {},
     )
     assert not all_gone.covered_all
+
+
+# ------------------------------------------------------------ the signer's high-water mark
+
+
+def store_id_of(backend: Backend) -> str:
+    return str(backend.query("SELECT store_id FROM {s}")[0][0])
+
+
+def event_count(backend: Backend) -> int:
+    return int(str(backend.query("SELECT count(*) FROM {t}")[0][0]))
+
+
+async def test_a_worker_refuses_to_re_sign_a_rewrite_whose_checkpoints_were_deleted(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """The attack end to end: rewrite, re-chain, delete the checkpoints, wait for a worker."""
+    key = load_or_create_signing_key(tmp_path / "audit-signing.key")
+    marks = checkpoint_marks_path(tmp_path / "audit-signing.key")
+    signer = make_signer(key, marks=marks, every_events=2)
+    store = backend.open(signer)
+    try:
+        for pair in ((1, 2), (3, 4), (5, 6)):
+            await append_numbers(store, *pair)
+        signed_head = (await store.events())[5].hash
+        assert checkpoint_seqs(backend) == [2, 4, 6]
+
+        # The database's owner: triggers dropped, event 3 edited, every hash after it
+        # recomputed, the checkpoints that would give it away (seq >= 3) deleted.
+        backend.rewrite(3, {"n": 3, "note": "nothing to see here"})
+        backend.drop_append_only("audit_checkpoints")
+        backend.execute("DELETE FROM {c} WHERE seq >= 3")
+        rewritten_head = str(backend.query("SELECT hash FROM {t} WHERE seq = 6")[0][0])
+        assert chain_only(backend).ok
+
+        # The next worker append (a checkpoint is due: 5 events since seq 2) is refused...
+        with pytest.raises(AuditTamperedError) as live:
+            await append_numbers(store, 7)
+    finally:
+        await store.close()
+    # ...and so is the first append of a worker restarted since: the mark is on disk.
+    restarted = backend.open(make_signer(key, marks=marks))
+    try:
+        with pytest.raises(AuditTamperedError) as after_restart:
+            await append_numbers(restarted, 7, checkpoint=True)
+        uncovered = await restarted.verify(trusted_keys=[signer.fingerprint])
+        with_marks = await restarted.verify(trusted_keys=[signer.fingerprint], marks=marks)
+    finally:
+        await restarted.close()
+
+    store_id = store_id_of(backend)
+    for refused in (live.value, after_restart.value):
+        assert isinstance(refused, JamJetError)
+        assert (refused.store_id, refused.signer, refused.mark, refused.marks) == (
+            store_id,
+            signer.fingerprint,
+            CheckpointMark(seq=6, head=signed_head),
+            marks,
+        )
+        assert refused.reason == (
+            f"the chain now has {rewritten_head} there: events at or before seq 6 were "
+            "rewritten and re-chained"
+        )
+        assert str(refused).startswith(
+            f"audit store {store_id} contradicts what its signing key signed: key "
+            f"{signer.fingerprint} signed head {signed_head} at seq 6, but the chain now has"
+        )
+        assert "Nothing was appended and no checkpoint signed" in str(refused)
+        assert "jamjet audit verify-store" in str(refused)
+        assert str(refused).endswith(
+            "fix: put back a copy of the store that still holds that head, or, only if its loss "
+            f"is accepted, remove store {store_id} from {marks} and restart the workers"
+        )
+    # Nothing appended, nothing signed: the rewrite stays uncovered, never vouched for.
+    assert event_count(backend) == 6
+    assert checkpoint_seqs(backend) == [2]
+    assert (uncovered.ok, uncovered.covered, uncovered.count) == (True, 2, 6)
+    assert not uncovered.covered_all
+    # With this host's marks, verification names the contradiction itself.
+    assert (with_marks.ok, with_marks.problem, with_marks.seq) == (False, "mark_missing", 6)
+    assert with_marks.event_id == make_event(6).id
+    assert with_marks.detail == (
+        f"this host's checkpoint marks say key {signer.fingerprint} signed head {signed_head} "
+        f"at seq 6, but the chain now has {rewritten_head} there: events at or before seq 6 "
+        "were rewritten and re-chained"
+    )
+
+
+GONE = "that checkpoint is no longer in the store: checkpoints were removed or replaced"
+
+
+def delete_checkpoints(backend: Backend) -> None:
+    backend.drop_append_only("audit_checkpoints")
+    backend.execute("DELETE FROM {c} WHERE seq >= 3")
+
+
+def cut_the_newest_events(backend: Backend) -> None:
+    backend.drop_append_only("audit_checkpoints")
+    backend.drop_append_only()
+    backend.execute("DELETE FROM {c} WHERE seq >= 3")
+    backend.execute("DELETE FROM {t} WHERE seq >= 3")
+
+
+def replace_the_checkpoint(backend: Backend) -> None:
+    backend.drop_append_only("audit_checkpoints")
+    backend.execute("DELETE FROM {c} WHERE seq >= 3")
+    backend.forge_checkpoint(Ed25519PrivateKey.generate(), 4)
+
+
+@pytest.mark.parametrize(
+    ("attack", "reason"),
+    [
+        (delete_checkpoints, GONE),
+        (
+            cut_the_newest_events,
+            "the store has no event at seq 4 (its chain ends at seq 2): events were removed",
+        ),
+        (replace_the_checkpoint, GONE),
+    ],
+    ids=["checkpoints-deleted", "newest-events-cut", "checkpoint-replaced"],
+)
+async def test_a_worker_refuses_a_store_that_lost_what_its_key_signed(
+    backend: Backend, attack: Callable[[Backend], None], reason: str
+) -> None:
+    # In memory only (no marks file): a running worker is protected all the same.
+    signer = make_signer(every_events=2)
+    store = backend.open(signer)
+    try:
+        await append_numbers(store, 1, 2)
+        await append_numbers(store, 3, 4)
+        attack(backend)
+        before = (event_count(backend), checkpoint_seqs(backend))
+        with pytest.raises(AuditTamperedError) as refused:
+            await append_numbers(store, 5, 6, checkpoint=True)
+    finally:
+        await store.close()
+    assert (refused.value.mark.seq, refused.value.marks) == (4, None)
+    assert refused.value.reason == reason
+    assert (event_count(backend), checkpoint_seqs(backend)) == before
+
+
+async def test_a_fresh_marks_file_is_made_on_first_use(backend: Backend, tmp_path: Path) -> None:
+    marks = tmp_path / "keys" / "audit-signing.key.checkpoints.json"
+    marks.parent.mkdir()
+    signer = make_signer(marks=marks)
+    store = backend.open(signer)
+    try:
+        assert (await store.verify(marks=marks)).ok  # no file yet: no marks
+        await append_numbers(store, 1, 2)  # first use: no mark to hold, signs seq 2
+        first = json.loads(marks.read_text())
+        await append_numbers(store, 3)  # not due: the mark stays
+        await append_numbers(store, 4, checkpoint=True)
+        heads = {s.seq: s.hash for s in await store.events()}
+        verdict = await store.verify(trusted_keys=[signer.fingerprint], marks=marks)
+    finally:
+        await store.close()
+    store_id = store_id_of(backend)
+    assert first == {
+        "type": "jamjet.audit.checkpoint-marks/v1",
+        "stores": {store_id: {signer.fingerprint: {"seq": 2, "head": heads[2]}}},
+    }
+    assert read_marks(marks) == {
+        store_id: {signer.fingerprint: CheckpointMark(seq=4, head=heads[4])}
+    }
+    lock = marks.with_name(marks.name + ".lock")
+    assert {stat.S_IMODE(f.stat().st_mode) for f in (marks, lock)} == {0o600}
+    assert sorted(os.listdir(marks.parent)) == [marks.name, lock.name]  # no temporary file
+    assert verdict.ok and verdict.covered_all
+
+
+async def test_signers_sharing_a_marks_file_interleave_without_false_alarms(
+    backends: Backends, tmp_path: Path
+) -> None:
+    """Two workers with one key and one marks file, a third with another key, two stores."""
+    marks = tmp_path / "shared.checkpoints.json"
+    key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    here, there = backends.fresh(), backends.fresh()
+    signers = [make_signer(k, marks=marks, every_events=1) for k in (key, key, other)]
+    stores = [b.open(s) for b in (here, there) for s in signers]
+    try:
+        for round_ in range(4):
+            await asyncio.gather(
+                *(
+                    store.append([make_event(10 * round_ + i, ns="interleaved")])
+                    for i, store in enumerate(stores)
+                )
+            )
+        # A restarted worker picks the marks up from the file and goes on.
+        restarted = here.open(make_signer(key, marks=marks, every_events=1))
+        stores.append(restarted)
+        await append_numbers(restarted, 99)
+        trusted = [signers[0].fingerprint, signers[2].fingerprint]
+        verdicts = [
+            await s.verify(trusted_keys=trusted, marks=marks) for s in (stores[0], stores[3])
+        ]
+    finally:
+        for store in stores:
+            await store.close()
+    assert [(v.ok, v.count, v.covered_all) for v in verdicts] == [
+        (True, 13, True),
+        (True, 12, True),
+    ]
+    recorded = read_marks(marks)
+    for backend in (here, there):
+        newest = {
+            str(by): int(str(seq))
+            for by, seq in backend.query("SELECT signer, max(seq) FROM {c} GROUP BY signer")
+        }
+        assert {fp: m.seq for fp, m in recorded[store_id_of(backend)].items()} == newest
+
+
+async def test_processes_sharing_a_marks_file_never_corrupt_it(
+    backend: Backend, tmp_path: Path
+) -> None:
+    key_path = tmp_path / "audit-signing.key"
+    key = load_or_create_signing_key(key_path)
+    marks = checkpoint_marks_path(key_path)
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["tests.audit.audit_support"])
+    start = ctx.Barrier(3)
+    # Every append signs a checkpoint and rewrites the marks file: 3 x 15 of each, racing.
+    workers = [
+        ctx.Process(
+            target=append_signing,
+            args=(backend.url, key_path, marks, range(20 * i, 20 * i + 15), start),
+        )
+        for i in range(3)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    # A false alarm, or a marks file read half-written, would have failed a worker.
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    # No writer merged over another's newer mark: the file holds the newest checkpoint.
+    assert read_marks(marks)[store_id_of(backend)][fingerprint(key)].seq == 45
+
+    store = backend.open(make_signer(key, marks=marks, every_events=1))
+    try:
+        await append_numbers(store, 100)
+        verdict = await store.verify(trusted_keys=[fingerprint(key)], marks=marks)
+    finally:
+        await store.close()
+    assert (verdict.ok, verdict.count, verdict.checkpoints) == (True, 46, 46)
+    assert read_marks(marks)[store_id_of(backend)][fingerprint(key)].seq == 46
+
+
+async def test_a_malformed_marks_file_fails_closed(backend: Backend, tmp_path: Path) -> None:
+    marks = tmp_path / "audit-signing.key.checkpoints.json"
+    signer = make_signer(marks=marks)
+    store = backend.open(signer)
+    try:
+        await append_numbers(store, 1)
+        marks.write_text('{"type": "jamjet.audit.checkpoint-marks/v1", "stores": []}')
+        with pytest.raises(ConfigError, match="not a marks file") as refused:
+            await append_numbers(store, 2, checkpoint=True)
+        with pytest.raises(ConfigError, match="not a marks file"):
+            await store.verify(marks=marks)
+    finally:
+        await store.close()
+    assert f"audit checkpoint marks {marks}: not a marks file" in str(refused.value)
+    assert event_count(backend) == 1
 
 
 async def test_a_checkpoint_forged_with_another_key_is_refused(backend: Backend) -> None:

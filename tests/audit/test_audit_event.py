@@ -107,6 +107,7 @@ def test_public_names() -> None:
     assert sorted(audit.__all__) == [
         "AuditEvent",
         "AuditStore",
+        "AuditTamperedError",
         "ChainVerdict",
         "ExportResult",
         "PostgresAuditStore",

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from temporalio import workflow as temporal_workflow
+from temporalio.exceptions import ApplicationError
 
 from jamjet_temporal import guard, idempotency_key, llm, task, workflow
 from workflows.policy_gate.assistant import search
@@ -80,6 +81,45 @@ async def wire(amount: float) -> str:
     return f"sent {amount:.0f}"
 
 
+def _outage(kind: str) -> None:
+    """The audit store starts refusing records of ``kind`` (the test lifts it again)."""
+    with sqlite3.connect(os.environ["JAMJET_TEST_AUDIT_FILE"]) as db:
+        db.execute(
+            f"CREATE TRIGGER IF NOT EXISTS outage_{kind.replace('.', '_')} BEFORE INSERT ON "
+            f"audit_events WHEN NEW.kind = '{kind}' "
+            "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+        )
+
+
+@task(name="test-security.wire-rejected")
+async def wire_rejected(amount: float) -> str:
+    """Sends the wire, then the bank rejects the confirmation: a final failure after an effect."""
+    with sqlite3.connect(_ledger()) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS sent (key TEXT, amount REAL)")
+        db.execute("INSERT INTO sent VALUES (?, ?)", (idempotency_key(), amount))
+    _outage("tool.call")
+    raise ApplicationError(
+        "the bank rejected the confirmation", type="BankError", non_retryable=True
+    )
+
+
+@task(name="test-security.ask-during-outage")
+async def ask_during_outage(marker: str) -> str:
+    """Calls the model while the audit store refuses to record model calls."""
+    _outage("model.call")
+    return await llm.call(f"question {marker}", model="gpt-4o-mini", max_tokens=20)
+
+
+@workflow(name="test-security.pay-rejected")
+async def pay_rejected(amount: float) -> str:
+    return await wire_rejected(amount)
+
+
+@workflow(name="test-security.ask")
+async def ask(marker: str) -> str:
+    return await ask_during_outage(marker)
+
+
 @workflow(name="test-security.pay")
 async def pay(amount: float) -> str:
     return await wire(amount)
@@ -121,3 +161,32 @@ async def open_account(iban: str, password: str) -> dict[str, str]:
 @workflow(name="test-security.onboard")
 async def onboard(iban: str, password: str) -> dict[str, str]:
     return await open_account(iban, password)
+
+
+@task(name="test-security.fetch")
+async def fetch(query: str) -> str:
+    return f"fetched {query}"
+
+
+@workflow(name="test-security.fan-out")
+async def fan_out(marker: str) -> list[str]:
+    """A task and a model call at once, under one budget: they take turns with it."""
+    import asyncio
+
+    fetched, answered = await asyncio.gather(
+        fetch(marker), llm.call(f"summarize {marker}", model="gpt-4o-mini", max_tokens=50)
+    )
+    return [fetched, answered]
+
+
+@workflow(name="test-security.two-at-once")
+async def two_at_once(marker: str) -> list[str]:
+    """Two model calls at once under one budget: the second cannot count the first's money."""
+    import asyncio
+
+    answers = await asyncio.gather(
+        llm.call(f"first {marker}", model="gpt-4o-mini", max_tokens=50),
+        llm.call(f"other {marker}", model="gpt-4o-mini", max_tokens=50),
+        return_exceptions=True,
+    )
+    return [a if isinstance(a, str) else type(a).__name__ for a in answers]

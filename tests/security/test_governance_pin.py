@@ -157,3 +157,43 @@ def await_all(tmp_path: Path, names: list[str]) -> list[set[str]]:
         return [await runs_of(name) for name in names]
 
     return asyncio.run(every())
+
+
+async def test_the_runs_trail_is_recorded_only_by_a_worker_with_its_governance(
+    governed: MakeGoverned, tmp_path: Path
+) -> None:
+    """The run's workflow worker polls no activities; the only activity worker records to
+    another store: the run's own audit events (here: a refusal) are not written there."""
+    strict = await governed(policy=NO_SEARCH)
+    other = await governed(audit_store=f"sqlite:///{tmp_path / 'other-audit.db'}")
+    queue, run_id = f"q-{uuid.uuid4().hex[:6]}", f"trail-{uuid.uuid4().hex[:8]}"
+    async with (
+        Worker(
+            strict.client,
+            task_queue=queue,
+            workflows=[WaitsThenSearches],
+            no_remote_activities=True,
+        ),
+        Worker(other.client, task_queue=queue, activities=[search]),
+    ):
+        handle = await strict.client.start_workflow(
+            WaitsThenSearches.run, id=run_id, task_queue=queue
+        )
+        await handle.signal(WaitsThenSearches.release)
+        failure = ""
+        for _ in range(150):
+            pending = (await handle.describe()).raw_description.pending_activities
+            if pending and pending[0].HasField("last_failure"):
+                failure = str(pending[0].last_failure)
+                break
+            await asyncio.sleep(0.1)
+        assert "GovernanceMismatch" in failure, failure
+    assert await other.events(run_id) == [], "another worker recorded the run's trail"
+    # A worker with the run's governance records it.
+    async with Worker(
+        strict.client, task_queue=queue, workflows=[WaitsThenSearches], activities=[search]
+    ):
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+    kinds = [e.kind for e in await strict.events(run_id)]
+    assert kinds == ["policy.decision", "run.closed"]

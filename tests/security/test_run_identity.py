@@ -159,7 +159,7 @@ def _claim(run_id: str, **changes: object) -> RunUser:
 @pytest.mark.parametrize(
     ("attack", "expected"),
     [
-        ("unsigned-inherited", "neither a parent nor a previous run"),
+        ("unsigned-inherited", "not from a run Temporal shows as its parent"),
         ("stranger-key", "is not a client or approver"),
         ("altered-user", "forged or was altered"),
         ("other-workflow", "signed for workflow"),
@@ -210,3 +210,43 @@ async def test_a_run_user_that_is_not_proven_stops_the_run_and_is_recorded(
     assert expected in cause.message
     refused = [e for e in await gov.events(run_id) if e.kind == "identity.refused"]
     assert len(refused) == 1 and expected in str(refused[0].data["reason"])
+
+
+@pytest.mark.parametrize("attack", ["unsigned-inherited", "stale"])
+async def test_a_retry_policy_does_not_give_a_refused_user_a_second_chance(
+    governed: MakeGoverned, attack: str
+) -> None:
+    """Temporal copies a start's header into its retries, which say they continue a run: a
+    claim refused on attempt 1 must not pass on attempt 2."""
+    from datetime import timedelta as td
+
+    from temporalio.api.common.v1 import RetryPolicy as RetryProto
+    from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
+
+    gov = await governed(approvals=CONFIG)
+    queue, run_id = f"q-{uuid.uuid4().hex[:6]}", f"retry-{uuid.uuid4().hex[:8]}"
+    claim = (
+        RunUser(
+            user="alice@example.com",
+            workflow_id=run_id,
+            workflow_type="test-security.approval",
+            issued_at=datetime.now(UTC),
+            from_run_id="guessed-run-id",
+        )
+        if attack == "unsigned-inherited"
+        else _resign(_claim(run_id, issued_at=datetime.now(UTC) - td(hours=2)), PORTAL)
+    )
+    payload = gov.client.data_converter.payload_converter.to_payloads(
+        [claim.model_dump(mode="json")]
+    )
+    request = _start_request(gov.client, queue, run_id, {USER_HEADER: payload[0]})
+    assert isinstance(request, StartWorkflowExecutionRequest)
+    request.retry_policy.CopyFrom(RetryProto(maximum_attempts=3))
+    request.retry_policy.initial_interval.FromTimedelta(td(milliseconds=100))
+    async with Worker(gov.client, task_queue=queue, workflows=[approval]):
+        await gov.client.workflow_service.start_workflow_execution(request)
+        cause = await failure(gov, queue, run_id)
+    assert cause.type == "IdentityError" and cause.non_retryable
+    refused = [e for e in await gov.events(run_id) if e.kind == "identity.refused"]
+    assert len(refused) == 1, "a second attempt ran"
+    assert [e.kind for e in await gov.events(run_id)] == ["identity.refused", "run.closed"]

@@ -178,3 +178,42 @@ async def test_continue_as_new_keeps_the_budget_left_and_the_user(
     events = await gov.events(run_id)
     assert len({e.workflow_run_id for e in events}) == 3
     assert {e.actor.get("user") for e in events} == {"carol@example.com"}
+
+
+async def test_a_task_and_a_model_call_in_parallel_share_the_budget(
+    governed: MakeGoverned, model_server: ModelServer
+) -> None:
+    """The task holds the budget while it runs; the model call waits for it, then goes."""
+    from tests.security.security_workflows import fan_out, fetch
+
+    gov = await governed()
+    queue, run_id = f"q-{uuid.uuid4().hex[:6]}", f"fan-{uuid.uuid4().hex[:8]}"
+    marker = uuid.uuid4().hex
+    async with Worker(gov.client, task_queue=queue, workflows=[fan_out], activities=[fetch]):
+        with run_budget(max_tokens=10_000):
+            fetched, answered = await gov.client.execute_workflow(
+                fan_out.run, marker, id=run_id, task_queue=queue
+            )
+    assert fetched == f"fetched {marker}" and answered.startswith("[gpt-4o-mini]")
+    budget = [e.data["decision"] for e in await gov.events(run_id) if e.kind == "budget.decision"]
+    assert budget == ["ALLOWED"]
+
+
+async def test_parallel_model_calls_cannot_both_spend_the_last_of_the_budget(
+    governed: MakeGoverned, model_server: ModelServer
+) -> None:
+    from tests.security.security_workflows import two_at_once
+
+    gov = await governed()
+    queue, run_id = f"q-{uuid.uuid4().hex[:6]}", f"two-{uuid.uuid4().hex[:8]}"
+    marker = uuid.uuid4().hex
+    one = projected_tokens(f"first {marker}")
+    async with Worker(gov.client, task_queue=queue, workflows=[two_at_once]):
+        with run_budget(max_tokens=one + one // 2):
+            answers = await gov.client.execute_workflow(
+                two_at_once.run, marker, id=run_id, task_queue=queue
+            )
+    assert sorted(a.startswith("[gpt-4o-mini]") for a in answers) == [False, True], answers
+    assert "BudgetExceededError" in answers
+    asked = [c for c in model_server.calls() if marker in str(c["messages"])]
+    assert len(asked) == 1
