@@ -11,6 +11,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.worker import Replayer, Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin
+from jamjet_temporal.approvals._config import load_approvals
 from jamjet_temporal.pipeline import (
     PIPELINE_WORKFLOW,
     PipelineResult,
@@ -23,8 +24,11 @@ from tests.changed_workflow import changed_pipeline
 from tests.pipeline.test_pipeline_run import LOOP, SIGS, bump, join
 from workflows.crash_safe.pipeline import analyze, fetch_data, pipeline
 from workflows.tools import search
+from workflows.transfer.transfer import transfer
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES = sorted(
+    p for p in (Path(__file__).parent / "histories").glob("*.json") if p.stem != "legacy_transfer"
+)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -43,6 +47,17 @@ def test_committed_histories_cover_crash_and_failure() -> None:
     assert {"research_ok", "research_crash", "tool_failure", "showcase_pipeline"} <= {
         p.stem for p in HISTORIES
     }
+
+
+async def test_a_run_from_before_runs_pinned_their_governance_replays() -> None:
+    """Recorded with the code before the security fixes: a transfer acting for a user (a
+    plain-text header then), a malformed decision signal (dropped then) and an approval signed
+    without a run id or nonce. Runs in flight at an upgrade replay as they ran."""
+    folder = Path(__file__).parent / "histories"
+    config = JamJetConfig(approvals=load_approvals(folder / "legacy_approvals.yaml"))
+    replayer = Replayer(workflows=[transfer], plugins=[JamJetPlugin(config)])
+    result = await replayer.replay_workflow(load(folder / "legacy_transfer.json"))
+    assert result.replay_failure is None
 
 
 async def test_replay_catches_an_incompatible_change() -> None:
