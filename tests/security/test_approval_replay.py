@@ -9,11 +9,8 @@ from temporalio.worker import Worker
 from jamjet_temporal import acting_as
 from jamjet_temporal.approvals._client import sign, submit
 from jamjet_temporal.approvals._config import (
-    ApprovalConfig,
     ApprovalRule,
-    Approver,
     Threshold,
-    TrustedClient,
 )
 from jamjet_temporal.approvals._identity import SignedDecision
 from jamjet_temporal.approvals._workflow import DECIDE_SIGNAL, PENDING_QUERY, PendingApproval
@@ -22,21 +19,20 @@ from tests.identities import PORTAL
 from tests.security.conftest import MakeGoverned
 from tests.security.security_workflows import approval, pay_vendor, transfer_funds
 from tests.security.test_run_identity import ALICE, BOB, pending
+from tests.security.test_run_identity import CONFIG as IDENTITY_CONFIG
 
-CONFIG = ApprovalConfig(
-    approvers=(
-        Approver(id="alice@example.com", public_key=ALICE.public_key),
-        Approver(id="bob@example.com", public_key=BOB.public_key),
-    ),
-    rules=(
-        ApprovalRule(action="wire_transfer", approvers=("alice@example.com", "bob@example.com")),
-        ApprovalRule(
-            action="test-security.*",
-            approvers=("alice@example.com", "bob@example.com"),
-            thresholds=(Threshold(field="amount", above=10_000, required=2),),
-        ),
-    ),
-    clients=(TrustedClient(id="portal", public_key=PORTAL.public_key, acts_for=("*",)),),
+# The identity tests' approvers and portal, plus a rule with an amount threshold.
+CONFIG = IDENTITY_CONFIG.model_copy(
+    update={
+        "rules": (
+            *IDENTITY_CONFIG.rules,
+            ApprovalRule(
+                action="test-security.*",
+                approvers=("alice@example.com", "bob@example.com"),
+                thresholds=(Threshold(field="amount", above=10_000, required=2),),
+            ),
+        )
+    }
 )
 
 

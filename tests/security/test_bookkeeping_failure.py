@@ -37,22 +37,7 @@ async def test_the_tool_body_runs_once_when_recording_its_call_fails(
     queue, run_id = f"q-{uuid.uuid4().hex[:6]}", f"wire-{uuid.uuid4().hex[:8]}"
     async with Worker(gov.client, task_queue=queue, workflows=[pay], activities=[wire]):
         handle = await gov.client.start_workflow(pay.run, 50_000.0, id=run_id, task_queue=queue)
-        # Wait until the record has failed at least once, then end the outage.
-        for _ in range(300):
-            described = await handle.describe()
-            failed = [
-                p
-                for p in described.raw_description.pending_activities
-                if p.HasField("last_failure")
-            ]
-            if failed:
-                assert "AuditRecordError" in str(failed[0].last_failure)
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("the call record never failed: the test did not test anything")
-        with sqlite3.connect(audit_file) as db:
-            db.execute("DROP TRIGGER outage")
+        await lift_outage_after_a_failed_record(handle, audit_file, "outage")
         assert await handle.result() == "sent 50000"
     with sqlite3.connect(tmp_path / "wires.db") as db:
         sent = db.execute("SELECT count(*) FROM sent").fetchone()[0]

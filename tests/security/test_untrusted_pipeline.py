@@ -58,6 +58,16 @@ def jamjet(
 
 
 @pytest.fixture
+def running(temporal_server: DevServer, model_server: ModelServer) -> dict[str, str]:
+    """The environment of a user whose Temporal and model endpoint are running."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TEMPORAL_"))},
+        "TEMPORAL_ADDRESS": temporal_server.address,
+        "OPENAI_BASE_URL": model_server.base_url,
+    }
+
+
+@pytest.fixture
 def folder(tmp_path: Path) -> Path:
     (tmp_path / "tools.py").write_text(HOSTILE)
     return tmp_path
@@ -84,30 +94,20 @@ def test_nothing_is_imported_before_the_run_checks_out(
 
 
 def test_a_pipeline_without_tool_nodes_imports_no_tools(
-    folder: Path, temporal_server: DevServer, model_server: ModelServer
+    folder: Path, running: dict[str, str]
 ) -> None:
     (folder / "x.yaml").write_text(MODEL_ONLY)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TEMPORAL_"))},
-        "TEMPORAL_ADDRESS": temporal_server.address,
-        "OPENAI_BASE_URL": model_server.base_url,
-    }
-    done = jamjet(folder, "x.yaml", env=env)
+    done = jamjet(folder, "x.yaml", env=running)
     assert done.returncode == 0, done.stderr
     assert not (folder / "IMPORTED").exists()
     assert "tools:" not in done.stderr
 
 
 def test_the_tools_beside_a_pipeline_that_calls_them_are_named_before_they_run(
-    folder: Path, temporal_server: DevServer, model_server: ModelServer
+    folder: Path, running: dict[str, str]
 ) -> None:
     (folder / "x.yaml").write_text(WITH_TOOL)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TEMPORAL_"))},
-        "TEMPORAL_ADDRESS": temporal_server.address,
-        "OPENAI_BASE_URL": model_server.base_url,
-    }
-    done = jamjet(folder, "x.yaml", env=env)
+    done = jamjet(folder, "x.yaml", env=running)
     assert done.returncode == 0, done.stderr
     assert (folder / "IMPORTED").exists()
     assert done.stderr.splitlines()[0] == (
