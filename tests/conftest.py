@@ -18,17 +18,24 @@ from tests.identities import TRUSTED_PORTAL
 
 @pytest.fixture(scope="session", autouse=True)
 def audit_signing_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The session's audit signing key (workers sign checkpoints with it), never ~/.jamjet."""
-    path = str(tmp_path_factory.mktemp("keys") / "audit-signing.key")
-    previous = os.environ.get("JAMJET_AUDIT_KEY")
-    os.environ["JAMJET_AUDIT_KEY"] = path
+    """The session's audit signing key (workers sign checkpoints with it), never ~/.jamjet;
+    and the audit store `jamjet` commands default to, never the checkout's .jamjet/."""
+    folder = tmp_path_factory.mktemp("keys")
+    path = str(folder / "audit-signing.key")
+    settings = {
+        "JAMJET_AUDIT_KEY": path,
+        "JAMJET_AUDIT_STORE": f"sqlite:///{folder / 'cli-audit.db'}",
+    }
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         yield path
     finally:
-        if previous is None:
-            os.environ.pop("JAMJET_AUDIT_KEY", None)
-        else:
-            os.environ["JAMJET_AUDIT_KEY"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

@@ -104,8 +104,13 @@ class Fleet:
         self.queue = queue
         self.workdir = ledger.parent
         self.log = log
+        # The workers keep their default audit store (in their working directory).
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")},
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith("TEMPORAL_") and k != "JAMJET_AUDIT_STORE"
+            },
             "CHAOS_LEDGER": str(ledger),
         }
         self.live: list[WorkerProc] = []
