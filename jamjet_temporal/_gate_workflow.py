@@ -291,17 +291,34 @@ class Gate:
         )
 
     async def record(self, events: list[AuditEvent]) -> None:
-        """Record events durably (the ``jamjet.audit.record`` activity) before going on."""
-        if self._audit:
-            # Unlimited attempts: a governed fact that cannot be recorded must not be lost.
-            with runtime_call():
+        """Record events durably (the ``jamjet.audit.record`` activity) before going on.
+
+        A local activity: the worker running the workflow records at once, without a round
+        trip through the task queue (that worker holds the run's governance, or the pin would
+        have stopped it). Its result is in history before the run goes on; a worker lost
+        before that records again on replay, storing nothing twice (event ids). Runs from
+        before the pin recorded with ordinary activities and replay so.
+        """
+        if not self._audit:
+            return
+        # Unlimited attempts: a governed fact that cannot be recorded must not be lost.
+        retry = RetryPolicy(maximum_interval=timedelta(seconds=10))
+        with runtime_call():
+            if self.pinned:
+                handle = workflow.start_local_activity(
+                    RECORD_ACTIVITY,
+                    events,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=retry,
+                )
+            else:
                 handle = workflow.start_activity(
                     RECORD_ACTIVITY,
                     events,
                     start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
+                    retry_policy=retry,
                 )
-            await handle
+        await handle
 
     def _decided(
         self, kind: str, decision: Decision, args: Sequence[object]
@@ -530,8 +547,7 @@ def make_workflow_interceptor(
             """The runtime's own activities: only the runtime schedules them, and memory
             calls only for the run's own user."""
             reason: str | None = None
-            local = isinstance(input, StartLocalActivityInput)
-            if input.activity not in INTERNAL_ACTIVITIES or not scheduled_by_runtime() or local:
+            if input.activity not in INTERNAL_ACTIVITIES or not scheduled_by_runtime():
                 reason = (
                     f"'{input.activity}' is a runtime-internal activity: only the JamJet "
                     "runtime schedules it (not a pipeline node or workflow code)"

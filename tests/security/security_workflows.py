@@ -9,7 +9,7 @@ from pathlib import Path
 from temporalio import workflow as temporal_workflow
 from temporalio.exceptions import ApplicationError
 
-from jamjet_temporal import guard, idempotency_key, llm, task, workflow
+from jamjet_temporal import engram, guard, idempotency_key, llm, task, workflow
 from workflows.policy_gate.assistant import search
 
 
@@ -190,3 +190,20 @@ async def two_at_once(marker: str) -> list[str]:
         return_exceptions=True,
     )
     return [a if isinstance(a, str) else type(a).__name__ for a in answers]
+
+
+@temporal_workflow.defn(name="test-security.waits-then-recalls")
+class WaitsThenRecalls:
+    """Waits for a signal, then reads its user's memory (a runtime-internal activity)."""
+
+    def __init__(self) -> None:
+        self.go = False
+
+    @temporal_workflow.signal(name="go")
+    def release(self) -> None:
+        self.go = True
+
+    @temporal_workflow.run
+    async def run(self, user: str) -> int:
+        await temporal_workflow.wait_condition(lambda: self.go)
+        return len(await engram.facts(user))
