@@ -406,30 +406,22 @@ class GateActivityInbound(ActivityInboundInterceptor):
             {key: kept[key] for key in ("spent", "pending") if key in kept}
         )
         try:
-            if "completed" in kept:
-                # The body already ran in an earlier attempt; only its record was missing.
-                completed = kept["completed"]
+            if "outcome" in kept:
+                # The body ran (and succeeded, or failed for good) in an earlier attempt; only
+                # its record was missing.
+                done = kept["outcome"]
                 await self._record_call(
                     input,
                     info,
                     clearance,
-                    completed["latency_ms"],
-                    completed["attempt"],
-                    result=completed["result"],
+                    done["latency_ms"],
+                    done["attempt"],
+                    result=done.get("result"),
+                    error=done.get("error"),
                 )
-                return self._answer(clearance, completed["result"], spent)
-            if "failed" in kept:
-                # The body failed for good in an earlier attempt; only its record was missing.
-                failed = kept["failed"]
-                await self._record_call(
-                    input,
-                    info,
-                    clearance,
-                    failed["latency_ms"],
-                    failed["attempt"],
-                    error=failed["error"],
-                )
-                final = ApplicationError(failed["message"], type=failed["type"], non_retryable=True)
+                if "error" not in done:
+                    return self._answer(clearance, done["result"], spent)
+                final = ApplicationError(done["message"], type=done["type"], non_retryable=True)
                 raise (
                     _with_spend(final, spent)
                     if clearance.allowance is not None and spent
@@ -453,7 +445,7 @@ class GateActivityInbound(ActivityInboundInterceptor):
                         # Recording the failure failed: keep it, and let the retry record it
                         # and fail as the tool did, instead of running the body again.
                         _keep(
-                            failed={
+                            outcome={
                                 "error": text,
                                 "type": err.type
                                 if isinstance(err, ApplicationError) and err.type
@@ -481,7 +473,7 @@ class GateActivityInbound(ActivityInboundInterceptor):
             try:
                 await self._record_call(input, info, clearance, latency, info.attempt, result=plain)
             except Exception as err:
-                _keep(completed={"result": plain, "latency_ms": latency, "attempt": info.attempt})
+                _keep(outcome={"result": plain, "latency_ms": latency, "attempt": info.attempt})
                 raise ApplicationError(
                     f"'{info.activity_type}' ran, but recording its call failed "
                     f"({type(err).__name__}: {err}); the result is kept and only the record "

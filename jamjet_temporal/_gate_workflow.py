@@ -250,6 +250,7 @@ class Gate:
         self._audit = audit
         self._count = 0
         self._cache: dict[tuple[tuple[str, Policy], ...], PolicyScopes] = {}
+        self._model_cache: dict[PolicyScopes, tuple[ModelScope, ...]] = {}
         self.budget = BudgetKeeper()
         self._budget_count = 0
         #: None when the plugin has no approvals config: approval requests are then refused.
@@ -302,22 +303,14 @@ class Gate:
         if not self._audit:
             return
         # Unlimited attempts: a governed fact that cannot be recorded must not be lost.
-        retry = RetryPolicy(maximum_interval=timedelta(seconds=10))
+        schedule = workflow.start_local_activity if self.pinned else workflow.start_activity
         with runtime_call():
-            if self.pinned:
-                handle = workflow.start_local_activity(
-                    RECORD_ACTIVITY,
-                    events,
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=retry,
-                )
-            else:
-                handle = workflow.start_activity(
-                    RECORD_ACTIVITY,
-                    events,
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=retry,
-                )
+            handle = schedule(
+                RECORD_ACTIVITY,
+                events,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
+            )
         await handle
 
     def _decided(
@@ -383,12 +376,17 @@ class Gate:
         return await self.refuse(decision, event)
 
     def model_scopes(self) -> tuple[ModelScope, ...]:
-        """The model allow-lists in force, for an activity's own model calls."""
-        return tuple(
-            ModelScope(scope=name, policy_version=policy.version_id, allow=policy.model_allowlist)
-            for name, policy in self.scopes().scopes
-            if policy.model_allowlist is not None
-        )
+        """The model allow-lists in force, for an activity's own model calls (built once per
+        scope stack: every cleared activity carries them)."""
+        scopes = self.scopes()
+        found = self._model_cache.get(scopes)
+        if found is None:
+            found = self._model_cache[scopes] = tuple(
+                ModelScope(scope=name, policy_version=policy.version_id, allow=allow)
+                for name, policy in scopes.scopes
+                if (allow := policy.model_allowlist) is not None
+            )
+        return found
 
 
 def _refusal(subject: str, reason: str, scope: str) -> Decision:
