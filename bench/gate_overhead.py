@@ -26,7 +26,7 @@ from temporalio.worker import Worker
 
 from bench._workload import five_steps, step
 from jamjet_temporal import JamJetConfig, JamJetPlugin
-from jamjet_temporal._devserver import DevServer, free_port
+from jamjet_temporal.cli import DevServer, free_port
 from jamjet_temporal.policy import Policy, Rule
 
 

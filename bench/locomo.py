@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jamjet_temporal.engram import ContextRequest, FactInput, IngestRequest, Message, open_memory
+from jamjet_temporal.memory import ContextRequest, FactInput, IngestRequest, Message, open_memory
 
 BUDGETS = (250, 500, 1000, 2000)
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}

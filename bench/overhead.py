@@ -29,7 +29,7 @@ from bench._workload import (
     step,
 )
 from jamjet_temporal import JamJetPlugin
-from jamjet_temporal._devserver import DevServer, free_port
+from jamjet_temporal.cli import DevServer, free_port
 from jamjet_temporal.pipeline import (
     PIPELINE_WORKFLOW,
     PipelineResult,

@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._supersession_data import ATTRIBUTES, UserData, generate, key
-from jamjet_temporal.engram import ContextRequest, FactInput, IngestRequest, Message, open_memory
+from jamjet_temporal.memory import ContextRequest, FactInput, IngestRequest, Message, open_memory
 
 BUDGET = 400
 #: The feature of attributes where a late statement fell between two statements of one value.

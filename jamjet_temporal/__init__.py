@@ -2,26 +2,34 @@
 
 Add ``JamJetPlugin()`` to a Temporal client; write agents with ``@task`` and ``@workflow`` (or
 plain Temporal), or run YAML pipelines with ``jamjet run``.
+
+Every name here is imported on first use, so ``import jamjet_temporal`` in a workflow module is
+cheap and safe inside Temporal's sandbox, with or without the plugin. Each feature's further
+public names live in its package: ``jamjet_temporal.approvals``, ``.audit``, ``.budget``,
+``.llm``, ``.memory``, ``.pipeline``, ``.policy`` (see ``docs/index.md`` for the folder map).
 """
 
-from . import agent, engram, guard, llm
-from ._activity_support import idempotency_key
-from ._config import JamJetConfig
-from ._interceptor import acting_as, run_budget
-from ._llm_types import ChatRequest, ChatResult, ToolCall, Usage
-from ._plugin import JamJetPlugin
-from ._task import default_task_config, task
-from ._workflow import workflow
-from .errors import JamJetError
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from jamjet_temporal._shared._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from jamjet_temporal import agent, guard, llm
+    from jamjet_temporal import memory as engram
+    from jamjet_temporal._shared._activity import idempotency_key
+    from jamjet_temporal.authoring._task import default_task_config, task
+    from jamjet_temporal.authoring._workflow import workflow
+    from jamjet_temporal.errors import JamJetError
+    from jamjet_temporal.plugin._config import JamJetConfig
+    from jamjet_temporal.plugin._interceptor import acting_as, run_budget
+    from jamjet_temporal.plugin._plugin import JamJetPlugin
 
 __all__ = [
-    "ChatRequest",
-    "ChatResult",
     "JamJetConfig",
     "JamJetError",
     "JamJetPlugin",
-    "ToolCall",
-    "Usage",
     "acting_as",
     "agent",
     "default_task_config",
@@ -33,3 +41,21 @@ __all__ = [
     "task",
     "workflow",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        ".agent:module": ["agent"],
+        ".guard:module": ["guard"],
+        ".llm:module": ["llm"],
+        ".memory:module": ["engram"],
+        "._shared._activity": ["idempotency_key"],
+        ".authoring._task": ["default_task_config", "task"],
+        ".authoring._workflow": ["workflow"],
+        ".errors": ["JamJetError"],
+        ".plugin._config": ["JamJetConfig"],
+        ".plugin._interceptor": ["acting_as", "run_budget"],
+        ".plugin._plugin": ["JamJetPlugin"],
+    },
+)

@@ -1,6 +1,6 @@
 """``python -m jamjet_temporal`` is the ``jamjet`` command."""
 
-from .cli import main
+from jamjet_temporal.cli import main
 
 if __name__ == "__main__":
     main()

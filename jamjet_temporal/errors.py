@@ -4,9 +4,11 @@ The tree::
 
     JamJetError                      root; catch this to catch everything of ours
     ├── ConfigError                  bad plugin / task / CLI configuration (raised at construction)
-    │   └── ConfigFileError          a config file is unreadable or invalid (file, line, fix)
-    │       ├── PolicyError          ... a policy
-    │       └── ApprovalConfigError  ... an approvals config
+    │   ├── ConfigFileError          a config file is unreadable or invalid (file, line, fix)
+    │   │   ├── PolicyError          ... a policy
+    │   │   └── ApprovalConfigError  ... an approvals config
+    │   ├── BudgetConfigError        a budget value or budget slice is invalid
+    │   └── UnknownModelPriceError   no price is known for a budgeted model (fail closed)
     ├── GateError                    the policy gate refused something (recorded in the audit trail)
     │   ├── ToolDeniedError          a tool call was blocked (tool, rule, scope, audit event id)
     │   ├── ModelDeniedError         a model is not in model_allowlist
@@ -14,6 +16,7 @@ The tree::
     │   ├── ApprovalRejectedError    an approver rejected the action (approver, comment)
     │   ├── ApprovalTimeoutError     nobody decided in time (and any escalation timed out too)
     │   ├── IdentityError            the run's user could not be proven (unsigned, forged, stale)
+    │   ├── BudgetExceededError      a model call would cross a budget cap (refused before it)
     │   └── ToolNotClearedError      a tool activity ran without a gate decision (defence in depth)
     ├── PipelineSpecError            a YAML pipeline is malformed (file, line, node, fix)
     ├── PipelineRuntimeError         a pipeline failed while running (node, reason)
@@ -31,11 +34,18 @@ a string, and its message says what to do next.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jamjet_temporal.budget._ledger import BudgetDecision
+
 __all__ = [
     "ApprovalConfigError",
     "ApprovalRejectedError",
     "ApprovalRequiredError",
     "ApprovalTimeoutError",
+    "BudgetConfigError",
+    "BudgetExceededError",
     "ConfigError",
     "ConfigFileError",
     "DevServerError",
@@ -51,6 +61,7 @@ __all__ = [
     "TemplateError",
     "ToolDeniedError",
     "ToolNotClearedError",
+    "UnknownModelPriceError",
 ]
 
 
@@ -181,6 +192,78 @@ class IdentityError(GateError):
 
 class ToolNotClearedError(GateError):
     """A tool activity was scheduled without a gate decision (a worker without the plugin?)."""
+
+
+class UnknownModelPriceError(ConfigError):
+    """No per-token price is known for a model, so its cost cannot be bounded (fail closed).
+
+    Attributes:
+        model: The model id that was looked up.
+        provider: The provider the lookup was restricted to, if any.
+        reason: Why no price was found.
+    """
+
+    def __init__(self, model: str, *, provider: str | None = None, reason: str = "") -> None:
+        self.model = model
+        self.provider = provider
+        self.reason = reason
+        where = f" from provider '{provider}'" if provider else ""
+        why = f": {reason}" if reason else ""
+        super().__init__(
+            f"no price known for model '{model}'{where}{why}; the budget cannot bound its "
+            f"cost, so the call is refused (fix: add a price override: "
+            f"JamJetConfig(prices={{'{model}': {{'input_per_mtok': '0.50', "
+            f"'output_per_mtok': '1.50'}}}}), prices in USD per million tokens)"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_unknown_price, (self.model, self.provider, self.reason))
+
+
+def _rebuild_unknown_price(model: str, provider: str | None, reason: str) -> UnknownModelPriceError:
+    return UnknownModelPriceError(model, provider=provider, reason=reason)
+
+
+class BudgetConfigError(ConfigError):
+    """A budget value or a budget slice request is invalid; the message names the fix."""
+
+
+class BudgetExceededError(GateError):
+    """A model call was refused before it was made: its projected cost would cross a cap.
+
+    ``subject`` is the model, ``reason`` the decision's own line (for instance
+    ``"$0.41 + projected $0.18 > cap $0.50"``), ``rule`` the cap that was crossed
+    (``"budget.max_cost"``, ``"budget.max_tokens"`` or both, comma-separated).
+
+    Attributes:
+        decision: The refused ``BudgetDecision`` (not carried across a Temporal failure, whose
+            message and type are; it survives pickling).
+    """
+
+    def __init__(
+        self,
+        decision: BudgetDecision,
+        *,
+        scope: str = "default",
+        event_id: str | None = None,
+    ) -> None:
+        self.decision = decision
+        super().__init__(
+            decision.projected.model,
+            f"over budget: {decision.reason}",
+            rule=",".join(decision.crossed) or None,
+            scope=scope,
+            event_id=event_id,
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_exceeded, (self.decision, self.scope, self.event_id))
+
+
+def _rebuild_exceeded(
+    decision: BudgetDecision, scope: str, event_id: str | None
+) -> BudgetExceededError:
+    return BudgetExceededError(decision, scope=scope, event_id=event_id)
 
 
 class PipelineSpecError(JamJetError):

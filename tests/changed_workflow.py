@@ -1,7 +1,7 @@
 """The showcase workflow after an incompatible edit (it skips fetch_data), for the replay test."""
 
 from jamjet_temporal import workflow
-from workflows.crash_safe.pipeline import analyze
+from workflows.crash_safe import analyze
 
 
 @workflow(name="pipeline")

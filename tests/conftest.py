@@ -10,8 +10,8 @@ import pytest
 from temporalio.client import Client
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin
-from jamjet_temporal._devserver import DevServer, free_port
-from jamjet_temporal.approvals._config import ApprovalConfig
+from jamjet_temporal.approvals._load import ApprovalConfig
+from jamjet_temporal.cli._devserver import DevServer, free_port
 from jamjet_temporal.modelserver import ModelServer
 from tests.identities import TRUSTED_PORTAL
 

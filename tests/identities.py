@@ -1,7 +1,7 @@
 """Keys shared by the approval tests (one module, so every importer sees the same keys)."""
 
-from jamjet_temporal.approvals._config import TrustedClient
 from jamjet_temporal.approvals._identity import SigningIdentity
+from jamjet_temporal.approvals._load import TrustedClient
 
 #: The client (a portal) the workers trust to say whom a run acts for.
 PORTAL = SigningIdentity.generate("portal")

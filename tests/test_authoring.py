@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 
 from jamjet_temporal import default_task_config, idempotency_key, task, workflow
 from jamjet_temporal.errors import ConfigError, JamJetError
-from workflows.crash_safe.pipeline import analyze, fetch_data, pipeline
+from workflows.crash_safe import analyze, fetch_data, pipeline
 
 ATTEMPT_KEYS: dict[str, list[str]] = {}
 
@@ -175,7 +175,7 @@ async def test_plain_temporal_workflows_work_side_by_side(client: Client, task_q
 
 
 def test_workflow_class_is_importable_by_name_for_the_sandbox() -> None:
-    import workflows.crash_safe.pipeline as module
+    import workflows.crash_safe as module
 
     assert getattr(module, pipeline.__name__) is pipeline
     assert temporal_workflow._Definition.must_from_class(pipeline).name == "pipeline"

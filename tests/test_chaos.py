@@ -31,10 +31,10 @@ from temporalio.service import RPCError
 from temporalio.testing import ActivityEnvironment
 
 from jamjet_temporal import JamJetPlugin, idempotency_key
-from jamjet_temporal._devserver import DevServer, free_port
-from jamjet_temporal._history import read_history
 from jamjet_temporal.audit import open_store
-from jamjet_temporal.cli import load_tools, tool_signatures
+from jamjet_temporal.cli._devserver import DevServer, free_port
+from jamjet_temporal.cli._history import read_history
+from jamjet_temporal.cli._tools import load_tools, tool_signatures
 from jamjet_temporal.pipeline import (
     PIPELINE_WORKFLOW,
     PipelineResult,

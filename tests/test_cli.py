@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from jamjet_temporal._devserver import DevServer, free_port
+from jamjet_temporal.cli._devserver import DevServer, free_port
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule
 from tests.audit.audit_support import PG_ADDRESS, PG_DSN, Backends
 

@@ -10,15 +10,15 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, Worker
 
+from activities.notes import delete_database, read_files, search
 from jamjet_temporal import JamJetConfig, JamJetPlugin, llm, workflow
-from jamjet_temporal._devserver import DevServer
 from jamjet_temporal.audit import StoredEvent, open_store
+from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.errors import PolicyError
 from jamjet_temporal.modelserver import ModelServer
 from jamjet_temporal.policy import Policy, Rule
+from starters import policy_gate as gate_demo
 from tests.plain_workflows import PlainLocalSearch, PlainSearch
-from workflows.policy_gate import run as gate_demo
-from workflows.policy_gate.assistant import delete_database, read_files, search
 
 
 @workflow(name="test-gate.direct")

@@ -15,7 +15,7 @@ from temporalio.converter import DataConverter, PayloadCodec
 from temporalio.worker import Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin
-from jamjet_temporal._devserver import DevServer
+from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.errors import ConfigError
 from jamjet_temporal.modelserver import ModelServer
 from jamjet_temporal.pipeline import PIPELINE_WORKFLOW, PipelineResult, PipelineRun, parse_pipeline

@@ -10,8 +10,9 @@ import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.worker import Replayer, Worker
 
+from activities.research import search
 from jamjet_temporal import JamJetConfig, JamJetPlugin
-from jamjet_temporal.approvals._config import load_approvals
+from jamjet_temporal.approvals._load import load_approvals
 from jamjet_temporal.pipeline import (
     PIPELINE_WORKFLOW,
     PipelineResult,
@@ -22,9 +23,8 @@ from jamjet_temporal.pipeline import (
 from jamjet_temporal.pipeline._workflow import ToolSignature
 from tests.changed_workflow import changed_pipeline
 from tests.pipeline.test_pipeline_run import LOOP, SIGS, bump, join
-from workflows.crash_safe.pipeline import analyze, fetch_data, pipeline
-from workflows.tools import search
-from workflows.transfer.transfer import transfer
+from workflows.crash_safe import analyze, fetch_data, pipeline
+from workflows.transfer import transfer
 
 HISTORIES = sorted(
     p for p in (Path(__file__).parent / "histories").glob("*.json") if p.stem != "legacy_transfer"

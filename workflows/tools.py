@@ -1,25 +1,19 @@
-"""Tools for the research pipeline: ``jamjet run`` loads ``tools.py`` beside the YAML file."""
+"""The research pipeline's tools, where ``jamjet run`` looks for them: ``tools.py`` beside
+``research-pipeline.yaml``. They live in ``activities/research.py``; this file re-exports them.
+
+``jamjet run`` imports this file by its path, from any folder, so the repository root (which
+holds ``activities``) is put on ``sys.path`` first.
+"""
 
 from __future__ import annotations
 
-from jamjet_temporal import task
+import sys
+from pathlib import Path
 
-_NOTES = [
-    "Durable execution records every step in an event history, so a crashed run resumes "
-    "from the last completed step instead of starting over.",
-    "Temporal activities are retried at least once; side effects need an idempotency key.",
-    "Heartbeats let the server notice a dead worker quickly and hand the task to another one.",
-    "Agent loops that resend the whole conversation grow history quadratically.",
-    "Human approvals are signals or updates that a durable workflow waits for.",
-    "Cost caps must be enforced before a model call, from a projection, not after the spend.",
-]
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
 
+from activities.research import search  # noqa: E402
 
-@task
-async def search(query: str, limit: int = 3) -> list[str]:
-    """Rank local notes by words shared with the query (deterministic, offline)."""
-    words = {w.lower().strip(".,") for w in query.split()}
-    scored = sorted(
-        _NOTES, key=lambda note: -len(words & {w.lower().strip(".,;") for w in note.split()})
-    )
-    return scored[:limit]
+__all__ = ["search"]

@@ -14,7 +14,7 @@ It never raises on a bad decision; it refuses it with a reason. Checks, in order
    arguments of this request (``digest_mismatch``), signed neither in the future
    (``clock_skew``) nor before the request (``stale``), with a tolerance of :data:`CLOCK_SKEW`;
 5. the approver is not approving their own request (``self_approval``, four-eyes: ids compared
-   with :func:`~jamjet_temporal._principal.principal_key`, so case, spaces and look-alike
+   with :func:`~jamjet_temporal._shared._principal.principal_key`, so case, spaces and look-alike
    characters make no difference), is eligible at this stage (``not_eligible``) and has not
    approved already (``already_approved``).
 
@@ -32,15 +32,15 @@ from typing import Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, JsonValue
 
-from .._principal import same_principal
-from ._config import ApprovalConfig, ApprovalRule, Stage
-from ._identity import (
+from jamjet_temporal._shared._principal import same_principal
+from jamjet_temporal.approvals._identity import (
     RunUser,
     SignedDecision,
     public_key_id,
     verify_run_user_signature,
     verify_signature,
 )
+from jamjet_temporal.approvals._load import ApprovalConfig, ApprovalRule, Stage
 
 __all__ = [
     "CLOCK_SKEW",

@@ -12,15 +12,10 @@ from typing import Literal
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from ..errors import JamJetError
-from ._identity import SignedDecision, SigningIdentity, action_digest
-from ._workflow import (
-    DECIDE_UPDATE,
-    PENDING_ATTRIBUTE,
-    PENDING_QUERY,
-    PendingApproval,
-    SubmitResult,
-)
+from jamjet_temporal._shared._wire import DECIDE_UPDATE, PENDING_ATTRIBUTE, PENDING_QUERY
+from jamjet_temporal.approvals._identity import SignedDecision, SigningIdentity, action_digest
+from jamjet_temporal.approvals._workflow import PendingApproval, SubmitResult
+from jamjet_temporal.errors import JamJetError
 
 logger = logging.getLogger(__name__)
 

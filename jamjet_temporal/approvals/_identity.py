@@ -19,34 +19,34 @@ A run's user is proven the same way: :class:`RunUser` is signed by a client the 
 config trusts (``clients:``, or an approver acting for themselves) for one workflow id and type,
 at one time; :func:`sign_run_user` makes it (client side).
 
-Keys are written ``"ed25519:" + base64url(raw 32 bytes, no padding)``; a key's id is
-``"ed25519:" + the first 16 hex digits of sha256(raw 32 bytes)``.
+Keys are in the package's one Ed25519 format (:mod:`jamjet_temporal._shared._keys`, shared
+with the audit signing key): a private key file is unencrypted PKCS#8 PEM, mode 0600, with
+``#`` header lines naming the approver; a public key is written
+``"ed25519:" + base64url(raw 32 bytes, no padding)``; its fingerprint is ``"sha256:" + hex
+sha256(raw 32 bytes)``. A decision's ``key_id`` is ``"ed25519:"`` + the first 16 hex digits of
+that fingerprint (part of what is signed, so it keeps the form recorded decisions carry).
+Digests and signed bytes are :func:`jamjet_temporal._shared._canonical.canonical_json`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 import math
 import os
 import re
-import stat
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 from pydantic import AwareDatetime, BaseModel, ConfigDict, JsonValue, field_validator
 
+from jamjet_temporal._shared import _keys as keys
+from jamjet_temporal._shared._canonical import canonical_json, digest
 from jamjet_temporal.errors import ConfigError
 
 __all__ = [
@@ -70,10 +70,8 @@ __all__ = [
 DecisionValue = Literal["approved", "rejected"]
 """What an approver decided."""
 
-KEY_PREFIX: Final = "ed25519:"
+KEY_PREFIX: Final = keys.PUBLIC_KEY_PREFIX
 KEYS_DIR_ENV: Final = "JAMJET_KEYS_DIR"
-_PEM_BEGIN: Final = "-----BEGIN"
-_B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
 _UNSAFE_FILE_CHARS: Final = re.compile(r"[^A-Za-z0-9._@+-]")
 # Floats with an integral value in this range are written as integers, so that 50000 and
 # 50000.0 (or a JavaScript client's 50000) give the same digest.
@@ -104,23 +102,11 @@ def _rebuild_key_file_error(reason: str, path: str, fix: str) -> KeyFileError:
 
 
 def _canonical_json(value: object) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical_json(value).encode("utf-8")
 
 
-def _b64url_encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _b64url_decode(text: str) -> bytes | None:
-    """Strict base64url without padding: one text for one byte string, else ``None``."""
-    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        return None
-    # Unused low bits in the last character would let two texts carry the same bytes.
-    return raw if _b64url_encode(raw) == text else None
+_b64url_encode = keys.b64url_encode
+_b64url_decode = keys.b64url_decode
 
 
 def _format_utc(value: datetime) -> str:
@@ -167,14 +153,14 @@ def action_digest(action: str, args: Mapping[str, JsonValue]) -> str:
         TypeError: An argument is not a JSON value, or a key is not text.
         ValueError: An argument is NaN or infinite.
     """
-    canonical = _canonical_json({"action": action, "args": _normalise(args)})
-    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+    return digest({"action": action, "args": _normalise(args)})
 
 
 def parse_public_key(public_key: str) -> bytes | None:
     """The raw 32 bytes of an ``"ed25519:<base64url>"`` public key, or ``None`` if malformed.
 
-    Pure; never raises.
+    Pure; never raises. Only this one text of a key is accepted (no PEM, no surrounding
+    whitespace), so that an approvals config can tell two registrations of one key apart.
 
     Args:
         public_key: The key as written in the approvals config.
@@ -182,10 +168,10 @@ def parse_public_key(public_key: str) -> bytes | None:
     Returns:
         The raw key, or ``None`` when the text is not exactly one well-formed Ed25519 key.
     """
-    if not isinstance(public_key, str) or not public_key.startswith(KEY_PREFIX):
+    try:
+        return keys.raw_public_key(keys.parse_public_key(public_key, pem=False))
+    except ValueError:
         return None
-    raw = _b64url_decode(public_key[len(KEY_PREFIX) :])
-    return raw if raw is not None and len(raw) == 32 else None
 
 
 def public_key_id(public_key: str) -> str:
@@ -207,7 +193,7 @@ def public_key_id(public_key: str) -> str:
 
 
 def _key_id(raw: bytes) -> str:
-    return KEY_PREFIX + hashlib.sha256(raw).hexdigest()[:16]
+    return KEY_PREFIX + keys.fingerprint(raw).removeprefix(keys.FINGERPRINT_PREFIX)[:16]
 
 
 class SignedDecision(BaseModel):
@@ -412,13 +398,10 @@ class SigningIdentity:
                 characters.
         """
         _check_approver(approver)
-        raw = private_key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
         self._private_key = private_key
         self._approver = approver
-        self._public_key = KEY_PREFIX + _b64url_encode(raw)
-        self._key_id = _key_id(raw)
+        self._public_key = keys.public_key_text(private_key)
+        self._key_id = _key_id(keys.raw_public_key(private_key))
 
     @property
     def approver(self) -> str:
@@ -429,6 +412,11 @@ class SigningIdentity:
     def key_id(self) -> str:
         """:func:`public_key_id` of the key."""
         return self._key_id
+
+    @property
+    def fingerprint(self) -> str:
+        """The key's fingerprint, ``"sha256:"`` + 64 hex digits (as audit keys are pinned)."""
+        return keys.fingerprint(self._private_key)
 
     @property
     def public_key(self) -> str:
@@ -452,11 +440,7 @@ class SigningIdentity:
 
     def private_key_pem(self) -> bytes:
         """The private key as unencrypted PKCS8 PEM (what :func:`generate_identity` writes)."""
-        return self._private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        return keys.private_key_pem(self._private_key)
 
     def sign_run_user(self, user: str, *, workflow_id: str, workflow_type: str) -> RunUser:
         """Signs that the run ``workflow_id`` acts for ``user`` (see :class:`RunUser`)."""
@@ -585,27 +569,22 @@ def generate_identity(
             "directory=...), e.g. ~/.jamjet/keys",
         )
     path = target_dir / key_file_name(approver)
-    identity = SigningIdentity.generate(approver)
-    content = (
-        "# JamJet approver private key: keep it private (mode 600), never commit or share it\n"
-        f"# approver: {approver}\n"
-        f"# key_id: {identity.key_id}\n"
-        f"# public_key: {identity.public_key}\n"
-    ).encode() + identity.private_key_pem()
+    private_key = Ed25519PrivateKey.generate()
+    identity = SigningIdentity(approver, private_key)
     try:
-        target_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if overwrite:
-            descriptor, temporary = tempfile.mkstemp(dir=target_dir, prefix=".key-")
-            try:
-                _write_all(descriptor, content)
-                os.replace(temporary, path)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
-        else:
-            # O_EXCL: refusing to overwrite is atomic, even against a concurrent writer.
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            _write_all(descriptor, content)
+        keys.write_private_key(
+            path,
+            private_key,
+            comment="JamJet approver private key: keep it private (mode 600), never commit or "
+            "share it",
+            headers={
+                "approver": approver,
+                "key_id": identity.key_id,
+                "public_key": identity.public_key,
+                "fingerprint": identity.fingerprint,
+            },
+            overwrite=overwrite,
+        )
     except FileExistsError:
         raise KeyFileError(
             "a key file for this approver already exists; overwriting it would lose the key "
@@ -623,116 +602,65 @@ def generate_identity(
     return identity, path
 
 
-def _write_all(descriptor: int, content: bytes) -> None:
-    with os.fdopen(descriptor, "wb") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(content)
+_NOT_A_KEY: Final = "generate a key with generate_identity / `jamjet approvals keygen`"
+_FIXES: Final[Mapping[keys.KeyFileProblem, str]] = {
+    "missing": "check the path, or create a key with generate_identity / `jamjet approvals keygen`",
+    "exposed": "chmod 600 {path}; if others could read it, generate a new key and register it "
+    "instead",
+    "not_ed25519": f"approver keys are Ed25519: {_NOT_A_KEY}",
+    "mismatch": "the header was edited or belongs to another key: correct or remove it",
+}
 
 
-def load_identity(path: str | Path) -> SigningIdentity:
-    """Reads an approver's private key file written by :func:`generate_identity`. Client side.
+def load_identity(path: str | Path, *, approver: str | None = None) -> SigningIdentity:
+    """Reads an approver's private key file. Client side.
+
+    Reads the one Ed25519 private key file format (:mod:`jamjet_temporal._shared._keys`):
+    files :func:`generate_identity` wrote, and other keys in that format such as an audit
+    signing key, given the approver it stands for.
 
     Args:
         path: The key file.
+        approver: The approver the key belongs to, for a file without an ``# approver:`` line;
+            for a file with one, it must be the same.
 
     Returns:
         The identity.
 
     Raises:
         KeyFileError: The file is missing, unreadable, readable by group or others, not an
-            unencrypted Ed25519 PKCS8 PEM key, or does not name its approver.
+            unencrypted Ed25519 PKCS8 PEM key, names no approver (and none was given) or
+            another one, or its header lines do not match its key.
     """
     file = os.fspath(path)
     try:
-        info = os.stat(file)
-        if stat.S_ISDIR(info.st_mode):
-            raise IsADirectoryError
-        if os.name == "posix" and info.st_mode & 0o077:
-            raise KeyFileError(
-                f"the private key is readable by other users (mode "
-                f"{stat.S_IMODE(info.st_mode):03o})",
-                path=file,
-                fix=f"chmod 600 {file}; if others could read it, generate a new key and "
-                "register it instead",
-            )
-        with open(file, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
+        read = keys.read_private_key(file)
+    except keys.PrivateKeyFileError as err:
+        fix = _FIXES.get(err.problem, err.fix or _NOT_A_KEY).replace("{path}", file)
+        raise KeyFileError(err.reason, path=file, fix=fix) from None
+    named = read.headers.get("approver", "")
+    if approver is not None and named and named != approver:
         raise KeyFileError(
-            "key file not found",
+            f"the key file belongs to approver {named!r}, not {approver!r}",
             path=file,
-            fix="check the path, or create a key with generate_identity / `jamjet approvals "
-            "keygen`",
-        ) from None
-    except IsADirectoryError:
-        raise KeyFileError(
-            "this is a directory, not a key file", path=file, fix="pass the .key file"
-        ) from None
-    except PermissionError:
-        raise KeyFileError(
-            "permission denied reading the key file",
-            path=file,
-            fix="run as the user who owns the key (the file must be mode 600)",
-        ) from None
-    except OSError as exc:
-        raise KeyFileError(
-            f"cannot read the key file: {exc.strerror or exc}",
-            path=file,
-            fix="check that the file exists and is readable",
-        ) from None
-    return _parse_key_file(data, file)
-
-
-def _parse_key_file(data: bytes, file: str) -> SigningIdentity:
-    not_a_key = "generate a key with generate_identity / `jamjet approvals keygen`"
-    try:
-        text = data.decode()
-    except UnicodeDecodeError:
-        raise KeyFileError("not a PEM key file (binary data)", path=file, fix=not_a_key) from None
-    start = text.find(_PEM_BEGIN)
-    if start < 0:
-        raise KeyFileError("no PEM private key in the file", path=file, fix=not_a_key)
-    headers: dict[str, str] = {}
-    for line in text[:start].splitlines():
-        name, colon, value = line.lstrip("#").partition(":")
-        if line.startswith("#") and colon:
-            headers[name.strip()] = value.strip()
-    try:
-        key = serialization.load_pem_private_key(text[start:].encode(), password=None)
-    except TypeError:
-        raise KeyFileError(
-            "the private key is encrypted; this release reads unencrypted PKCS8 keys protected "
-            "by file permissions",
-            path=file,
-            fix="decrypt it (openssl pkey -in old.key -out new.key) and chmod 600 the result",
-        ) from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise KeyFileError(
-            "the PEM block is not a readable private key", path=file, fix=not_a_key
-        ) from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(
-            f"the key is {type(key).__name__.removeprefix('_')}, not Ed25519",
-            path=file,
-            fix=f"approver keys are Ed25519: {not_a_key}",
+            fix="load the key file of that approver",
         )
-    approver = headers.get("approver", "")
-    if not approver:
+    name = approver if approver is not None else named
+    if not name:
         raise KeyFileError(
             "the key file does not name its approver",
             path=file,
             fix="add a line `# approver: <approver id>` before the PEM block",
         )
     try:
-        identity = SigningIdentity(approver, key)
+        identity = SigningIdentity(name, read.key)
     except ValueError as exc:
         raise KeyFileError(str(exc), path=file, fix="correct the `# approver:` line") from None
-    for name in ("key_id", "public_key"):
-        written = headers.get(name)
-        if written is not None and written != getattr(identity, name):
-            raise KeyFileError(
-                f"the header says {name} {written} but the key is {getattr(identity, name)}",
-                path=file,
-                fix="the header was edited or belongs to another key: correct or remove it",
-            )
+    written = read.headers.get("key_id")
+    if written is not None and written != identity.key_id:
+        raise KeyFileError(
+            f"the header says key_id {written} but the key is {identity.key_id}",
+            path=file,
+            fix=_FIXES["mismatch"],
+        )
     return identity

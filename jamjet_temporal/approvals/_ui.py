@@ -47,21 +47,27 @@ from importlib import resources
 from typing import Final, Literal, TypeVar
 from urllib.parse import urlencode
 
-import uvicorn
 from pydantic import JsonValue
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ..errors import JamJetError
-from ._client import find_pending, sign, submit, survey_pending
-from ._identity import SigningIdentity
-from ._workflow import PendingApproval
+from jamjet_temporal._shared._extras import missing_extra
+
+try:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+    from starlette.routing import Route
+    from starlette.types import ASGIApp, Receive, Scope, Send
+except ImportError as _missing:  # the extra is not installed
+    raise missing_extra("ui", _missing) from _missing
+
+from jamjet_temporal.approvals._client import find_pending, sign, submit, survey_pending
+from jamjet_temporal.approvals._identity import SigningIdentity
+from jamjet_temporal.approvals._workflow import PendingApproval
+from jamjet_temporal.errors import JamJetError
 
 __all__ = ["CSRF_HEADER", "TOKEN_COOKIE", "create_ui_app", "serve_ui"]
 

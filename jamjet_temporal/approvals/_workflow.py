@@ -21,29 +21,28 @@ from typing import TYPE_CHECKING, Literal, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 from temporalio import workflow
-from temporalio.common import RawValue, SearchAttributeKey
+from temporalio.common import RawValue
 
-from ..audit._event import AuditEvent, event_id
-from ..errors import ApprovalRejectedError, ApprovalTimeoutError
-from ._check import (
+from jamjet_temporal._shared._wire import (
+    DECIDE_SIGNAL,
+    DECIDE_UPDATE,
+    PENDING_ATTRIBUTE,
+    PENDING_QUERY,
+)
+from jamjet_temporal.approvals._check import (
     ApprovalRequest,
     ApprovalState,
     Check,
     check_decision,
     required_approvals,
 )
-from ._config import ApprovalConfig, ApprovalRule
-from ._identity import SignedDecision, action_digest
+from jamjet_temporal.approvals._identity import SignedDecision, action_digest
+from jamjet_temporal.approvals._load import ApprovalConfig, ApprovalRule
+from jamjet_temporal.audit._types import AuditEvent, event_id
+from jamjet_temporal.errors import ApprovalRejectedError, ApprovalTimeoutError
 
 if TYPE_CHECKING:
-    from .._gate_workflow import Gate
-
-#: Stable wire names (renaming one breaks running workflows and the docs' CLI commands).
-DECIDE_SIGNAL = "jamjet.approval.decide"
-DECIDE_UPDATE = "jamjet.approval.submit"
-PENDING_QUERY = "jamjet.approval.pending"
-#: Bool search attribute set while a run waits for an approval (``jamjet approvals list``).
-PENDING_ATTRIBUTE = SearchAttributeKey.for_bool("JamJetApprovalPending")
+    from jamjet_temporal.gate._workflow import Gate
 
 
 class ApprovalDecision(BaseModel):

@@ -16,17 +16,24 @@ Stores: ``SQLiteAuditStore`` (default; worker processes of one host) and
 ``PostgresAuditStore`` (workers on several hosts); ``open_store(url)`` picks one from a URL.
 """
 
-from ._api import ExportResult, export
-from ._chain import ChainVerdict, canonical_json
-from ._checkpoint import AuditTamperedError
-from ._event import AuditEvent, StoredEvent, event_id
-from ._export import read_bundle, write_bundle
-from ._open import open_store
-from ._postgres import PostgresAuditStore
-from ._seal import unseal
-from ._sqlite import SQLiteAuditStore
-from ._store import AuditStore
-from ._verify import Verdict, verify_bundle
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from jamjet_temporal._shared._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from jamjet_temporal.audit._api import ExportResult, export
+    from jamjet_temporal.audit._chain import ChainVerdict, canonical_json
+    from jamjet_temporal.audit._checkpoint import AuditTamperedError
+    from jamjet_temporal.audit._export import read_bundle, write_bundle
+    from jamjet_temporal.audit._open import open_store
+    from jamjet_temporal.audit._postgres import PostgresAuditStore
+    from jamjet_temporal.audit._seal import unseal
+    from jamjet_temporal.audit._sqlite import SQLiteAuditStore
+    from jamjet_temporal.audit._store import AuditStore
+    from jamjet_temporal.audit._types import AuditEvent, StoredEvent, event_id
+    from jamjet_temporal.audit._verify import Verdict, verify_bundle
 
 __all__ = [
     "AuditEvent",
@@ -47,3 +54,21 @@ __all__ = [
     "verify_bundle",
     "write_bundle",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        "._api": ["ExportResult", "export"],
+        "._chain": ["ChainVerdict", "canonical_json"],
+        "._checkpoint": ["AuditTamperedError"],
+        "._types": ["AuditEvent", "StoredEvent", "event_id"],
+        "._export": ["read_bundle", "write_bundle"],
+        "._open": ["open_store"],
+        "._postgres": ["PostgresAuditStore"],
+        "._seal": ["unseal"],
+        "._sqlite": ["SQLiteAuditStore"],
+        "._store": ["AuditStore"],
+        "._verify": ["Verdict", "verify_bundle"],
+    },
+)

@@ -14,10 +14,16 @@ from typing import Any, Literal
 
 from temporalio.service import RPCError
 
-from .._connect import connect
-from ._export import CATEGORIES, ExportError, export_bundle, write_attestation, write_bundle
-from ._keys import load_or_create_signing_key
-from ._open import open_store
+from jamjet_temporal.audit._export import (
+    CATEGORIES,
+    ExportError,
+    export_bundle,
+    write_attestation,
+    write_bundle,
+)
+from jamjet_temporal.audit._keys import load_or_create_signing_key
+from jamjet_temporal.audit._open import open_store
+from jamjet_temporal.cli._connect import connect
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,7 @@ async def export(
     attestation_path = bundle_path.with_suffix(".intoto.jsonl")
     write_attestation(bundle, attestation_path)
     if format == "pdf":
-        from ._pdf import write_pdf  # reportlab: only when a PDF is asked for
+        from jamjet_temporal.audit._pdf import write_pdf  # reportlab: only when a PDF is asked for
 
         write_pdf(bundle, path)
     return ExportResult(path, bundle_path, attestation_path, bundle, history is not None)

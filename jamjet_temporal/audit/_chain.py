@@ -15,13 +15,13 @@ signed checkpoints (``_checkpoint``) can, and ``ChainWalker`` checks them as it 
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
-from ._checkpoint import CheckpointCheck, CheckpointProblem
-from ._event import AuditEvent
+from jamjet_temporal._shared import _canonical
+from jamjet_temporal.audit._checkpoint import CheckpointCheck, CheckpointProblem
+from jamjet_temporal.audit._types import AuditEvent
 
 __all__ = ["GENESIS_HASH", "ChainRow", "ChainVerdict", "ChainWalker", "canonical_json", "link_hash"]
 
@@ -34,7 +34,9 @@ Problem = Literal["gap", "prev_mismatch", "hash_mismatch", "row_mismatch"] | Che
 def canonical_json(event: AuditEvent) -> str:
     """The one JSON text of an event that its chain hash covers.
 
-    Keys sorted, no whitespace, non-ASCII kept as is (hashed as UTF-8).
+    The package's canonical JSON (``_shared._canonical``) of the event's JSON-mode dump: keys
+    sorted, no whitespace, non-ASCII kept as is (hashed as UTF-8), NaN refused. Every stored
+    chain depends on this text: it must never change.
 
     Args:
         event: The event.
@@ -42,13 +44,7 @@ def canonical_json(event: AuditEvent) -> str:
     Returns:
         The canonical JSON text.
     """
-    return json.dumps(
-        event.model_dump(mode="json"),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    )
+    return _canonical.canonical_json(event.model_dump(mode="json"))
 
 
 def link_hash(prev_hash: str, canonical: str) -> str:

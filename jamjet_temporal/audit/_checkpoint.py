@@ -6,7 +6,8 @@ triggers, edit, re-chain). A checkpoint is the chain's head at some ``seq`` sign
 audit signing key, which lives outside the database: rewriting any event at or before a
 checkpoint then goes unnoticed only by someone who also holds that key.
 
-A checkpoint signs the canonical JSON (keys sorted, no whitespace) of::
+A checkpoint signs the canonical JSON (``_shared._canonical``: keys sorted, no whitespace,
+UTF-8) of::
 
     {"type": "jamjet.audit.checkpoint/v1", "store_id": "...", "seq": 42,
      "head": "<hash of event 42>", "signed_at": "2025-01-01T00:00:00.123456+00:00",
@@ -37,7 +38,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -48,12 +48,13 @@ from pathlib import Path
 from typing import Final, Literal, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ValidationError
 
-from ..errors import ConfigError, JamJetError
-from ._keys import fingerprint
+from jamjet_temporal._shared import _keys as keys
+from jamjet_temporal._shared._canonical import canonical_json
+from jamjet_temporal.audit._keys import fingerprint
+from jamjet_temporal.errors import ConfigError, JamJetError
 
 if sys.platform != "win32":
     import fcntl
@@ -88,7 +89,8 @@ class Checkpoint(NamedTuple):
         head: That event's chain hash.
         signed_at: When it was signed (UTC).
         signer: Fingerprint of the signing key (``sha256:`` + 64 hex digits).
-        public_key: The raw Ed25519 public key, base64.
+        public_key: The raw Ed25519 public key, base64 (rows may also hold it as the
+            ``ed25519:`` public key text, which is read the same).
         signature: The Ed25519 signature of ``checkpoint_statement(...)``, base64.
     """
 
@@ -124,7 +126,7 @@ def checkpoint_statement(
         "signed_at": signed_at.astimezone(UTC).isoformat(),
         "signer": signer,
     }
-    return json.dumps(statement, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return canonical_json(statement).encode("utf-8")
 
 
 class CheckpointMark(BaseModel, frozen=True):
@@ -369,10 +371,8 @@ class CheckpointSigner:
             )
         self._key = key
         self.fingerprint = fingerprint(key)
-        raw = key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-        self._public_key = base64.b64encode(raw).decode("ascii")
+        # Stored rows keep the raw key in base64, which every version reads.
+        self._public_key = base64.b64encode(keys.raw_public_key(key)).decode("ascii")
         self.marks = marks
         self.every_events = every_events
         self.every = every
@@ -489,11 +489,17 @@ class CheckpointSigner:
                 self._marks[store_id] = found
 
 
+def _stored_public_key(text: str) -> Ed25519PublicKey:
+    """A checkpoint row's public key: raw base64, or the ``ed25519:`` public key text."""
+    if text.startswith(keys.PUBLIC_KEY_PREFIX):
+        return keys.parse_public_key(text, pem=False)
+    return Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+
+
 def _invalid(checkpoint: Checkpoint, store_id: str) -> str | None:
     """Why a checkpoint's signature does not hold, or None when it does."""
     try:
-        raw = base64.b64decode(checkpoint.public_key, validate=True)
-        public = Ed25519PublicKey.from_public_bytes(raw)
+        public = _stored_public_key(checkpoint.public_key)
         signature = base64.b64decode(checkpoint.signature, validate=True)
     except (ValueError, binascii.Error):
         return "its public key or signature is malformed: it was forged or edited"

@@ -29,7 +29,6 @@ bundle still verifies, and ``redactions`` (covered by the signature) says what w
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -42,10 +41,11 @@ from securesystemslib.dsse import Envelope
 # securesystemslib.signer re-exports these without __all__, which mypy --strict does not see.
 from securesystemslib.signer import CryptoSigner, SSlibKey  # type: ignore[attr-defined]
 
-from ..errors import JamJetError
-from ._chain import GENESIS_HASH, canonical_json, link_hash
-from ._keys import fingerprint, public_key_pem
-from ._store import AuditStore
+from jamjet_temporal._shared import _canonical
+from jamjet_temporal.audit._chain import GENESIS_HASH, canonical_json, link_hash
+from jamjet_temporal.audit._keys import fingerprint, public_key_pem
+from jamjet_temporal.audit._store import AuditStore
+from jamjet_temporal.errors import JamJetError
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -100,7 +100,8 @@ class ExportError(JamJetError):
 def canonical_text(value: object) -> str:
     """Canonical JSON text of any JSON value: sorted keys, no whitespace, UTF-8 kept as is.
 
-    For an event's JSON object it equals ``canonical_json`` of the event.
+    The package's one canonical JSON (``_shared._canonical.canonical_json``); for an event's
+    JSON object it equals ``canonical_json`` of the event.
 
     Args:
         value: A JSON-compatible value.
@@ -108,14 +109,12 @@ def canonical_text(value: object) -> str:
     Returns:
         The canonical JSON text.
     """
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return _canonical.canonical_json(value)
 
 
 def digest_of(value: object) -> str:
-    """``"sha256:"`` + hex sha256 of ``canonical_text(value)``."""
-    return "sha256:" + hashlib.sha256(canonical_text(value).encode("utf-8")).hexdigest()
+    """``"sha256:"`` + hex sha256 of ``canonical_text(value)`` (``_shared._canonical.digest``)."""
+    return _canonical.digest(value)
 
 
 def intoto_statement(statement: dict[str, Any]) -> dict[str, Any]:

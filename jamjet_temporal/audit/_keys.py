@@ -8,25 +8,29 @@ so old bundles still verify, but a signer is trusted only when pinned:
 fingerprints ``load_trusted_keys`` reads from ``--trusted-key``, ``--trusted-keys`` files or
 ``$JAMJET_TRUSTED_KEYS``.
 
+Keys are in the package's one Ed25519 format (:mod:`jamjet_temporal._shared._keys`, shared
+with approver keys): the signing key file is unencrypted PKCS#8 PEM, mode 0600, written
+atomically (with ``#`` lines naming its public key and fingerprint); a fingerprint is
+``sha256:`` + 64 hex digits of SHA-256 over the raw public key; a public key's text is
+``ed25519:`` + base64url of the raw 32 bytes. So an approver's key file can sign bundles, and
+an approver's registered public key can be pinned.
+
 A trusted-keys file holds one key per entry: a fingerprint line (``sha256:`` and 64 hex
-digits, as ``jamjet audit key`` prints it) or a PEM public key block; blank lines and text
-after ``#`` are ignored.
+digits, as ``jamjet audit key`` prints it), a public key line (``ed25519:...``) or a PEM public
+key block; blank lines and text after ``#`` are ignored.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ..errors import JamJetError
+from jamjet_temporal._shared import _keys as shared
+from jamjet_temporal._shared._keys import fingerprint, public_key_pem
+from jamjet_temporal.errors import JamJetError
 
 __all__ = [
     "KEY_ENV",
@@ -46,12 +50,12 @@ KEY_ENV = "JAMJET_AUDIT_KEY"
 """Environment variable naming the signing key file."""
 
 TRUSTED_KEYS_ENV = "JAMJET_TRUSTED_KEYS"
-"""Environment variable listing trusted signers: comma-separated fingerprints and paths of
-trusted-keys files, read when no trusted key is given on the command line."""
+"""Environment variable listing trusted signers: comma-separated fingerprints, public keys
+(``ed25519:...``) and paths of trusted-keys files, read when no trusted key is given on the
+command line."""
 
-_FINGERPRINT = re.compile(r"sha256:[0-9a-f]{64}")
-_PEM_BEGIN = "-----BEGIN PUBLIC KEY-----"
-_PEM_END = "-----END PUBLIC KEY-----"
+_PEM_BEGIN = shared.PUBLIC_PEM_BEGIN
+_PEM_END = shared.PUBLIC_PEM_END
 
 
 class SigningKeyError(JamJetError):
@@ -86,7 +90,8 @@ class TrustedKeyError(JamJetError):
         self.reason = reason
         super().__init__(
             f"trusted key {entry}: {reason}; give a fingerprint as `jamjet audit key` prints "
-            "it (sha256: and 64 hex digits), a PEM public key file or a trusted-keys file"
+            "it (sha256: and 64 hex digits), a public key (ed25519:...), a PEM public key "
+            "file or a trusted-keys file"
         )
 
 
@@ -115,7 +120,8 @@ def load_or_create_signing_key(path: Path | None = None) -> Ed25519PrivateKey:
     """Load the bundle signing key, creating it (mode 0600) if the file does not exist.
 
     Args:
-        path: The key file (PEM, PKCS#8, unencrypted); ``default_key_path()`` when None.
+        path: The key file (PEM, PKCS#8, unencrypted; ``#`` lines before the PEM block are
+            allowed, so an approver's key file works too); ``default_key_path()`` when None.
 
     Returns:
         The Ed25519 private key.
@@ -125,61 +131,49 @@ def load_or_create_signing_key(path: Path | None = None) -> Ed25519PrivateKey:
             private key, or it cannot be read or created.
     """
     path = path if path is not None else default_key_path()
-    if path.exists():
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if os.name == "posix" and mode & 0o077:
-            raise SigningKeyError(
-                path,
-                f"other users may read or change it (mode {mode:03o})",
-                fix=f"chmod 600 {path}; if others could have read it, rotate: move it away (a "
-                "new key is created on first use) and stop trusting its fingerprint",
-            )
-        try:
-            loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except (OSError, ValueError, TypeError) as exc:
-            raise SigningKeyError(path, f"cannot be read as a PEM private key ({exc})") from None
-        if not isinstance(loaded, Ed25519PrivateKey):
-            raise SigningKeyError(path, f"holds a {type(loaded).__name__}, not an Ed25519 key")
-        return loaded
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # O_EXCL: two processes creating the key at once must not overwrite each other's.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return shared.read_private_key(path, kind="signing key").key
+    except shared.PrivateKeyFileError as err:
+        if err.problem != "missing":
+            raise _signing_key_error(path, err) from None
+    key = Ed25519PrivateKey.generate()
+    try:
+        # Exclusive and atomic: two processes creating the key at once keep one of them, and
+        # neither reads the other's half-written file.
+        shared.write_private_key(
+            path,
+            key,
+            comment="JamJet audit signing key: keep it private (mode 600), never commit or "
+            "share it",
+            headers={"public_key": shared.public_key_text(key), "fingerprint": fingerprint(key)},
+        )
     except FileExistsError:
         return load_or_create_signing_key(path)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise SigningKeyError(path, f"cannot be created ({exc})") from None
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
     return key
 
 
-def public_key_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
-    """The public key as PEM text (SubjectPublicKeyInfo).
+def _signing_key_error(path: Path, err: shared.PrivateKeyFileError) -> SigningKeyError:
+    if err.problem == "exposed":
+        return SigningKeyError(
+            path,
+            err.reason,
+            fix=f"chmod 600 {path}; if others could have read it, rotate: move it away (a "
+            "new key is created on first use) and stop trusting its fingerprint",
+        )
+    if err.problem == "not_ed25519":
+        return SigningKeyError(path, err.reason)
+    if err.problem in ("binary", "no_pem", "not_a_key", "encrypted"):
+        return SigningKeyError(path, f"cannot be read as a PEM private key ({err.reason})", err.fix)
+    return SigningKeyError(path, err.reason, err.fix)
+
+
+def load_public_key(text: str) -> Ed25519PublicKey:
+    """Parse a public key: ``ed25519:<base64url>`` or PEM, insisting on Ed25519.
 
     Args:
-        key: A private key (its public half is taken) or a public key.
-
-    Returns:
-        The PEM text.
-    """
-    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    return public.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode("ascii")
-
-
-def load_public_key(pem: str) -> Ed25519PublicKey:
-    """Parse a PEM public key, insisting on Ed25519.
-
-    Args:
-        pem: The PEM text.
+        text: The key's text.
 
     Returns:
         The public key.
@@ -187,37 +181,27 @@ def load_public_key(pem: str) -> Ed25519PublicKey:
     Raises:
         ValueError: It is not an Ed25519 public key.
     """
-    loaded = serialization.load_pem_public_key(pem.encode("ascii"))
-    if not isinstance(loaded, Ed25519PublicKey):
-        raise ValueError(f"not an Ed25519 public key but a {type(loaded).__name__}")
-    return loaded
-
-
-def fingerprint(public_key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
-    """The key's fingerprint: ``"sha256:"`` + hex sha256 of the raw 32 public key bytes.
-
-    Args:
-        public_key: The public key (a private key is reduced to its public half).
-
-    Returns:
-        The fingerprint.
-    """
-    public = public_key.public_key() if isinstance(public_key, Ed25519PrivateKey) else public_key
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
+    return shared.parse_public_key(text)
 
 
 def _checked_fingerprint(text: str, entry: str) -> str:
     value = text.strip().lower()
-    if not _FINGERPRINT.fullmatch(value):
+    if not shared.is_fingerprint(value):
         raise TrustedKeyError(entry, f"{text.strip()!r} is not a key fingerprint")
     return value
+
+
+def _text_fingerprint(text: str, entry: str) -> str:
+    try:
+        return fingerprint(load_public_key(text))
+    except ValueError as exc:
+        raise TrustedKeyError(entry, str(exc)) from None
 
 
 def _pem_fingerprint(pem: str, entry: str) -> str:
     try:
         return fingerprint(load_public_key(pem))
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except ValueError as exc:
         raise TrustedKeyError(entry, f"not a PEM Ed25519 public key ({exc})") from None
 
 
@@ -232,17 +216,20 @@ def _trusted_key(value: str) -> str:
     """The fingerprint one ``--trusted-key`` value names.
 
     Args:
-        value: A fingerprint (``sha256:...``) or the path of a PEM public key file.
+        value: A fingerprint (``sha256:...``), a public key (``ed25519:...``) or the path of a
+            PEM public key file.
 
     Returns:
         The fingerprint, lower case.
 
     Raises:
-        TrustedKeyError: Not a fingerprint, or the file is unreadable or not a PEM Ed25519
-            public key.
+        TrustedKeyError: Not a fingerprint or public key, or the file is unreadable or not a
+            PEM Ed25519 public key.
     """
-    if value.strip().lower().startswith("sha256:"):
+    if value.strip().lower().startswith(shared.FINGERPRINT_PREFIX):
         return _checked_fingerprint(value, value)
+    if value.strip().startswith(shared.PUBLIC_KEY_PREFIX):
+        return _text_fingerprint(value.strip(), value)
     return _pem_fingerprint(_read(Path(value)), value)
 
 
@@ -271,7 +258,9 @@ def _read_trusted_keys(path: Path) -> list[str]:
                 pem = None
         elif text == _PEM_BEGIN:
             pem, start = [text], number
-        elif entry := text.split("#", 1)[0].strip():
+        elif (entry := text.split("#", 1)[0].strip()).startswith(shared.PUBLIC_KEY_PREFIX):
+            found.append(_text_fingerprint(entry, f"{path}:{number}"))
+        elif entry:
             found.append(_checked_fingerprint(entry, f"{path}:{number}"))
     if pem is not None:
         raise TrustedKeyError(f"{path}:{start}", f"the PEM block has no {_PEM_END} line")
@@ -284,10 +273,11 @@ def load_trusted_keys(*, keys: Sequence[str] = (), files: Sequence[Path] = ()) -
     """The trusted signers and how each came to be trusted, for ``verify_bundle``.
 
     Keys or files given here replace ``$JAMJET_TRUSTED_KEYS``; only without them is that
-    variable read (comma-separated fingerprints and trusted-keys file paths).
+    variable read (comma-separated fingerprints, public keys and trusted-keys file paths).
 
     Args:
-        keys: ``--trusted-key`` values: fingerprints or PEM public key files.
+        keys: ``--trusted-key`` values: fingerprints, public keys (``ed25519:...``) or PEM
+            public key files.
         files: Trusted-keys files.
 
     Returns:
@@ -308,9 +298,12 @@ def load_trusted_keys(*, keys: Sequence[str] = (), files: Sequence[Path] = ()) -
     for listed in os.environ.get(TRUSTED_KEYS_ENV, "").split(","):
         entry = listed.strip()
         try:
-            if entry.lower().startswith("sha256:"):
+            if entry.lower().startswith(shared.FINGERPRINT_PREFIX):
                 how = f"pinned by {TRUSTED_KEYS_ENV}"
                 trusted.setdefault(_checked_fingerprint(entry, entry), how)
+            elif entry.startswith(shared.PUBLIC_KEY_PREFIX):
+                how = f"pinned by {TRUSTED_KEYS_ENV}"
+                trusted.setdefault(_text_fingerprint(entry, entry), how)
             elif entry:
                 how = f"listed in trusted-keys file {entry} (from {TRUSTED_KEYS_ENV})"
                 for found in _read_trusted_keys(Path(entry).expanduser()):

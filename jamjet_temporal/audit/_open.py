@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from .._storeurl import SQLiteURL, parse_store_url
-from ._checkpoint import CheckpointSigner
-from ._postgres import PostgresAuditStore
-from ._sqlite import SQLiteAuditStore
-from ._store import AuditStore
+from jamjet_temporal._shared._storeurl import open_by_url
+from jamjet_temporal.audit._checkpoint import CheckpointSigner
+from jamjet_temporal.audit._sqlite import SQLiteAuditStore
+from jamjet_temporal.audit._store import AuditStore
 
 __all__ = ["open_store"]
-
-_FIX = "use a file path, 'sqlite:///audit.db' or 'postgresql://user@host/db?schema=jamjet'"
 
 
 def open_store(url: str, *, signer: CheckpointSigner | None = None) -> AuditStore:
@@ -31,7 +28,16 @@ def open_store(url: str, *, signer: CheckpointSigner | None = None) -> AuditStor
     Raises:
         ConfigError: The URL names no supported store.
     """
-    where = parse_store_url(url, what="audit store", fix=_FIX)
-    if isinstance(where, SQLiteURL):
-        return SQLiteAuditStore(where.path, signer=signer)
-    return PostgresAuditStore(where.dsn, schema=where.schema, signer=signer)
+
+    def sqlite(path: str) -> AuditStore:
+        return SQLiteAuditStore(path, signer=signer)
+
+    def postgres(dsn: str, schema: str) -> AuditStore:
+        # Imported here: the driver is the [postgres] extra, needed only for this URL.
+        from jamjet_temporal.audit._postgres import PostgresAuditStore
+
+        return PostgresAuditStore(dsn, schema=schema, signer=signer)
+
+    return open_by_url(
+        url, what="audit store", example="audit.db", sqlite=sqlite, postgres=postgres
+    )

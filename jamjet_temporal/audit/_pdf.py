@@ -13,21 +13,26 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from reportlab.lib import colors  # type: ignore[import-untyped, unused-ignore]
-from reportlab.lib.pagesizes import A4, landscape  # type: ignore[import-untyped, unused-ignore]
-from reportlab.lib.styles import getSampleStyleSheet  # type: ignore[import-untyped, unused-ignore]
-from reportlab.lib.units import mm  # type: ignore[import-untyped, unused-ignore]
-from reportlab.platypus import (  # type: ignore[import-untyped, unused-ignore]
-    Flowable,
-    PageBreak,
-    Paragraph,
-    SimpleDocTemplate,
-    Spacer,
-    Table,
-    TableStyle,
-)
+from jamjet_temporal._shared._extras import missing_extra
 
-from ._export import canonical_text
+try:
+    from reportlab.lib import colors  # type: ignore[import-untyped, unused-ignore]
+    from reportlab.lib.pagesizes import A4, landscape  # type: ignore[import-untyped, unused-ignore]
+    from reportlab.lib.styles import getSampleStyleSheet  # type: ignore[import-untyped, unused-ignore]
+    from reportlab.lib.units import mm  # type: ignore[import-untyped, unused-ignore]
+    from reportlab.platypus import (  # type: ignore[import-untyped, unused-ignore]
+        Flowable,
+        PageBreak,
+        Paragraph,
+        SimpleDocTemplate,
+        Spacer,
+        Table,
+        TableStyle,
+    )
+except ImportError as _missing:  # the extra is not installed
+    raise missing_extra("pdf", _missing) from _missing
+
+from jamjet_temporal.audit._export import canonical_text
 
 __all__ = ["bundle_digest", "write_pdf"]
 

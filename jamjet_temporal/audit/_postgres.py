@@ -14,16 +14,25 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-from psycopg.rows import TupleRow
+from jamjet_temporal._shared._extras import missing_extra
+from jamjet_temporal._shared._pgtarget import check_target, lock_key
+from jamjet_temporal.audit._chain import ChainRow, ChainVerdict, ChainWalker
+from jamjet_temporal.audit._checkpoint import (
+    Checkpoint,
+    CheckpointCheck,
+    CheckpointSigner,
+    read_marks,
+)
+from jamjet_temporal.audit._store import chain_batch, check_kinds, stored_event
+from jamjet_temporal.audit._types import AuditEvent, StoredEvent
+from jamjet_temporal.errors import ConfigError
 
-from .._pgtarget import check_target, lock_key
-from ..errors import ConfigError
-from ._chain import ChainRow, ChainVerdict, ChainWalker
-from ._checkpoint import Checkpoint, CheckpointCheck, CheckpointSigner, read_marks
-from ._event import AuditEvent, StoredEvent
-from ._store import chain_batch, check_kinds, stored_event
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg.rows import TupleRow
+except ImportError as _missing:  # the extra is not installed
+    raise missing_extra("postgres", _missing) from _missing
 
 __all__ = ["PostgresAuditStore"]
 

@@ -11,11 +11,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from ..errors import ConfigError
-from ._chain import ChainRow, ChainVerdict, ChainWalker
-from ._checkpoint import Checkpoint, CheckpointCheck, CheckpointSigner, read_marks
-from ._event import AuditEvent, StoredEvent
-from ._store import chain_batch, check_kinds, stored_event
+from jamjet_temporal.audit._chain import ChainRow, ChainVerdict, ChainWalker
+from jamjet_temporal.audit._checkpoint import (
+    Checkpoint,
+    CheckpointCheck,
+    CheckpointSigner,
+    read_marks,
+)
+from jamjet_temporal.audit._store import chain_batch, check_kinds, stored_event
+from jamjet_temporal.audit._types import AuditEvent, StoredEvent
+from jamjet_temporal.errors import ConfigError
 
 __all__ = ["SQLiteAuditStore"]
 

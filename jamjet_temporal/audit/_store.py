@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from ._chain import GENESIS_HASH, ChainVerdict, canonical_json, link_hash
-from ._event import AuditEvent, StoredEvent
+from jamjet_temporal.audit._chain import GENESIS_HASH, ChainVerdict, canonical_json, link_hash
+from jamjet_temporal.audit._types import AuditEvent, StoredEvent
 
 __all__ = ["AuditStore", "NewRow", "chain_batch", "check_kinds", "stored_event"]
 

@@ -30,10 +30,8 @@ from pydantic import BaseModel, ValidationError
 from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 
-from .._internal import is_reserved
-from ._chain import GENESIS_HASH, link_hash
-from ._event import AuditEvent
-from ._export import (
+from jamjet_temporal.audit._chain import GENESIS_HASH, link_hash
+from jamjet_temporal.audit._export import (
     BUNDLE_FORMAT,
     DSSE_PAYLOAD_TYPE,
     attestation_key,
@@ -43,7 +41,9 @@ from ._export import (
     intoto_statement,
     summarize,
 )
-from ._keys import fingerprint, load_public_key
+from jamjet_temporal.audit._keys import fingerprint, load_public_key
+from jamjet_temporal.audit._types import AuditEvent
+from jamjet_temporal.gate._internal import is_reserved
 
 __all__ = ["Verdict", "verify_bundle"]
 

@@ -6,10 +6,28 @@ and halted before it could cross a cap; real usage is charged afterwards. Workfl
 so a crash neither loses nor double-counts spend.
 """
 
-from ._errors import BudgetConfigError, BudgetExceededError, UnknownModelPriceError
-from ._ledger import Budget, BudgetDecision, BudgetLedger, CallCost, Projection, money
-from ._prices import ModelPrice, PriceTable
-from ._workflow import child_budget
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from jamjet_temporal._shared._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from jamjet_temporal.budget._ledger import (
+        Budget,
+        BudgetDecision,
+        BudgetLedger,
+        CallCost,
+        Projection,
+        money,
+    )
+    from jamjet_temporal.budget._prices import ModelPrice, PriceTable
+    from jamjet_temporal.budget._workflow import child_budget
+    from jamjet_temporal.errors import (
+        BudgetConfigError,
+        BudgetExceededError,
+        UnknownModelPriceError,
+    )
 
 __all__ = [
     "Budget",
@@ -25,3 +43,18 @@ __all__ = [
     "child_budget",
     "money",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        "jamjet_temporal.errors": [
+            "BudgetConfigError",
+            "BudgetExceededError",
+            "UnknownModelPriceError",
+        ],
+        "._ledger": ["Budget", "BudgetDecision", "BudgetLedger", "CallCost", "Projection", "money"],
+        "._prices": ["ModelPrice", "PriceTable"],
+        "._workflow": ["child_budget"],
+    },
+)

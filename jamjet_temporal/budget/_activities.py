@@ -5,9 +5,9 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ._errors import UnknownModelPriceError
-from ._prices import ModelPrice, PriceTable
-from ._workflow import QUOTE_ACTIVITY
+from jamjet_temporal._shared._wire import QUOTE_ACTIVITY
+from jamjet_temporal.budget._prices import ModelPrice, PriceTable
+from jamjet_temporal.errors import UnknownModelPriceError
 
 
 class BudgetActivities:

@@ -29,9 +29,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._llm_types import Usage
-from ._errors import BudgetConfigError
-from ._prices import ModelPrice
+from jamjet_temporal.budget._prices import ModelPrice
+from jamjet_temporal.errors import BudgetConfigError
+from jamjet_temporal.llm._types import Usage
 
 __all__ = [
     "Budget",

@@ -36,8 +36,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..errors import ConfigError
-from ._errors import UnknownModelPriceError
+from jamjet_temporal.errors import ConfigError, UnknownModelPriceError
 
 if TYPE_CHECKING:
     from genai_prices.data_snapshot import DataSnapshot

@@ -19,10 +19,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from .._internal import runtime_call
-from .._llm_types import ChatRequest, ChatResult
-from ._errors import UnknownModelPriceError
-from ._ledger import (
+from jamjet_temporal._shared._wire import QUOTE_ACTIVITY
+from jamjet_temporal.budget._ledger import (
     Budget,
     BudgetDecision,
     BudgetLedger,
@@ -31,11 +29,13 @@ from ._ledger import (
     call_cost,
     project,
 )
-from ._prices import ModelPrice
-from ._tokens import count_message_tokens
+from jamjet_temporal.budget._prices import ModelPrice
+from jamjet_temporal.budget._tokens import count_message_tokens
+from jamjet_temporal.errors import UnknownModelPriceError
+from jamjet_temporal.gate._internal import runtime_call
+from jamjet_temporal.llm._types import ChatRequest, ChatResult
 
 #: Wire name of the price quote activity.
-QUOTE_ACTIVITY = "jamjet.budget.quote"
 #: Output cap given to a budgeted call that sets none: without one its cost has no bound.
 DEFAULT_MAX_OUTPUT_TOKENS = 1024
 

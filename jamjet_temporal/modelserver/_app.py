@@ -9,11 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+
+from jamjet_temporal._shared._extras import missing_extra
+
+try:
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+except ImportError as _missing:  # the extra is not installed
+    raise missing_extra("cli", _missing) from _missing
 
 from jamjet_temporal.modelserver._engine import ChatRequest, ScriptEngine, error_body
 from jamjet_temporal.modelserver._script import Script, ScriptError, load_script, parse_script

@@ -12,7 +12,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import uvicorn
+from jamjet_temporal._shared._extras import missing_extra
+
+try:
+    import uvicorn
+except ImportError as _missing:  # the extra is not installed
+    raise missing_extra("cli", _missing) from _missing
 
 from jamjet_temporal.modelserver._app import build_app
 from jamjet_temporal.modelserver._engine import ScriptEngine

@@ -1,7 +1,19 @@
 """YAML pipelines: JamJet's graph format, validated on the client, run by ``PipelineWorkflow``."""
 
-from ._spec import PipelineSpec, load_pipeline, parse_pipeline
-from ._workflow import PIPELINE_WORKFLOW, PipelineResult, PipelineRun, PipelineWorkflow
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from jamjet_temporal._shared._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from jamjet_temporal._shared._wire import PIPELINE_WORKFLOW
+    from jamjet_temporal.pipeline._spec import PipelineSpec, load_pipeline, parse_pipeline
+    from jamjet_temporal.pipeline._workflow import (
+        PipelineResult,
+        PipelineRun,
+        PipelineWorkflow,
+    )
 
 __all__ = [
     "PIPELINE_WORKFLOW",
@@ -12,3 +24,13 @@ __all__ = [
     "load_pipeline",
     "parse_pipeline",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        "._spec": ["PipelineSpec", "load_pipeline", "parse_pipeline"],
+        "._workflow": ["PipelineResult", "PipelineRun", "PipelineWorkflow"],
+        "jamjet_temporal._shared._wire": ["PIPELINE_WORKFLOW"],
+    },
+)

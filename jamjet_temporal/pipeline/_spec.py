@@ -43,7 +43,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from jamjet_temporal._yamlsource import (
+from jamjet_temporal._shared._yaml import (
     YamlSourceError,
     did_you_mean,
     display_path,
@@ -58,11 +58,10 @@ from jamjet_temporal._yamlsource import (
     short,
 )
 from jamjet_temporal.errors import PipelineSpecError, PolicyError
+from jamjet_temporal.pipeline._expr import ALLOWED_SYNTAX, compile_condition
+from jamjet_temporal.pipeline._template import TemplateSyntaxError, check_template
 from jamjet_temporal.policy import Policy
 from jamjet_temporal.policy._load import policy_from_node
-
-from ._expr import ALLOWED_SYNTAX, compile_condition
-from ._template import TemplateSyntaxError, check_template
 
 __all__ = [
     "ConditionNode",

@@ -2,22 +2,24 @@
 
 A template is text with references of the form ``{{ state.key }}``, where the path after
 ``state`` is dotted identifiers or integer list indexes (``{{ state.items.0.name }}``); there
-are no filters or expressions. Strings are inserted as they are, any other value as compact,
-key-sorted JSON so the output is byte-for-byte stable. A literal ``{{`` or ``}}`` is always
+are no filters or expressions. Strings are inserted as they are, any other value as the
+package's canonical JSON (``_shared._canonical``: compact, key-sorted, non-ASCII kept, no NaN)
+so the output is byte-for-byte stable. A literal ``{{`` or ``}}`` is always
 read as a brace of a reference: write ``{ {`` / ``} }`` to keep braces in text.
 
-This module runs inside the Temporal workflow sandbox: pure, deterministic, stdlib only.
+This module runs inside the Temporal workflow sandbox: pure, deterministic, stdlib and the
+pure canonical JSON module only.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, cast
 
+from jamjet_temporal._shared._canonical import canonical_json
 from jamjet_temporal.errors import TemplateError
 
 if TYPE_CHECKING:
@@ -131,7 +133,7 @@ def render(text: str, state: Mapping[str, object], *, node: str | None = None) -
             out.append(value)
             continue
         try:
-            out.append(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+            out.append(canonical_json(value))
         except (TypeError, ValueError) as exc:
             raise TemplateError(
                 f"{{{{ {part.text} }}}} holds a value that cannot be written as JSON: {exc}",

@@ -14,15 +14,22 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from .._gate_workflow import named_arguments, policy_scope
-from .._llm_types import CHAT_ACTIVITY, ChatRequest, ChatResult
-from .._task import NON_RETRYABLE_ERROR_TYPES
-from ..errors import PipelineRuntimeError
-from ._expr import evaluate_condition
-from ._spec import ConditionNode, Edge, EndNode, ModelNode, PipelineSpec, RetrySpec, ToolNode
-from ._template import render, render_value
-
-PIPELINE_WORKFLOW = "JamJetPipeline"
+from jamjet_temporal._shared._activity import NON_RETRYABLE_ERROR_TYPES
+from jamjet_temporal._shared._wire import PIPELINE_WORKFLOW
+from jamjet_temporal.errors import PipelineRuntimeError
+from jamjet_temporal.gate._workflow import named_arguments, policy_scope
+from jamjet_temporal.llm._types import CHAT_ACTIVITY, ChatRequest, ChatResult
+from jamjet_temporal.pipeline._expr import evaluate_condition
+from jamjet_temporal.pipeline._spec import (
+    ConditionNode,
+    Edge,
+    EndNode,
+    ModelNode,
+    PipelineSpec,
+    RetrySpec,
+    ToolNode,
+)
+from jamjet_temporal.pipeline._template import render, render_value
 
 
 class ToolSignature(BaseModel):

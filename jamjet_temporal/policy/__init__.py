@@ -5,11 +5,17 @@ replay); :func:`load_policy` / :func:`parse_policy` read policy files at worker 
 with a :class:`PolicyError` naming the file, line and fix.
 """
 
-from jamjet_temporal.errors import PolicyError
+from __future__ import annotations
 
-from ._evaluate import decide_model, decide_tool
-from ._load import load_policy, parse_policy
-from ._model import Decision, Policy, PolicyScopes, Rule
+from typing import TYPE_CHECKING
+
+from jamjet_temporal._shared._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from jamjet_temporal.errors import PolicyError
+    from jamjet_temporal.policy._evaluate import decide_model, decide_tool
+    from jamjet_temporal.policy._load import load_policy, parse_policy
+    from jamjet_temporal.policy._types import Decision, Policy, PolicyScopes, Rule
 
 __all__ = [
     "Decision",
@@ -22,3 +28,14 @@ __all__ = [
     "load_policy",
     "parse_policy",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        "jamjet_temporal.errors": ["PolicyError"],
+        "._evaluate": ["decide_model", "decide_tool"],
+        "._load": ["load_policy", "parse_policy"],
+        "._types": ["Decision", "Policy", "PolicyScopes", "Rule"],
+    },
+)

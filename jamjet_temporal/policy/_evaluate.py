@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ._model import Action, Decision, Policy, PolicyScopes, Verdict, fold_name
+from jamjet_temporal.policy._types import Action, Decision, Policy, PolicyScopes, Verdict, fold_name
 
 __all__ = ["decide_model", "decide_tool"]
 

@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
-from jamjet_temporal._yamlsource import (
+from jamjet_temporal._shared._yaml import (
     YamlSourceError,
     did_you_mean,
     display_path,
@@ -40,8 +40,7 @@ from jamjet_temporal._yamlsource import (
     short,
 )
 from jamjet_temporal.errors import PolicyError
-
-from ._model import ACTIONS, Glob, Policy, Rule
+from jamjet_temporal.policy._types import ACTIONS, Glob, Policy, Rule
 
 __all__ = ["load_policy", "parse_policy"]
 

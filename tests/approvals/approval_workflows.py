@@ -1,10 +1,10 @@
 """Workflows for the approval tests (a module of their own: the sandbox re-imports it)."""
 
+from activities import bank
+from activities.notes import delete_database, search
 from jamjet_temporal import guard, llm, task, workflow
 from jamjet_temporal.budget import BudgetExceededError
 from jamjet_temporal.errors import ToolDeniedError
-from workflows.policy_gate.assistant import delete_database, search
-from workflows.transfer import bank
 
 
 @workflow(name="test-approvals.guarded")

@@ -11,14 +11,14 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.bank import send
 from jamjet_temporal import JamJetConfig, JamJetPlugin
-from jamjet_temporal._devserver import DevServer
-from jamjet_temporal.approvals._config import ApprovalConfig, parse_approvals
 from jamjet_temporal.approvals._identity import SigningIdentity, generate_identity
+from jamjet_temporal.approvals._load import ApprovalConfig, parse_approvals
+from jamjet_temporal.cli._devserver import DevServer
 from tests.approvals.approval_workflows import guarded
 from tests.identities import PORTAL
-from workflows.transfer.bank import send
-from workflows.transfer.transfer import transfer
+from workflows.transfer import transfer
 
 PEOPLE = ("alice", "bob", "carol", "dave", "mallory")
 

@@ -15,18 +15,19 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from activities.bank import send
 from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as
-from jamjet_temporal._devserver import DevServer, temporal_cli
+from jamjet_temporal._shared._wire import DECIDE_SIGNAL, PENDING_QUERY
 from jamjet_temporal.approvals._client import find_pending, list_pending, sign, submit
 from jamjet_temporal.approvals._identity import action_digest
-from jamjet_temporal.approvals._workflow import DECIDE_SIGNAL, PENDING_QUERY, PendingApproval
+from jamjet_temporal.approvals._workflow import PendingApproval
 from jamjet_temporal.audit import AuditEvent, open_store
+from jamjet_temporal.cli._devserver import DevServer, temporal_cli
 from jamjet_temporal.policy import Policy
 from tests.approvals.approval_workflows import pay
 from tests.approvals.conftest import Approvals
 from tests.identities import PORTAL
-from workflows.transfer.bank import send
-from workflows.transfer.transfer import transfer
+from workflows.transfer import transfer
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -252,14 +253,14 @@ async def test_approvals_list_finds_waiting_runs(
 async def test_worker_killed_while_waiting_then_approved_sends_once(
     approval_client: Client, approvals: Approvals, temporal_server: DevServer
 ) -> None:
-    from workflows.transfer.worker import TASK_QUEUE  # the example worker's queue
+    from starters.transfer_worker import TASK_QUEUE  # the example worker's queue
 
     def start() -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "workflows.transfer.worker",
+                "starters.transfer_worker",
                 temporal_server.address,
                 str(approvals.config_file),
                 approvals.audit_url,

@@ -14,8 +14,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as
-from jamjet_temporal._devserver import DevServer, free_port
 from jamjet_temporal.audit import open_store
+from jamjet_temporal.cli._devserver import DevServer, free_port
 from tests.approvals.approval_workflows import guarded
 from tests.approvals.conftest import Approvals
 from tests.identities import PORTAL

@@ -17,13 +17,13 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
 from jamjet_temporal import acting_as
-from jamjet_temporal._devserver import DevServer
 from jamjet_temporal.approvals._client import find_pending
 from jamjet_temporal.approvals._workflow import PendingApproval
 from jamjet_temporal.audit import AuditEvent, open_store
+from jamjet_temporal.cli._devserver import DevServer
 from tests.approvals.conftest import Approvals
 from tests.identities import PORTAL
-from workflows.transfer.transfer import transfer
+from workflows.transfer import transfer
 
 pytestmark = pytest.mark.usefixtures("approval_worker")
 

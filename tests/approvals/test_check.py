@@ -17,8 +17,8 @@ from jamjet_temporal.approvals._check import (
     check_decision,
     required_approvals,
 )
-from jamjet_temporal.approvals._config import ApprovalConfig, parse_approvals
 from jamjet_temporal.approvals._identity import SignedDecision, SigningIdentity, action_digest
+from jamjet_temporal.approvals._load import ApprovalConfig, parse_approvals
 
 PEOPLE = ("alice", "bob", "carol", "dave", "erin", "mallory")
 WHO = {name: SigningIdentity.generate(f"{name}@example.com") for name in PEOPLE}

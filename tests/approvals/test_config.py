@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from jamjet_temporal.approvals._config import (
+from jamjet_temporal.approvals._identity import SigningIdentity
+from jamjet_temporal.approvals._load import (
     ApprovalConfig,
     ApprovalConfigError,
     ApprovalRule,
@@ -19,7 +20,6 @@ from jamjet_temporal.approvals._config import (
     load_approvals,
     parse_approvals,
 )
-from jamjet_temporal.approvals._identity import SigningIdentity
 from jamjet_temporal.errors import ConfigError
 
 FILE = "config/approvals.yaml"

@@ -12,17 +12,17 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.notes import delete_database, search
 from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as
-from jamjet_temporal._devserver import DevServer
 from jamjet_temporal.approvals._client import find_pending, sign, submit
 from jamjet_temporal.audit import export, verify_bundle
 from jamjet_temporal.audit._keys import fingerprint, load_or_create_signing_key
+from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule, ScriptUsage
 from jamjet_temporal.policy import Policy
 from tests.approvals.approval_workflows import everything
 from tests.approvals.conftest import Approvals
 from tests.identities import PORTAL
-from workflows.policy_gate.assistant import delete_database, search
 
 
 async def test_export_of_a_governed_run_verifies_and_renders(

@@ -6,7 +6,7 @@ import re
 import sqlite3
 from pathlib import Path
 
-from workflows.transfer import run as demo
+from starters import transfer as demo
 
 
 async def test_transfer_demo_waits_across_a_worker_restart(tmp_path: Path) -> None:

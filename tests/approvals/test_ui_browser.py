@@ -25,17 +25,17 @@ from playwright.async_api import Route, async_playwright, expect
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.worker import Worker
 
+from activities.bank import send
 from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as
-from jamjet_temporal._devserver import DevServer, free_port
 from jamjet_temporal.approvals._client import find_pending
-from jamjet_temporal.approvals._config import parse_approvals
 from jamjet_temporal.approvals._identity import SigningIdentity, generate_identity
+from jamjet_temporal.approvals._load import parse_approvals
 from jamjet_temporal.approvals._ui import CSRF_HEADER, TOKEN_COOKIE, serve_ui
 from jamjet_temporal.approvals._workflow import PendingApproval
 from jamjet_temporal.audit import AuditEvent, open_store
+from jamjet_temporal.cli._devserver import DevServer, free_port
 from tests.identities import PORTAL
-from workflows.transfer.bank import send
-from workflows.transfer.transfer import transfer
+from workflows.transfer import transfer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

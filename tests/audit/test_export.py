@@ -24,8 +24,8 @@ from securesystemslib.signer import SSlibKey
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.notes import read_files, search
 from jamjet_temporal import JamJetConfig, JamJetPlugin, workflow
-from jamjet_temporal._devserver import DevServer
 from jamjet_temporal.audit import AuditEvent, AuditStore, event_id, export, open_store
 from jamjet_temporal.audit._export import (
     REDACTED,
@@ -48,8 +48,8 @@ from jamjet_temporal.audit._keys import (
     public_key_pem,
 )
 from jamjet_temporal.audit._verify import verify_bundle
+from jamjet_temporal.cli._devserver import DevServer
 from tests.audit.audit_support import T0
-from workflows.policy_gate.assistant import read_files, search
 
 RUN = "exec_export1"
 

@@ -15,13 +15,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin
-from jamjet_temporal._devserver import DevServer
 from jamjet_temporal.audit import open_store
+from jamjet_temporal.authoring._strategies import ReflectionResult
+from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule, ScriptUsage
-from jamjet_temporal.strategies import ReflectionResult
+from starters import budget as demo
 from tests.budget.budget_workflows import child, parent, plain, unpriced
-from workflows.budget import run as demo
-from workflows.budget.reasoner import research
+from workflows.budget import research
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -136,7 +136,7 @@ async def test_worker_killed_mid_loop_totals_equal_an_uninterrupted_run(
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "workflows.budget.worker",
+                "starters.budget_worker",
                 temporal_server.address,
                 model.base_url,
                 audit,

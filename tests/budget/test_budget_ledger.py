@@ -9,8 +9,6 @@ import pytest
 from pydantic import BaseModel, ValidationError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from jamjet_temporal._llm_types import Usage
-from jamjet_temporal.budget._errors import BudgetConfigError, BudgetExceededError
 from jamjet_temporal.budget._ledger import (
     Budget,
     BudgetDecision,
@@ -24,7 +22,8 @@ from jamjet_temporal.budget._ledger import (
     project,
 )
 from jamjet_temporal.budget._prices import ModelPrice
-from jamjet_temporal.errors import ConfigError, GateError
+from jamjet_temporal.errors import BudgetConfigError, BudgetExceededError, ConfigError, GateError
+from jamjet_temporal.llm._types import Usage
 
 MINI = ModelPrice(
     model="gpt-4o-mini",

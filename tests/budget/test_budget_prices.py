@@ -14,9 +14,8 @@ import genai_prices
 import pytest
 from genai_prices.data_snapshot import DataSnapshot, set_custom_snapshot
 
-from jamjet_temporal.budget._errors import UnknownModelPriceError
 from jamjet_temporal.budget._prices import OVERRIDE_SOURCE, ModelPrice, PriceTable
-from jamjet_temporal.errors import ConfigError
+from jamjet_temporal.errors import ConfigError, UnknownModelPriceError
 
 
 def test_known_model_from_genai_prices() -> None:

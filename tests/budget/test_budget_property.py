@@ -14,9 +14,9 @@ from fractions import Fraction
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from jamjet_temporal._llm_types import Usage
 from jamjet_temporal.budget._ledger import Budget, BudgetLedger, call_cost, project
 from jamjet_temporal.budget._prices import ModelPrice
+from jamjet_temporal.llm._types import Usage
 
 MTOK = 1_000_000
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from jamjet_temporal.engram import open_memory
-from jamjet_temporal.engram._store import SQLMemory
+from jamjet_temporal.memory import open_memory
+from jamjet_temporal.memory._store import SQLMemory
 
 PG_ADDRESS = "127.0.0.1:5432"
 PG_DSN = f"postgresql://root@{PG_ADDRESS}/test"

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow as temporal_workflow
 
 from jamjet_temporal import engram, workflow
-from jamjet_temporal.engram import Context, Fact, Forgotten, Ingested, Message
+from jamjet_temporal.memory import Context, Fact, Forgotten, Ingested, Message
 
 
 @workflow(name="test-engram.remember")

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
-from jamjet_temporal.engram import ContextRequest, FactInput, IngestRequest, Message
-from jamjet_temporal.engram._store import SQLMemory
+from jamjet_temporal.memory import ContextRequest, FactInput, IngestRequest, Message
+from jamjet_temporal.memory._store import SQLMemory
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 SESSIONS = 30

@@ -13,9 +13,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as, engram
-from jamjet_temporal.approvals._config import ApprovalConfig
-from jamjet_temporal.engram import Message
+from jamjet_temporal.approvals._load import ApprovalConfig
 from jamjet_temporal.errors import EngramError, ExtractionError
+from jamjet_temporal.memory import Message
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule
 from tests.engram import engram_workflows as wf
 from tests.identities import PORTAL, TRUSTED_PORTAL

@@ -13,8 +13,8 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jamjet_temporal.engram import ContextRequest, FactInput, IngestRequest, Message
-from jamjet_temporal.engram._store import SQLMemory
+from jamjet_temporal.memory import ContextRequest, FactInput, IngestRequest, Message
+from jamjet_temporal.memory._store import SQLMemory
 from tests.engram.conftest import PG_DSN
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)

@@ -14,10 +14,10 @@ import psycopg
 import pytest
 
 from jamjet_temporal.audit import PostgresAuditStore
-from jamjet_temporal.engram import ContextRequest, FactInput, IngestRequest, Message, open_memory
-from jamjet_temporal.engram._postgres import PostgresMemory
-from jamjet_temporal.engram._store import SQLMemory
 from jamjet_temporal.errors import ConfigError
+from jamjet_temporal.memory import ContextRequest, FactInput, IngestRequest, Message, open_memory
+from jamjet_temporal.memory._postgres import PostgresMemory
+from jamjet_temporal.memory._store import SQLMemory
 
 from .conftest import PG_DSN
 
@@ -94,7 +94,7 @@ def test_a_schema_that_is_not_a_plain_identifier_is_refused(url: str) -> None:
 def test_a_bad_dsn_is_a_config_error_that_never_shows_the_password(
     dsn: str, store: type[object]
 ) -> None:
-    # Both PostgreSQL stores share the check (jamjet_temporal._pgtarget).
+    # Both PostgreSQL stores share the check (jamjet_temporal._shared._pgtarget).
     with pytest.raises(ConfigError) as raised:
         store(dsn)
     message = str(raised.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jamjet_temporal.budget._tokens import count_text_tokens
-from workflows.engram import run as demo
+from starters import engram as demo
 
 SHOWCASE = """\
 [ from earlier sessions ]

@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from jamjet_temporal.budget._tokens import count_text_tokens
-from jamjet_temporal.engram import ContextRequest, FactInput, IngestRequest, Message
-from jamjet_temporal.engram._store import SQLMemory
+from jamjet_temporal.memory import ContextRequest, FactInput, IngestRequest, Message
+from jamjet_temporal.memory._store import SQLMemory
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

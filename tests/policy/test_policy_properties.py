@@ -7,8 +7,8 @@ from functools import cache
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jamjet_temporal._shared._wire import fold_name
 from jamjet_temporal.policy import Policy, PolicyScopes, Rule, decide_model, decide_tool
-from jamjet_temporal.policy._model import fold_name
 
 GLOB_ALPHABET = "ab.*?["
 NAME_ALPHABET = "abAB.[*?"

@@ -9,9 +9,9 @@ import pytest
 from temporalio.client import Client
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin
-from jamjet_temporal._devserver import DevServer
-from jamjet_temporal.approvals._config import ApprovalConfig
+from jamjet_temporal.approvals._load import ApprovalConfig
 from jamjet_temporal.audit import AuditEvent, open_store
+from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.modelserver import ModelServer
 from jamjet_temporal.policy import Policy
 from tests.identities import TRUSTED_PORTAL

@@ -9,8 +9,8 @@ from pathlib import Path
 from temporalio import workflow as temporal_workflow
 from temporalio.exceptions import ApplicationError
 
+from activities.notes import search
 from jamjet_temporal import engram, guard, idempotency_key, llm, task, workflow
-from workflows.policy_gate.assistant import search
 
 
 @workflow(name="test-security.approval")

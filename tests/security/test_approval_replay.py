@@ -7,13 +7,14 @@ import uuid
 from temporalio.worker import Worker
 
 from jamjet_temporal import acting_as
+from jamjet_temporal._shared._wire import DECIDE_SIGNAL, PENDING_QUERY
 from jamjet_temporal.approvals._client import sign, submit
-from jamjet_temporal.approvals._config import (
+from jamjet_temporal.approvals._identity import SignedDecision
+from jamjet_temporal.approvals._load import (
     ApprovalRule,
     Threshold,
 )
-from jamjet_temporal.approvals._identity import SignedDecision
-from jamjet_temporal.approvals._workflow import DECIDE_SIGNAL, PENDING_QUERY, PendingApproval
+from jamjet_temporal.approvals._workflow import PendingApproval
 from jamjet_temporal.policy import Policy
 from tests.identities import PORTAL
 from tests.security.conftest import MakeGoverned

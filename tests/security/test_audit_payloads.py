@@ -19,9 +19,9 @@ from temporalio.converter import DataConverter, PayloadCodec
 from temporalio.worker import Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin
-from jamjet_temporal._devserver import DevServer
 from jamjet_temporal.audit import open_store, unseal
 from jamjet_temporal.audit._seal import is_sealed
+from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.modelserver import ModelServer
 from tests.security.security_workflows import onboard, open_account
 

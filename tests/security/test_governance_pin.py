@@ -21,15 +21,15 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from activities.notes import search
 from jamjet_temporal import acting_as
-from jamjet_temporal._devserver import DevServer
 from jamjet_temporal.audit import open_store
+from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.modelserver import ModelServer
 from jamjet_temporal.policy import Policy
 from tests.identities import PORTAL
 from tests.security.conftest import MakeGoverned
 from tests.security.security_workflows import WaitsThenRecalls, WaitsThenSearches
-from workflows.policy_gate.assistant import search
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 NO_SEARCH = Policy(blocked_tools=("search",))

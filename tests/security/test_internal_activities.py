@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from jamjet_temporal import engram
-from jamjet_temporal._devserver import DevServer
+from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.modelserver import ModelServer
 from jamjet_temporal.pipeline import PIPELINE_WORKFLOW, PipelineRun, parse_pipeline
 from jamjet_temporal.pipeline._workflow import ToolSignature

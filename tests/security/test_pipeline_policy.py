@@ -13,12 +13,12 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.worker import Worker
 
+from activities.notes import delete_database, search
 from jamjet_temporal.modelserver import ModelServer
 from jamjet_temporal.pipeline import PIPELINE_WORKFLOW, PipelineRun, parse_pipeline
 from jamjet_temporal.pipeline._workflow import ToolSignature
 from jamjet_temporal.policy import Policy, Rule
 from tests.security.conftest import MakeGoverned
-from workflows.policy_gate.assistant import delete_database, search
 
 OPERATOR = Policy(rules=(Rule(match="search", action="allow"),), model_allowlist=("gpt-4o-mini",))
 WIDENING = """

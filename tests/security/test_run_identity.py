@@ -18,15 +18,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from jamjet_temporal import acting_as
-from jamjet_temporal._gate_workflow import USER_HEADER
+from jamjet_temporal._shared._wire import USER_HEADER
 from jamjet_temporal.approvals._client import find_pending, sign, submit
-from jamjet_temporal.approvals._config import (
+from jamjet_temporal.approvals._identity import RunUser, SigningIdentity, _b64url_encode
+from jamjet_temporal.approvals._load import (
     ApprovalConfig,
     ApprovalRule,
     Approver,
     TrustedClient,
 )
-from jamjet_temporal.approvals._identity import RunUser, SigningIdentity, _b64url_encode
 from jamjet_temporal.approvals._workflow import PendingApproval
 from tests.identities import PORTAL
 from tests.security.conftest import Governed, MakeGoverned

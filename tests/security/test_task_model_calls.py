@@ -15,8 +15,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import Worker
 
 from jamjet_temporal import acting_as, run_budget
-from jamjet_temporal._llm_types import ChatRequest
 from jamjet_temporal.budget._tokens import count_message_tokens
+from jamjet_temporal.llm._types import ChatRequest
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule, ScriptUsage
 from jamjet_temporal.policy import Policy
 from tests.identities import PORTAL

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from jamjet_temporal._devserver import DevServer
+from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.modelserver import ModelServer
 
 ROOT = Path(__file__).resolve().parent.parent.parent

@@ -1,0 +1,103 @@
+"""Activity plumbing shared by every capability: the default retry policy, automatic
+heartbeats and the idempotency key.
+
+The retry defaults are read by workflow code when it schedules an activity (pure data); the
+helpers run on the worker, in activity context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.common import RetryPolicy
+
+from jamjet_temporal.errors import JamJetError
+
+#: Non-retryable by default: retrying a programming error only burns time and tokens. These are
+#: failure type names, so they are wire names too.
+NON_RETRYABLE_ERROR_TYPES = ("TypeError", "NotImplementedError", "ConfigError")
+
+#: The retry policy of every activity we schedule unless told otherwise.
+DEFAULT_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=10,
+    non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
+)
+
+#: What the governed activity running now keeps in its heartbeat details (the gate's state:
+#: model spend, a result whose record is still to be written); every heartbeat we send
+#: carries it, so a retry of the attempt finds it.
+heartbeat_details: ContextVar[dict[str, Any]] = ContextVar(
+    "jamjet_heartbeat_details",
+    default={},  # noqa: B039 - never mutated, only replaced
+)
+
+
+def current_heartbeat_details() -> list[object]:
+    """The details every heartbeat of the activity running now carries."""
+    state = heartbeat_details.get()
+    return [{"jamjet": state}] if state else []
+
+
+def idempotency_key() -> str:
+    """The idempotency key of the task (activity) running now.
+
+    The key is the same for every attempt of one step (retries, worker crashes, a second worker
+    taking over after the heartbeat timeout) and different for every other step, in this run or
+    any other. Pass it to a downstream system that deduplicates (an ``Idempotency-Key`` header,
+    a unique column) so a retried step cannot repeat its side effect.
+
+    Returns:
+        ``"jj-"`` followed by 32 hex digits.
+
+    Raises:
+        JamJetError: When called outside a running task.
+    """
+    if not activity.in_activity():
+        raise JamJetError(
+            "idempotency_key() was called outside a running task; call it from a @task "
+            "(or activity) body, where the step it names is known"
+        )
+    info = activity.info()
+    # Attempt is deliberately left out: every retry of this step must get the same key. The run
+    # id is in: a reset or continue-as-new is a new execution whose steps are new steps.
+    parts = (info.workflow_namespace, info.workflow_id, info.workflow_run_id, info.activity_id)
+    raw = "\x1f".join(part or "" for part in parts)
+    return "jj-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+@contextlib.asynccontextmanager
+async def auto_heartbeat() -> AsyncIterator[None]:
+    """Heartbeat for the current activity while the body runs, if it has a heartbeat timeout.
+
+    A task whose author never heard of heartbeats still tells Temporal it is alive, so a killed
+    worker is noticed after the heartbeat timeout instead of the (much longer) start-to-close
+    timeout, and cancellation reaches the task (it is delivered through heartbeats).
+    """
+    timeout = activity.info().heartbeat_timeout if activity.in_activity() else None
+    if not timeout:
+        yield
+        return
+    interval = max(timeout.total_seconds() / 3, 0.05)
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat(*current_heartbeat_details())
+            await asyncio.sleep(interval)
+
+    beater = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        beater.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beater

@@ -1,0 +1,67 @@
+"""Stable wire names: what running workflows and recorded histories depend on (pure).
+
+Every activity type, header, signal, update, query, search attribute, workflow type, audit
+event kind and marker that crosses into Temporal lives here, once. Renaming one breaks the
+replay of every run recorded with the old name: these never change (add new names instead).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Final
+
+from temporalio.common import SearchAttributeKey
+
+# Activity types. The reserved namespace is ``jamjet.``; only the runtime schedules its names,
+# except the model call, which is a governed call like any tool (see ``_shared._runtime``).
+RESERVED_PREFIX: Final = "jamjet."
+CHAT_ACTIVITY: Final = "jamjet.llm.chat"
+RECORD_ACTIVITY: Final = "jamjet.audit.record"
+QUOTE_ACTIVITY: Final = "jamjet.budget.quote"
+CONTEXT_ACTIVITY: Final = "jamjet.engram.context"
+INGEST_ACTIVITY: Final = "jamjet.engram.ingest"
+FACTS_ACTIVITY: Final = "jamjet.engram.facts"
+FORGET_ACTIVITY: Final = "jamjet.engram.forget"
+ENGRAM_ACTIVITIES: Final = frozenset(
+    {CONTEXT_ACTIVITY, INGEST_ACTIVITY, FACTS_ACTIVITY, FORGET_ACTIVITY}
+)
+#: The runtime's own bookkeeping activities: not tools, so not decided by the gate.
+INTERNAL_ACTIVITIES: Final = frozenset({RECORD_ACTIVITY, QUOTE_ACTIVITY, *ENGRAM_ACTIVITIES})
+
+# Headers.
+#: The gate's decision, carried to the activity.
+GATE_HEADER: Final = "JamJetGate"
+#: A run's (or a child's) budget.
+BUDGET_HEADER: Final = "JamJetBudget"
+#: The user a run acts for: a signed ``RunUser``.
+USER_HEADER: Final = "JamJetUser"
+#: Put by the gate on the runtime's own activities.
+INTERNAL_HEADER: Final = "JamJetInternal"
+
+# Approvals: the signal and update that carry a decision, the query listing pending requests,
+# and the search attribute by which pending runs are found.
+DECIDE_SIGNAL: Final = "jamjet.approval.decide"
+DECIDE_UPDATE: Final = "jamjet.approval.submit"
+PENDING_QUERY: Final = "jamjet.approval.pending"
+PENDING_ATTRIBUTE: Final = SearchAttributeKey.for_bool("JamJetApprovalPending")
+
+# Workflow types, markers, heartbeat details and audit event kinds.
+PIPELINE_WORKFLOW: Final = "JamJetPipeline"
+#: Prefix of the patch marker that pins a run's governance.
+GOVERNANCE_PATCH: Final = "jamjet.governance"
+#: Heartbeat detail key under which a governed activity keeps its model spend.
+SPEND_DETAIL: Final = "jamjet.spend"
+#: The audit event that closes a run's trail (completed or failed).
+RUN_CLOSED: Final = "run.closed"
+
+
+def fold_name(name: str) -> str:
+    """The form names and globs are compared in: NFKC, then case-folded.
+
+    Args:
+        name: A tool, model, activity or action name (or a glob).
+
+    Returns:
+        The folded text.
+    """
+    return unicodedata.normalize("NFKC", name).casefold()

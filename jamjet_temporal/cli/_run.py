@@ -1,0 +1,218 @@
+"""``jamjet run`` (check a pipeline, start it, follow it) and ``jamjet worker``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from temporalio.client import WorkflowHandle
+from temporalio.worker import Worker
+
+from jamjet_temporal.cli._connect import connect
+from jamjet_temporal.cli._crash import check_crash_node, crash_plan, report_missed
+from jamjet_temporal.cli._format import fail, say
+from jamjet_temporal.cli._options import AddressOption, AuditStoreOption, PolicyOption
+from jamjet_temporal.cli._progress import CrashPlan, closing_lines, follow
+from jamjet_temporal.cli._runtime import Governance, runtime, stop_on_signals
+from jamjet_temporal.cli._tools import default_tool_modules, load_tools, tool_signatures
+from jamjet_temporal.errors import JamJetError
+from jamjet_temporal.pipeline import (
+    PIPELINE_WORKFLOW,
+    PipelineResult,
+    PipelineRun,
+    PipelineSpec,
+    load_pipeline,
+)
+from jamjet_temporal.pipeline._workflow import ToolSignature
+from jamjet_temporal.plugin._config import DEFAULT_AUDIT_STORE, JamJetConfig
+from jamjet_temporal.plugin._plugin import JamJetPlugin
+
+DEFAULT_TASK_QUEUE = "jamjet"
+
+
+def run(
+    file: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
+    input: Annotated[str, typer.Option("--input", help="Initial state as a JSON object.")] = "{}",
+    tools: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tools",
+            help="Module or .py file with @task tools (repeatable); "
+            "default: tools.py beside the pipeline.",
+        ),
+    ] = None,
+    task_queue: Annotated[
+        str | None,
+        typer.Option(
+            help="Task queue. Default: one of the run's own (jamjet-run-<id>) when this command "
+            "starts the worker, so no other run's worker (another policy, another audit store) "
+            f"can pick it up; '{DEFAULT_TASK_QUEUE}' with --no-worker."
+        ),
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--id", help="Workflow id (default exec_…).")
+    ] = None,
+    worker: Annotated[bool, typer.Option(help="Start a worker in this process.")] = True,
+    crash_at: Annotated[
+        str | None,
+        typer.Option(
+            help="Demo: run on a separate worker process, SIGKILL it while this node "
+            "runs, and let a second worker take over after the heartbeat timeout."
+        ),
+    ] = None,
+    address: AddressOption = None,
+    model_latency_ms: Annotated[
+        int, typer.Option(help="Latency of the local model server, when it is started.")
+    ] = 400,
+    policy: PolicyOption = None,
+    audit_store: AuditStoreOption = DEFAULT_AUDIT_STORE,
+) -> None:
+    """Run a YAML pipeline and stream its progress."""
+    governance = Governance(policy, audit_store)
+    try:
+        config = governance.config()
+        spec = load_pipeline(file)
+        state = json.loads(input)
+        if not isinstance(state, dict):
+            raise fail('--input must be a JSON object, e.g. \'{"topic": "x"}\'')
+        if crash_at is not None:
+            check_crash_node(spec, crash_at)
+        # Importing tools runs code: only once everything else checked out, only when the
+        # pipeline calls tools, and saying which file it runs.
+        modules = tools if tools is not None else default_tool_modules(file, spec)
+        if tools is None and modules:
+            print(
+                f"tools: {modules[0]} (beside the pipeline; --tools MODULE to choose others)",
+                file=sys.stderr,
+                flush=True,
+            )
+        loaded = load_tools(modules)
+        signatures = tool_signatures(spec, loaded)
+    except json.JSONDecodeError as err:
+        raise fail(f"--input is not valid JSON: {err}") from None
+    except JamJetError as err:
+        raise fail(str(err)) from None
+    # The run's own progress lines report task failures readably; the worker's warning log
+    # would add a stack trace per failed attempt to the same terminal.
+    logging.getLogger("temporalio").setLevel(logging.ERROR)
+    code = asyncio.run(
+        _run(
+            spec,
+            state,
+            loaded,
+            modules,
+            signatures,
+            task_queue,
+            run_id,
+            worker,
+            crash_at,
+            address,
+            model_latency_ms,
+            governance,
+            config,
+        )
+    )
+    raise typer.Exit(code)
+
+
+async def _run(
+    spec: PipelineSpec,
+    state: dict[str, Any],
+    tools: list[Callable[..., Any]],
+    modules: list[str],
+    signatures: dict[str, ToolSignature],
+    task_queue: str | None,
+    run_id: str | None,
+    with_worker: bool,
+    crash_at: str | None,
+    address: str | None,
+    model_latency_ms: int,
+    governance: Governance,
+    config: JamJetConfig,
+) -> int:
+    async with runtime(address, model_latency_ms=model_latency_ms) as env:
+        plugin = JamJetPlugin(config, tasks=tools)
+        client = await connect(address=env.address, plugins=[plugin])
+        run_id = run_id or f"exec_{uuid.uuid4().hex[:8]}"
+        if task_queue is None:
+            # The run's own queue: only the workers this command starts, with its policy and
+            # audit store, ever take its tasks (a shared queue let one run's worker decide
+            # another run's calls).
+            own = with_worker or crash_at is not None
+            task_queue = f"jamjet-run-{run_id}" if own else DEFAULT_TASK_QUEUE
+        stack = contextlib.AsyncExitStack()
+        async with stack:
+            crash: CrashPlan | None = None
+            if crash_at is not None:
+                crash = crash_plan(
+                    stack, crash_at, client, env.address, modules, task_queue, governance
+                )
+            elif with_worker:
+                await stack.enter_async_context(
+                    Worker(client, task_queue=task_queue, identity="worker-1")
+                )
+            say(f"▸ Starting execution {run_id}...")
+            handle: WorkflowHandle[Any, PipelineResult] = await client.start_workflow(
+                PIPELINE_WORKFLOW,
+                PipelineRun(spec=spec, input=state, tool_params=signatures),
+                id=run_id,
+                task_queue=task_queue,
+                result_type=PipelineResult,
+            )
+            report = await follow(handle, say, crash=crash)
+            if crash is not None:
+                report_missed(crash)
+        for line in closing_lines(run_id, report):
+            if line:
+                say(line)
+        return 0 if report.status == "completed" else 1
+
+
+def worker_cmd(
+    tools: Annotated[list[str] | None, typer.Option("--tools", help="Tool modules.")] = None,
+    task_queue: Annotated[str, typer.Option(help="Task queue.")] = DEFAULT_TASK_QUEUE,
+    identity: Annotated[str | None, typer.Option(help="Worker identity.")] = None,
+    address: AddressOption = None,
+    sticky_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a workflow task waits for this worker's cache before any "
+            "other worker may take it (after a crash, the run pauses this long)."
+        ),
+    ] = 3.0,
+    policy: PolicyOption = None,
+    audit_store: AuditStoreOption = DEFAULT_AUDIT_STORE,
+) -> None:
+    """Run a worker for pipelines, the built-in activities and the given tools."""
+    try:
+        loaded = load_tools(tools or [])
+        config = Governance(policy, audit_store).config()
+    except JamJetError as err:
+        raise fail(str(err)) from None
+
+    async def serve() -> None:
+        client = await connect(
+            address=address, plugins=[JamJetPlugin(config, tasks=loaded)], identity=identity
+        )
+        stop = stop_on_signals()
+        async with Worker(
+            client,
+            task_queue=task_queue,
+            sticky_queue_schedule_to_start_timeout=timedelta(seconds=sticky_timeout),
+        ):
+            say(f"▸ Worker {identity or client.identity} polling task queue '{task_queue}'")
+            await stop.wait()
+
+    try:
+        asyncio.run(serve())
+    except RuntimeError as err:
+        raise fail(f"cannot connect to Temporal: {err}") from None

@@ -1,0 +1,112 @@
+"""What a command runs against: Temporal (embedded when none answers), a model, governance."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jamjet_temporal._shared._storeurl import absolute_store_url
+from jamjet_temporal.cli._connect import connect_config
+from jamjet_temporal.cli._devserver import DEFAULT_UI_PORT, DevServer, is_listening, split_address
+from jamjet_temporal.cli._format import fail, say
+from jamjet_temporal.plugin._config import JamJetConfig
+from jamjet_temporal.policy import load_policy
+
+STATE_DIR = Path(".jamjet")
+
+
+def local_dev_server(port: int, ui_port: int | None) -> DevServer:
+    """A dev server on 127.0.0.1:``port`` keeping its database and log under ``.jamjet/``."""
+    return DevServer(
+        port=port,
+        db_file=STATE_DIR / "temporal.db",
+        ui_port=ui_port,
+        log_file=STATE_DIR / "temporal.log",
+    )
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGINT or SIGTERM sets (call it inside the running loop)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+@dataclass
+class Runtime:
+    """Where Temporal lives for this command."""
+
+    address: str
+
+
+@contextlib.asynccontextmanager
+async def runtime(
+    address: str | None, *, embedded: bool = True, model: bool = True, model_latency_ms: int = 0
+) -> AsyncIterator[Runtime]:
+    """Reach Temporal (starting an embedded dev server if none answers locally) and a model.
+
+    The local model server starts when neither ``OPENAI_API_KEY`` nor ``OPENAI_BASE_URL`` is
+    set; its URL is exported as ``OPENAI_BASE_URL`` so workers started from here use it.
+    """
+    target = str(connect_config(address)["target_host"])
+    server: DevServer | None = None
+    model_server: Any = None
+    try:
+        if not is_listening(target):
+            host, port = split_address(target)
+            if not embedded or host not in ("127.0.0.1", "localhost"):
+                raise fail(
+                    f"no Temporal server answers at {target}; start one with ./dev-server.sh "
+                    "or 'jamjet dev', or set TEMPORAL_ADDRESS"
+                )
+            ui = DEFAULT_UI_PORT if not is_listening(f"127.0.0.1:{DEFAULT_UI_PORT}") else None
+            server = local_dev_server(port, ui)
+            await server.astart()
+            ui_text = f" · Web UI http://127.0.0.1:{ui}" if ui else ""
+            say(f"▸ Started embedded Temporal dev server on {target}{ui_text}")
+        base_url = os.environ.get("OPENAI_BASE_URL")
+        if model and not os.environ.get("OPENAI_API_KEY") and not base_url:
+            from jamjet_temporal.modelserver import ModelServer
+
+            model_server = ModelServer(latency_ms=model_latency_ms)
+            await model_server.start()
+            base_url = str(model_server.base_url)
+            os.environ["OPENAI_BASE_URL"] = base_url
+            say(f"▸ Local model server at {base_url} (no OPENAI_API_KEY set)")
+        yield Runtime(address=target)
+    finally:
+        if model_server is not None:
+            await model_server.stop()
+            os.environ.pop("OPENAI_BASE_URL", None)
+        if server is not None:
+            await server.astop()
+
+
+@dataclass(frozen=True)
+class Governance:
+    """The policy file and audit store the command's workers use."""
+
+    policy: str | None
+    audit_store: str
+
+    def config(self) -> JamJetConfig:
+        """The plugin config (loads and validates the policy file).
+
+        The audit store is the one ``--audit-store`` names (its default documented there),
+        made absolute so every worker of the command writes to the same file.
+        """
+        policy = load_policy(self.policy) if self.policy else None
+        store = None
+        if self.audit_store:
+            store = absolute_store_url(
+                self.audit_store, what="audit store", fix="give --audit-store sqlite:///PATH"
+            )
+        return JamJetConfig(policy=policy, audit_store=store)

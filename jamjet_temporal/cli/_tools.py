@@ -1,0 +1,86 @@
+"""A pipeline's tools: importing their modules and checking every tool node against them."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from jamjet_temporal.authoring._task import task_definition
+from jamjet_temporal.errors import JamJetError, PipelineSpecError
+from jamjet_temporal.pipeline import PipelineSpec
+from jamjet_temporal.pipeline._spec import ToolNode
+from jamjet_temporal.pipeline._workflow import ToolSignature
+
+
+def load_tools(specs: list[str]) -> list[Callable[..., Any]]:
+    """Import tool modules (dotted names or .py paths) and collect their ``@task`` functions."""
+    tools: dict[str, Callable[..., Any]] = {}
+    for spec in specs:
+        module = _import(spec)
+        for value in vars(module).values():
+            defn = task_definition(value)
+            if defn is not None:
+                tools.setdefault(defn.name, value)
+    return list(tools.values())
+
+
+def _import(spec: str) -> ModuleType:
+    path = Path(spec)
+    if spec.endswith(".py"):
+        if not path.exists():
+            raise JamJetError(f"tool module {spec} does not exist")
+        name = f"jamjet_tools_{path.stem}"
+        if name in sys.modules:
+            return sys.modules[name]
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module
+        module_spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(spec)
+
+
+def default_tool_modules(pipeline: Path, spec: PipelineSpec) -> list[str]:
+    """``tools.py`` beside the pipeline file, when there is one and the pipeline calls tools."""
+    candidate = pipeline.parent / "tools.py"
+    calls_tools = any(isinstance(node, ToolNode) for node in spec.nodes.values())
+    return [str(candidate)] if calls_tools and candidate.exists() else []
+
+
+def tool_signatures(
+    spec: PipelineSpec, tools: list[Callable[..., Any]]
+) -> dict[str, ToolSignature]:
+    """Check every tool node names a loaded tool; return how each tool takes its arguments."""
+    by_name = {d.name: (d, t) for t in tools if (d := task_definition(t)) is not None}
+    signatures: dict[str, ToolSignature] = {}
+    for node_id, node in spec.nodes.items():
+        if not isinstance(node, ToolNode):
+            continue
+        if node.tool not in by_name:
+            known = ", ".join(sorted(by_name)) or "none"
+            raise PipelineSpecError(
+                f"tool '{node.tool}' is not registered (loaded tools: {known})",
+                file=spec.source,
+                node=node_id,
+                fix="define it with @task in tools.py beside the pipeline, or pass --tools MODULE",
+            )
+        params = list(inspect.signature(by_name[node.tool][0].fn).parameters.values())
+        names = [p.name for p in params]
+        unknown = sorted(set(node.arguments) - set(names))
+        if unknown:
+            raise PipelineSpecError(
+                f"tool '{node.tool}' has no argument(s) {unknown}; it takes {names}",
+                file=spec.source,
+                node=node_id,
+                fix="rename the argument(s) under 'arguments:'",
+            )
+        required = sum(1 for p in params if p.default is inspect.Parameter.empty)
+        signatures[node.tool] = ToolSignature(params=names, required=required)
+    return signatures

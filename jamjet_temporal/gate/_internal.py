@@ -1,0 +1,49 @@
+"""Runtime-internal activities: only the JamJet runtime schedules them (pure, workflow-safe).
+
+The runtime's own bookkeeping (``jamjet.audit.record``, ``jamjet.budget.quote``,
+``jamjet.engram.*``) and every other name in the reserved ``jamjet.`` namespace, except the
+model call ``jamjet.llm.chat`` (a governed call like any tool, decided as a model call), run
+only when the runtime itself scheduled them: it marks its calls with :func:`runtime_call`, the
+gate refuses a reserved name scheduled without the mark (a pipeline's tool node, plain workflow
+code) and puts the ``JamJetInternal`` header on those with it, and the activity side refuses a
+reserved activity that arrives without that header.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Final
+
+from jamjet_temporal.llm._types import CHAT_ACTIVITY
+from jamjet_temporal.policy._types import fold_name
+
+__all__ = ["INTERNAL_HEADER", "is_reserved", "runtime_call", "scheduled_by_runtime"]
+
+#: Header the gate puts on the runtime's own activities (stable wire name).
+INTERNAL_HEADER: Final = "JamJetInternal"
+_PREFIX: Final = "jamjet."
+
+_RUNTIME: ContextVar[bool] = ContextVar("jamjet_runtime_call", default=False)
+
+
+def is_reserved(activity: str) -> bool:
+    """Whether only the runtime may schedule ``activity`` (``jamjet.*`` but the model call)."""
+    folded = fold_name(activity)
+    return folded.startswith(_PREFIX) and folded != CHAT_ACTIVITY
+
+
+@contextlib.contextmanager
+def runtime_call() -> Iterator[None]:
+    """Marks the activities scheduled inside the block as the runtime's own."""
+    token = _RUNTIME.set(True)
+    try:
+        yield
+    finally:
+        _RUNTIME.reset(token)
+
+
+def scheduled_by_runtime() -> bool:
+    """Whether the code running now is the runtime scheduling one of its own activities."""
+    return _RUNTIME.get()

@@ -1,0 +1,25 @@
+"""``JamJetPlugin`` and its configuration: the one object a team adds to a Temporal client or
+worker (client and worker side; the sandbox sees only the interceptors it installs)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from jamjet_temporal._shared._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from jamjet_temporal.plugin._config import JamJetConfig
+    from jamjet_temporal.plugin._interceptor import acting_as, run_budget
+    from jamjet_temporal.plugin._plugin import JamJetPlugin
+
+__all__ = ["JamJetConfig", "JamJetPlugin", "acting_as", "run_budget"]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        "._config": ["JamJetConfig"],
+        "._interceptor": ["acting_as", "run_budget"],
+        "._plugin": ["JamJetPlugin"],
+    },
+)

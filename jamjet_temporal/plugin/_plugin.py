@@ -1,0 +1,197 @@
+"""``JamJetPlugin``: the one object a team adds to its Temporal client or worker.
+
+Wiring only: the pydantic data converter, our workflows, built-in activities, failure types
+and sandbox passthroughs. Every piece is per instance, so two plugins with different configs
+coexist in one process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.plugin import SimplePlugin
+from temporalio.worker import WorkerConfig, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+from jamjet_temporal._shared._storeurl import absolute_store_url, store_identity
+from jamjet_temporal.approvals._load import ApprovalConfig, load_approvals
+from jamjet_temporal.audit._export import ExportError, check_redaction_rules
+from jamjet_temporal.authoring._task import task_definition
+from jamjet_temporal.budget._activities import BudgetActivities
+from jamjet_temporal.budget._prices import PriceTable
+from jamjet_temporal.errors import ConfigError, JamJetError
+from jamjet_temporal.gate._activities import AuditSink, RecordActivities
+from jamjet_temporal.gate._workflow import governance_id
+from jamjet_temporal.llm._activities import LLMActivities
+from jamjet_temporal.memory._activities import EngramActivities
+from jamjet_temporal.pipeline._workflow import PipelineWorkflow
+from jamjet_temporal.plugin._config import DEFAULT_AUDIT_STORE, JamJetConfig
+from jamjet_temporal.plugin._interceptor import JamJetInterceptor
+from jamjet_temporal.policy import Policy, load_policy
+
+PLUGIN_NAME = "jamjet.JamJetPlugin"
+_logger = logging.getLogger("jamjet_temporal")
+
+# What Temporal's sandbox passes through from the worker instead of re-importing per run. Only
+# what must be; modules that our passed-through modules import (yaml, tiktoken, genai_prices,
+# confusable_homoglyphs) are loaded by the worker's own import and need no entry.
+_PASSTHROUGH = (
+    # Ours. The interceptors are loaded outside the sandbox and workflow code inside it; both
+    # must see one copy of the workflow-side state (the run's gate, the arguments of the call
+    # being decided, budget scopes, all ContextVars set per run) and of our pydantic payload
+    # classes, or a re-imported copy would find no gate. Safe: package __init__s import lazily,
+    # so workflow code loads workflow-side modules only, and those keep no module-level state
+    # between runs and import nothing that does I/O (tests/test_boundary.py proves both).
+    "jamjet_temporal",
+    # pydantic: payload classes are built once per worker, not once per run (building them is
+    # most of a run's import time), and the data converter outside the sandbox and workflow code
+    # inside it must agree on one class per model. Pure: no I/O, no per-run state.
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "typing_inspection",
+    # cryptography: a Rust extension module, which CPython cannot initialise a second time in
+    # one process; a workflow module that imports it (our approval and key types do) would fail
+    # sandbox validation with a SystemError. Pure computation; no I/O at import, no run state.
+    "cryptography",
+)
+
+
+def _converter(existing: DataConverter | None) -> DataConverter:
+    if existing is None or existing == DataConverter.default:
+        return pydantic_data_converter
+    # Keep the user's codec (encryption) and failure converter; only add pydantic support.
+    return dataclasses.replace(existing, payload_converter_class=PydanticPayloadConverter)
+
+
+def _sealing(sink: AuditSink | None) -> Callable[[DataConverter | None], DataConverter]:
+    """The data converter callback: ours, and the audit sink seals payloads with its codec."""
+
+    def configure(existing: DataConverter | None) -> DataConverter:
+        converter = _converter(existing)
+        if sink is not None:
+            sink.use_converter(converter)
+        return converter
+
+    return configure
+
+
+def _runner(existing: WorkflowRunner | None) -> WorkflowRunner:
+    if existing is None:
+        return SandboxedWorkflowRunner(
+            restrictions=SandboxedWorkflowRunner().restrictions.with_passthrough_modules(
+                *_PASSTHROUGH
+            )
+        )
+    if isinstance(existing, SandboxedWorkflowRunner):
+        return dataclasses.replace(
+            existing, restrictions=existing.restrictions.with_passthrough_modules(*_PASSTHROUGH)
+        )
+    return existing
+
+
+class JamJetPlugin(SimplePlugin):
+    """Adds jamjet-temporal to a Temporal client, its workers and replayers.
+
+    Example::
+
+        client = await Client.connect("localhost:7233", plugins=[JamJetPlugin()])
+        worker = Worker(client, task_queue="agents", workflows=[pipeline],
+                        activities=[fetch_data, analyze])
+
+    Args:
+        config: Plugin configuration; defaults to ``JamJetConfig()``.
+        tasks: ``@task`` functions to register on every worker built with this plugin (tools
+            named by YAML pipelines, for instance). Plain activities may be passed to the
+            worker as usual.
+
+    Raises:
+        ConfigError: ``tasks`` contains something that is not a ``@task`` function, or two
+            tasks share a name.
+        PolicyError: The configured policy file is unreadable or invalid.
+        ApprovalConfigError: The configured approvals file is unreadable or invalid.
+        ConfigError: A price override (``JamJetConfig.prices``) is invalid.
+    """
+
+    def __init__(
+        self, config: JamJetConfig | None = None, *, tasks: Sequence[Callable[..., object]] = ()
+    ) -> None:
+        self.config = config or JamJetConfig()
+        names: set[str] = set()
+        for fn in tasks:
+            defn = task_definition(fn)
+            if defn is None:
+                raise ConfigError(
+                    f"JamJetPlugin(tasks=...): {fn!r} is not a @task function; decorate it "
+                    "with @task (plain activities go to Worker(activities=...))"
+                )
+            if defn.inline:
+                raise ConfigError(
+                    f"JamJetPlugin(tasks=...): '{defn.name}' runs inside the workflow (tools=, "
+                    "strategy= or a budget): register the tasks it calls, not it"
+                )
+            if defn.name in names:
+                raise ConfigError(f"JamJetPlugin(tasks=...): two tasks are named '{defn.name}'")
+            names.add(defn.name)
+        policy = self.config.policy
+        if policy is not None and not isinstance(policy, Policy):
+            policy = load_policy(policy)
+        approvals = self.config.approvals
+        if approvals is not None and not isinstance(approvals, ApprovalConfig):
+            approvals = load_approvals(approvals)
+        store_fix = "use 'sqlite:///audit.db' or 'postgresql://user@host/db?schema=jamjet'"
+        sink = None
+        self._default_store: str | None = None
+        if self.config.audit_store:
+            url = absolute_store_url(self.config.audit_store, what="audit store", fix=store_fix)
+            if self.config.audit_store == DEFAULT_AUDIT_STORE:
+                self._default_store = url
+            try:
+                check_redaction_rules(self.config.audit_redact)
+            except ExportError as err:
+                raise ConfigError(f"JamJetConfig.audit_redact: {err}") from None
+            sink = AuditSink(url, self.config.audit_key, self.config.audit_redact)
+        audit_id = ""
+        if self.config.audit_store:
+            audit_id = store_identity(self.config.audit_store, what="audit store", fix=store_fix)
+        llm = LLMActivities(self.config.llm_base_url, self.config.llm_timeout)
+        table = PriceTable(self.config.prices)
+        prices = BudgetActivities(table)
+        memory = EngramActivities(self.config.memory_store)
+        activities: list[Callable[..., Awaitable[object] | object]] = [
+            llm.chat,
+            prices.quote,
+            RecordActivities(sink).record,
+            memory.context,
+            memory.ingest,
+            memory.facts,
+            memory.forget,
+            *tasks,
+        ]
+        super().__init__(
+            PLUGIN_NAME,
+            data_converter=_sealing(sink),
+            interceptors=[
+                JamJetInterceptor(
+                    policy, sink, approvals, governance_id(policy, approvals, audit_id), llm, table
+                )
+            ],
+            activities=activities,
+            workflows=[PipelineWorkflow],
+            workflow_runner=_runner,
+            workflow_failure_exception_types=[JamJetError],
+        )
+
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        """Adds the plugin to a worker, saying where the audit trail goes if nobody chose."""
+        if self._default_store is not None:
+            _logger.warning(
+                "jamjet: the audit trail goes to %s (the default, in the working directory); "
+                "choose it with JamJetConfig(audit_store=...)",
+                self._default_store.removeprefix("sqlite:///"),
+            )
+        return super().configure_worker(config)

@@ -1,0 +1,61 @@
+"""Optional extras: without one, the feature that needs it says which extra to install.
+
+Each case imports a module in a fresh interpreter where the extra's package cannot be imported
+(``sys.modules[name] = None`` makes Python refuse it, as on an install without the extra).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CASES = [
+    ("jamjet_temporal.audit._pdf", "reportlab", "pdf"),
+    ("jamjet_temporal.approvals._ui", "starlette", "ui"),
+    ("jamjet_temporal.approvals._ui", "uvicorn", "ui"),
+    ("jamjet_temporal.audit._postgres", "psycopg", "postgres"),
+    ("jamjet_temporal.memory._postgres", "psycopg", "postgres"),
+    ("jamjet_temporal.modelserver", "starlette", "cli"),
+    ("jamjet_temporal.cli._app", "typer", "cli"),
+]
+
+
+def _import_without(module: str, package: str) -> subprocess.CompletedProcess[str]:
+    code = (
+        "import importlib, sys\n"
+        f"sys.modules[{package!r}] = None\n"
+        f"importlib.import_module({module!r})\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize(("module", "package", "extra"), CASES)
+def test_a_missing_extra_is_named_with_its_install_command(
+    module: str, package: str, extra: str
+) -> None:
+    done = _import_without(module, package)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: "), done.stderr
+    assert f"'{package}' package, which is not installed" in last
+    assert f"pip install 'jamjet-temporal[{extra}]'" in last
+
+
+def test_the_core_needs_no_extra() -> None:
+    """Writing and running governed workflows needs none of the extras' packages."""
+    code = (
+        "import importlib, sys\n"
+        "for name in ('psycopg', 'reportlab', 'starlette', 'uvicorn', 'typer', 'rich', 'mcp'):\n"
+        "    sys.modules[name] = None\n"
+        "import jamjet_temporal\n"
+        "from jamjet_temporal import JamJetPlugin, JamJetConfig, task, workflow, llm, guard\n"
+        "JamJetPlugin(JamJetConfig(audit_store=None, memory_store=None))\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.strip() == "ok", done.stderr
