@@ -17,9 +17,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jamjet_temporal.audit import AuditEvent, event_id, open_store, verify_bundle, write_bundle
-from jamjet_temporal.audit._export import export_bundle
-from jamjet_temporal.audit._keys import load_or_create_signing_key
+from jamjet_temporal.audit import (
+    AuditEvent,
+    event_id,
+    export_bundle,
+    load_or_create_signing_key,
+    open_store,
+    verify_bundle,
+    write_bundle,
+)
 
 
 async def main(count: int) -> None:

@@ -38,8 +38,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jamjet_temporal.memory import ContextRequest, FactInput, IngestRequest, open_memory
-from jamjet_temporal.memory._store import SQLMemory
+from jamjet_temporal.memory import ContextRequest, FactInput, IngestRequest, SQLMemory, open_memory
 
 DEFAULT_PG = "postgresql://root@127.0.0.1:5432/test?schema=engram_bench"
 BUDGET_TOKENS = 400

@@ -34,9 +34,9 @@ from jamjet_temporal.pipeline import (
     PIPELINE_WORKFLOW,
     PipelineResult,
     PipelineRun,
+    ToolSignature,
     parse_pipeline,
 )
-from jamjet_temporal.pipeline._workflow import ToolSignature
 
 
 async def main(runs: int) -> None:

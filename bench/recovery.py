@@ -33,8 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from temporalio.client import Client
 
 from jamjet_temporal import JamJetPlugin
-from jamjet_temporal.cli import DevServer, free_port
-from jamjet_temporal.cli._tools import load_tools, tool_signatures
+from jamjet_temporal.cli import DevServer, free_port, load_tools, tool_signatures
 from jamjet_temporal.pipeline import (
     PIPELINE_WORKFLOW,
     PipelineResult,

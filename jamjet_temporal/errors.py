@@ -8,7 +8,8 @@ The tree::
     │   │   ├── PolicyError          ... a policy
     │   │   └── ApprovalConfigError  ... an approvals config
     │   ├── BudgetConfigError        a budget value or budget slice is invalid
-    │   └── UnknownModelPriceError   no price is known for a budgeted model (fail closed)
+    │   ├── UnknownModelPriceError   no price is known for a budgeted model (fail closed)
+    │   └── KeyFileError             an approver's private key file cannot be used
     ├── GateError                    the policy gate refused something (recorded in the audit trail)
     │   ├── ToolDeniedError          a tool call was blocked (tool, rule, scope, audit event id)
     │   ├── ModelDeniedError         a model is not in model_allowlist
@@ -22,7 +23,10 @@ The tree::
     ├── PipelineRuntimeError         a pipeline failed while running (node, reason)
     │   └── TemplateError            a ``{{ state.x }}`` reference could not be resolved
     ├── DevServerError               the embedded Temporal dev server could not be started
-    ├── AuditTamperedError           the audit store lost what its checkpoints signed (audit pkg)
+    ├── AuditTamperedError           the audit store lost what its checkpoints signed
+    ├── ExportError                  an audit bundle could not be exported or read
+    ├── SigningKeyError              the audit signing key file cannot be used
+    ├── TrustedKeyError              a trusted audit key (fingerprint, file) is unusable
     └── EngramError                  long-term memory could not do what was asked
         └── ExtractionError          the model's fact extraction was not valid (raw answer kept)
 
@@ -37,6 +41,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from jamjet_temporal.audit._checkpoint import CheckpointMark
     from jamjet_temporal.budget._ledger import BudgetDecision
 
 __all__ = [
@@ -44,23 +51,28 @@ __all__ = [
     "ApprovalRejectedError",
     "ApprovalRequiredError",
     "ApprovalTimeoutError",
+    "AuditTamperedError",
     "BudgetConfigError",
     "BudgetExceededError",
     "ConfigError",
     "ConfigFileError",
     "DevServerError",
     "EngramError",
+    "ExportError",
     "ExtractionError",
     "GateError",
     "IdentityError",
     "JamJetError",
+    "KeyFileError",
     "ModelDeniedError",
     "PipelineRuntimeError",
     "PipelineSpecError",
     "PolicyError",
+    "SigningKeyError",
     "TemplateError",
     "ToolDeniedError",
     "ToolNotClearedError",
+    "TrustedKeyError",
     "UnknownModelPriceError",
 ]
 
@@ -264,6 +276,119 @@ def _rebuild_exceeded(
     decision: BudgetDecision, scope: str, event_id: str | None
 ) -> BudgetExceededError:
     return BudgetExceededError(decision, scope=scope, event_id=event_id)
+
+
+class KeyFileError(ConfigError):
+    """A private key file cannot be used (missing, unreadable, not Ed25519, readable by others).
+
+    Attributes:
+        path: The key file or directory.
+        reason: What is wrong.
+        fix: What to do.
+    """
+
+    def __init__(self, reason: str, *, path: str, fix: str) -> None:
+        self.path = path
+        self.reason = reason
+        self.fix = fix
+        super().__init__(f"{path}: {reason} (fix: {fix})")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_key_file_error, (self.reason, self.path, self.fix))
+
+
+def _rebuild_key_file_error(reason: str, path: str, fix: str) -> KeyFileError:
+    return KeyFileError(reason, path=path, fix=fix)
+
+
+class ExportError(JamJetError):
+    """An audit bundle could not be exported or read; the message says why and what to do."""
+
+
+class AuditTamperedError(JamJetError):
+    """An audit store contradicts a checkpoint the worker's signing key signed before.
+
+    Raised by ``append`` instead of signing a checkpoint: the events are not appended and
+    nothing is signed, so the activity fails (and Temporal retries it) rather than a run going
+    on with a trail whose rewritten history the key would vouch for.
+
+    Attributes:
+        store_id: The store's id.
+        signer: Fingerprint of the key whose mark is contradicted.
+        mark: The newest ``(seq, head)`` that key signed for the store.
+        reason: What the store holds instead.
+        marks: The marks file the mark was kept in (None: in memory only).
+    """
+
+    def __init__(
+        self,
+        store_id: str,
+        signer: str,
+        mark: CheckpointMark,
+        reason: str,
+        marks: Path | None = None,
+    ) -> None:
+        self.store_id = store_id
+        self.signer = signer
+        self.mark = mark
+        self.reason = reason
+        self.marks = marks
+        kept = f" (recorded in {marks})" if marks is not None else ""
+        forget = (
+            f"remove store {store_id} from {marks} and restart the workers"
+            if marks is not None
+            else "restart the workers"
+        )
+        super().__init__(
+            f"audit store {store_id} contradicts what its signing key signed: "
+            f"{AuditTamperedError.detail(signer, mark, reason)}{kept}. Nothing was appended and no "
+            "checkpoint signed: whoever can write the store may have rewritten it. Investigate "
+            "before any worker writes to it again (`jamjet audit verify-store`); fix: put back "
+            "a copy of the store that still holds that head, or, only if its loss is accepted, "
+            f"{forget}"
+        )
+
+    @staticmethod
+    def detail(signer: str, mark: CheckpointMark, reason: str) -> str:
+        """What contradicts a mark: the key, the head and seq it signed, and what is there."""
+        return f"key {signer} signed head {mark.head} at seq {mark.seq}, but {reason}"
+
+
+class SigningKeyError(JamJetError):
+    """The audit signing key file is unreadable, not private, or not an Ed25519 private key.
+
+    Attributes:
+        path: The key file.
+        reason: What is wrong.
+        fix: What to do about it.
+    """
+
+    def __init__(self, path: Path, reason: str, fix: str | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        self.fix = fix or (
+            "fix or remove the file (a new key is created on first use), or point "
+            "$JAMJET_AUDIT_KEY at another key"
+        )
+        super().__init__(f"audit signing key {path}: {reason}; {self.fix}")
+
+
+class TrustedKeyError(JamJetError):
+    """A trusted key (a fingerprint, a PEM public key file, a trusted-keys file) is unusable.
+
+    Attributes:
+        entry: The fingerprint or file as given (``file:line`` for a line of a file).
+        reason: What is wrong.
+    """
+
+    def __init__(self, entry: str, reason: str) -> None:
+        self.entry = entry
+        self.reason = reason
+        super().__init__(
+            f"trusted key {entry}: {reason}; give a fingerprint as `jamjet audit key` prints "
+            "it (sha256: and 64 hex digits), a public key (ed25519:...), a PEM public key "
+            "file or a trusted-keys file"
+        )
 
 
 class PipelineSpecError(JamJetError):

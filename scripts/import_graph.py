@@ -59,7 +59,7 @@ WORKFLOW_SIDE_EXTRA = frozenset(
         f"{PACKAGE}.authoring._strategies",
         f"{PACKAGE}.approvals._guard",
         f"{PACKAGE}.approvals._check",
-        f"{PACKAGE}.gate._internal",
+        f"{PACKAGE}._shared._runtime",
         f"{PACKAGE}.memory._api",
         f"{PACKAGE}._shared._lazy",
         f"{PACKAGE}._shared._principal",

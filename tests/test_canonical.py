@@ -35,7 +35,9 @@ WHEN = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 # Text from every plane hypothesis draws from (no lone surrogates: JSON text is UTF-8).
 TEXT = st.text(max_size=12)
-ASCII = st.text(alphabet=st.characters(max_codepoint=127), max_size=12)
+# ASCII without DEL (0x7f): the encoders that escaped non-ASCII escaped DEL too (``\u007f``),
+# the one ASCII character whose digest changes (checkpoint statements never hold it).
+ASCII = st.text(alphabet=st.characters(max_codepoint=126), max_size=12)
 # Integral floats are written as integers by action_digest (50000.0 is 50000): leave them out
 # where the approvals digest is compared, keep them elsewhere.
 FLOATS = st.floats(allow_nan=False, allow_infinity=False)
@@ -187,8 +189,14 @@ def test_checkpoint_statement_of_ascii_data_is_unchanged(
     assert checkpoint_statement(store_id, seq, head, WHEN, signer) == before
 
 
-@given(st.lists(ASCII.filter(bool), min_size=1, max_size=4, unique=True))
-def test_policy_version_of_ascii_policies_is_unchanged(globs: list[str]) -> None:
+GLOBS = st.text(
+    alphabet=st.characters(categories=("L", "N")) | st.sampled_from("*?_.-"), min_size=1
+)
+
+
+@given(st.lists(GLOBS, min_size=1, max_size=4, unique=True))
+def test_policy_version_is_unchanged(globs: list[str]) -> None:
+    """Policy versions already kept non-ASCII as is: unchanged for any text."""
     policy = Policy(blocked_tools=tuple(globs))
     before = json.dumps(
         policy.model_dump(mode="json", exclude={"source"}),

@@ -50,6 +50,7 @@ def test_engram_public_api_is_pinned() -> None:
         "IngestRequest",
         "Ingested",
         "Message",
+        "SQLMemory",
         "context_for",
         "facts",
         "forget",

@@ -64,7 +64,7 @@ PUBLIC_KEY_PREFIX: Final = "ed25519:"
 FINGERPRINT_PREFIX: Final = "sha256:"
 """What a key's fingerprint starts with."""
 
-PRIVATE_PEM_BEGIN: Final = "-----BEGIN"
+PEM_BEGIN: Final = "-----BEGIN"
 PUBLIC_PEM_BEGIN: Final = "-----BEGIN PUBLIC KEY-----"
 PUBLIC_PEM_END: Final = "-----END PUBLIC KEY-----"
 
@@ -173,7 +173,7 @@ def parse_public_key(text: str, *, pem: bool = True) -> Ed25519PublicKey:
 
     Args:
         text: ``"ed25519:<base64url>"``, exactly (no surrounding whitespace: one text per
-            key), or, when ``pem``, a PEM SubjectPublicKeyInfo block.
+            key), or, when ``pem``, text holding a PEM SubjectPublicKeyInfo block.
         pem: Also accept PEM. Where keys are compared as text (an approvals config), pass
             False: the ``ed25519:`` text is the only one for a key.
 
@@ -194,8 +194,10 @@ def parse_public_key(text: str, *, pem: bool = True) -> Ed25519PublicKey:
             )
         return Ed25519PublicKey.from_public_bytes(raw)
     stripped = text.strip()
-    if pem and stripped.startswith(PRIVATE_PEM_BEGIN):
+    if pem and PEM_BEGIN in stripped:
         try:
+            # Text before the PEM block (e.g. the fingerprint line `jamjet audit key` prints)
+            # is skipped, as PEM readers do.
             loaded = serialization.load_pem_public_key(stripped.encode("ascii"))
         except (ValueError, UnicodeEncodeError, UnsupportedAlgorithm) as exc:
             raise KeyFormatError(f"not a readable PEM public key ({exc})") from None
@@ -384,7 +386,7 @@ def parse_private_key(data: bytes, file: str = "<key>") -> PrivateKeyFile:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise PrivateKeyFileError(file, "binary", "not a PEM key file (binary data)") from None
-    start = text.find(PRIVATE_PEM_BEGIN)
+    start = text.find(PEM_BEGIN)
     if start < 0:
         raise PrivateKeyFileError(file, "no_pem", "no PEM private key in the file")
     headers: dict[str, str] = {}

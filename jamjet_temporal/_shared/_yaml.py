@@ -16,8 +16,9 @@ worker start, never to workflow code.
 from __future__ import annotations
 
 import difflib
+import os
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -131,6 +132,26 @@ def read_source(file: str, *, what: str) -> str:
         reason = f"cannot read the {what}: {exc.strerror or exc}"
         fix = "check that the file exists and is readable"
     raise YamlSourceError(reason, line=None, fix=fix)
+
+
+def read_file(
+    path: str | os.PathLike[str], *, what: str, error: Callable[..., Exception]
+) -> tuple[str, str]:
+    """A config file's name and text; ``error(reason, file=..., fix=...)`` when unreadable.
+
+    Args:
+        path: The file.
+        what: What the file is, for messages ("policy file").
+        error: The file kind's error class (``PolicyError``, ...).
+
+    Returns:
+        The file's name as given and its text.
+    """
+    file = os.fspath(path)
+    try:
+        return file, read_source(file, what=what)
+    except YamlSourceError as exc:
+        raise error(exc.reason, file=file, fix=exc.fix) from None
 
 
 class YamlSourceError(Exception):

@@ -47,7 +47,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, JsonValue, field_vali
 
 from jamjet_temporal._shared import _keys as keys
 from jamjet_temporal._shared._canonical import canonical_json, digest
-from jamjet_temporal.errors import ConfigError
+from jamjet_temporal.errors import KeyFileError
 
 __all__ = [
     "DecisionValue",
@@ -76,29 +76,6 @@ _UNSAFE_FILE_CHARS: Final = re.compile(r"[^A-Za-z0-9._@+-]")
 # Floats with an integral value in this range are written as integers, so that 50000 and
 # 50000.0 (or a JavaScript client's 50000) give the same digest.
 _EXACT_INTEGERS: Final = 2.0**53
-
-
-class KeyFileError(ConfigError):
-    """A private key file cannot be used (missing, unreadable, not Ed25519, readable by others).
-
-    Attributes:
-        path: The key file or directory.
-        reason: What is wrong.
-        fix: What to do.
-    """
-
-    def __init__(self, reason: str, *, path: str, fix: str) -> None:
-        self.path = path
-        self.reason = reason
-        self.fix = fix
-        super().__init__(f"{path}: {reason} (fix: {fix})")
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_key_file_error, (self.reason, self.path, self.fix))
-
-
-def _rebuild_key_file_error(reason: str, path: str, fix: str) -> KeyFileError:
-    return KeyFileError(reason, path=path, fix=fix)
 
 
 def _canonical_json(value: object) -> bytes:

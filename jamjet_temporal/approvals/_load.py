@@ -67,7 +67,7 @@ from jamjet_temporal._shared._yaml import (
     load_mapping,
     locate,
     pick_error,
-    read_source,
+    read_file,
     short,
 )
 from jamjet_temporal.approvals._identity import parse_public_key
@@ -674,11 +674,7 @@ def load_approvals(path: str | os.PathLike[str]) -> ApprovalConfig:
     Raises:
         ApprovalConfigError: The file cannot be read, or the config is invalid.
     """
-    file = os.fspath(path)
-    try:
-        text = read_source(file, what="approvals config file")
-    except YamlSourceError as exc:
-        raise ApprovalConfigError(exc.reason, file=file, fix=exc.fix) from None
+    file, text = read_file(path, what="approvals config file", error=ApprovalConfigError)
     return parse_approvals(text, file)
 
 

@@ -25,8 +25,8 @@ from jamjet_temporal._shared._lazy import lazy_exports
 if TYPE_CHECKING:
     from jamjet_temporal.audit._api import ExportResult, export
     from jamjet_temporal.audit._chain import ChainVerdict, canonical_json
-    from jamjet_temporal.audit._checkpoint import AuditTamperedError
-    from jamjet_temporal.audit._export import read_bundle, write_bundle
+    from jamjet_temporal.audit._export import export_bundle, read_bundle, write_bundle
+    from jamjet_temporal.audit._keys import load_or_create_signing_key
     from jamjet_temporal.audit._open import open_store
     from jamjet_temporal.audit._postgres import PostgresAuditStore
     from jamjet_temporal.audit._seal import unseal
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from jamjet_temporal.audit._store import AuditStore
     from jamjet_temporal.audit._types import AuditEvent, StoredEvent, event_id
     from jamjet_temporal.audit._verify import Verdict, verify_bundle
+    from jamjet_temporal.errors import AuditTamperedError
 
 __all__ = [
     "AuditEvent",
@@ -48,6 +49,8 @@ __all__ = [
     "canonical_json",
     "event_id",
     "export",
+    "export_bundle",
+    "load_or_create_signing_key",
     "open_store",
     "read_bundle",
     "unseal",
@@ -59,11 +62,12 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     globals(),
     {
+        "._keys": ["load_or_create_signing_key"],
         "._api": ["ExportResult", "export"],
         "._chain": ["ChainVerdict", "canonical_json"],
-        "._checkpoint": ["AuditTamperedError"],
+        "jamjet_temporal.errors": ["AuditTamperedError"],
         "._types": ["AuditEvent", "StoredEvent", "event_id"],
-        "._export": ["read_bundle", "write_bundle"],
+        "._export": ["export_bundle", "read_bundle", "write_bundle"],
         "._open": ["open_store"],
         "._postgres": ["PostgresAuditStore"],
         "._seal": ["unseal"],

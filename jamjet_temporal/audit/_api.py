@@ -14,16 +14,11 @@ from typing import Any, Literal
 
 from temporalio.service import RPCError
 
-from jamjet_temporal.audit._export import (
-    CATEGORIES,
-    ExportError,
-    export_bundle,
-    write_attestation,
-    write_bundle,
-)
+from jamjet_temporal._shared._connect import connect
+from jamjet_temporal.audit._export import CATEGORIES, export_bundle, write_attestation, write_bundle
 from jamjet_temporal.audit._keys import load_or_create_signing_key
 from jamjet_temporal.audit._open import open_store
-from jamjet_temporal.cli._connect import connect
+from jamjet_temporal.errors import ExportError
 
 
 @dataclass(frozen=True)

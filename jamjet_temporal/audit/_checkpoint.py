@@ -54,7 +54,7 @@ from pydantic import BaseModel, ValidationError
 from jamjet_temporal._shared import _keys as keys
 from jamjet_temporal._shared._canonical import canonical_json
 from jamjet_temporal.audit._keys import fingerprint
-from jamjet_temporal.errors import ConfigError, JamJetError
+from jamjet_temporal.errors import AuditTamperedError, ConfigError
 
 if sys.platform != "win32":
     import fcntl
@@ -145,54 +145,6 @@ class _MarksFile(BaseModel):
     type: Literal["jamjet.audit.checkpoint-marks/v1"]
     stores: dict[str, dict[str, CheckpointMark]]
     """store_id -> signer fingerprint -> mark."""
-
-
-class AuditTamperedError(JamJetError):
-    """An audit store contradicts a checkpoint the worker's signing key signed before.
-
-    Raised by ``append`` instead of signing a checkpoint: the events are not appended and
-    nothing is signed, so the activity fails (and Temporal retries it) rather than a run going
-    on with a trail whose rewritten history the key would vouch for.
-
-    Attributes:
-        store_id: The store's id.
-        signer: Fingerprint of the key whose mark is contradicted.
-        mark: The newest ``(seq, head)`` that key signed for the store.
-        reason: What the store holds instead.
-        marks: The marks file the mark was kept in (None: in memory only).
-    """
-
-    def __init__(
-        self,
-        store_id: str,
-        signer: str,
-        mark: CheckpointMark,
-        reason: str,
-        marks: Path | None = None,
-    ) -> None:
-        self.store_id = store_id
-        self.signer = signer
-        self.mark = mark
-        self.reason = reason
-        self.marks = marks
-        kept = f" (recorded in {marks})" if marks is not None else ""
-        forget = (
-            f"remove store {store_id} from {marks} and restart the workers"
-            if marks is not None
-            else "restart the workers"
-        )
-        super().__init__(
-            f"audit store {store_id} contradicts what its signing key signed: "
-            f"{_mark_detail(signer, mark, reason)}{kept}. Nothing was appended and no "
-            "checkpoint signed: whoever can write the store may have rewritten it. Investigate "
-            "before any worker writes to it again (`jamjet audit verify-store`); fix: put back "
-            "a copy of the store that still holds that head, or, only if its loss is accepted, "
-            f"{forget}"
-        )
-
-
-def _mark_detail(signer: str, mark: CheckpointMark, reason: str) -> str:
-    return f"key {signer} signed head {mark.head} at seq {mark.seq}, but {reason}"
 
 
 def _contradiction(
@@ -637,4 +589,4 @@ class CheckpointCheck:
 
 
 def _missing(signer: str, mark: CheckpointMark, reason: str) -> str:
-    return f"this host's checkpoint marks say {_mark_detail(signer, mark, reason)}"
+    return f"this host's checkpoint marks say {AuditTamperedError.detail(signer, mark, reason)}"

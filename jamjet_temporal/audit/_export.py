@@ -14,7 +14,8 @@ A bundle is one JSON document an auditor can check offline with ``verify_bundle`
     history     the Temporal history JSON, when given (for the completeness check)
     statement   what the signature covers: run id, count, first and last event, chain head,
                 digests of the chain record, redactions and history, the key's fingerprint
-    public_key  the signing key's public half (PEM)
+    public_key  the signing key's public half (PEM, as this format defines it; verifiers also
+                read the ``ed25519:`` public key text of ``_shared._keys``)
     signature   base64 Ed25519 signature over the statement's canonical JSON
     dsse        the same statement as an in-toto attestation: a DSSE envelope (payload type
                 ``application/vnd.in-toto+json``) of an in-toto Statement v1 whose subject is
@@ -45,7 +46,7 @@ from jamjet_temporal._shared import _canonical
 from jamjet_temporal.audit._chain import GENESIS_HASH, canonical_json, link_hash
 from jamjet_temporal.audit._keys import fingerprint, public_key_pem
 from jamjet_temporal.audit._store import AuditStore
-from jamjet_temporal.errors import JamJetError
+from jamjet_temporal.errors import ExportError
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -91,10 +92,6 @@ DSSE_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 # Fields every event needs to stay an event; redaction rules may not touch them.
 _FIXED_FIELDS = ("id", "run_id", "workflow_run_id", "kind", "at")
 _REDACTABLE_ROOTS = ("actor", "data")
-
-
-class ExportError(JamJetError):
-    """An audit bundle could not be exported or read; the message says why and what to do."""
 
 
 def canonical_text(value: object) -> str:

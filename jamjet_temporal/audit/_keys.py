@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from jamjet_temporal._shared import _keys as shared
 from jamjet_temporal._shared._keys import fingerprint, public_key_pem
-from jamjet_temporal.errors import JamJetError
+from jamjet_temporal.errors import SigningKeyError, TrustedKeyError
 
 __all__ = [
     "KEY_ENV",
@@ -56,43 +56,6 @@ command line."""
 
 _PEM_BEGIN = shared.PUBLIC_PEM_BEGIN
 _PEM_END = shared.PUBLIC_PEM_END
-
-
-class SigningKeyError(JamJetError):
-    """The audit signing key file is unreadable, not private, or not an Ed25519 private key.
-
-    Attributes:
-        path: The key file.
-        reason: What is wrong.
-        fix: What to do about it.
-    """
-
-    def __init__(self, path: Path, reason: str, fix: str | None = None) -> None:
-        self.path = path
-        self.reason = reason
-        self.fix = fix or (
-            f"fix or remove the file (a new key is created on first use), or point ${KEY_ENV} "
-            "at another key"
-        )
-        super().__init__(f"audit signing key {path}: {reason}; {self.fix}")
-
-
-class TrustedKeyError(JamJetError):
-    """A trusted key (a fingerprint, a PEM public key file, a trusted-keys file) is unusable.
-
-    Attributes:
-        entry: The fingerprint or file as given (``file:line`` for a line of a file).
-        reason: What is wrong.
-    """
-
-    def __init__(self, entry: str, reason: str) -> None:
-        self.entry = entry
-        self.reason = reason
-        super().__init__(
-            f"trusted key {entry}: {reason}; give a fingerprint as `jamjet audit key` prints "
-            "it (sha256: and 64 hex digits), a public key (ed25519:...), a PEM public key "
-            "file or a trusted-keys file"
-        )
 
 
 def default_key_path() -> Path:

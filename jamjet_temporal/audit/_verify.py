@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 
+from jamjet_temporal._shared._runtime import is_reserved
 from jamjet_temporal.audit._chain import GENESIS_HASH, link_hash
 from jamjet_temporal.audit._export import (
     BUNDLE_FORMAT,
@@ -43,7 +44,6 @@ from jamjet_temporal.audit._export import (
 )
 from jamjet_temporal.audit._keys import fingerprint, load_public_key
 from jamjet_temporal.audit._types import AuditEvent
-from jamjet_temporal.gate._internal import is_reserved
 
 __all__ = ["Verdict", "verify_bundle"]
 

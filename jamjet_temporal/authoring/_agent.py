@@ -22,7 +22,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from jamjet_temporal import llm
 from jamjet_temporal.authoring._task import AGENT_TOOLS, TaskDefinition, task_definition
 from jamjet_temporal.errors import ConfigError, GateError
-from jamjet_temporal.gate._workflow import current_gate, named_arguments
 from jamjet_temporal.llm._types import ChatRequest, ToolCall, Usage
 
 __all__ = ["TOOL_UNAVAILABLE", "AgentResult", "AgentToolCall", "run"]
@@ -184,6 +183,10 @@ async def _call(call: ToolCall, defs: dict[str, TaskDefinition]) -> AgentToolCal
     defn = defs.get(call.name)
     if not workflow.in_workflow():
         return await _call_directly(call, defn)
+    # Imported on use: a worker without the plugin can still load a workflow module that
+    # imports the authoring API (the gate pulls in signature checks and token counting).
+    from jamjet_temporal.gate._workflow import current_gate, named_arguments
+
     if defn is None:
         reason, event = "tool not in allow-list", None
         gate = current_gate()

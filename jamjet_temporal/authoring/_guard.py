@@ -8,15 +8,17 @@ config (``JamJetConfig(approvals=...)``); decisions arrive as the signal
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
 
-from jamjet_temporal.approvals._workflow import ApprovalDecision
 from jamjet_temporal.errors import ApprovalRequiredError, ConfigError
-from jamjet_temporal.gate._workflow import current_gate
 
-__all__ = ["ApprovalDecision", "requires_approval"]
+if TYPE_CHECKING:
+    from jamjet_temporal.approvals._workflow import ApprovalDecision
+
+__all__ = ["requires_approval"]
 
 
 async def requires_approval(
@@ -47,6 +49,10 @@ async def requires_approval(
         ApprovalRequiredError: The worker has no approvals config.
         ConfigError: Called outside a workflow running on a worker with ``JamJetPlugin``.
     """
+    # Imported on use: a worker without the plugin can still load a workflow module that
+    # imports the authoring API (the gate pulls in signature checks and token counting).
+    from jamjet_temporal.gate._workflow import current_gate
+
     gate = current_gate()
     if gate is None:
         raise ConfigError(

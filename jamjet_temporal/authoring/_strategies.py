@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from jamjet_temporal import llm
 from jamjet_temporal.authoring._task import STRATEGY
 from jamjet_temporal.budget._ledger import BudgetDecision
-from jamjet_temporal.budget._workflow import active_scopes
 from jamjet_temporal.errors import BudgetExceededError
 from jamjet_temporal.llm._types import ChatRequest
 
@@ -87,6 +86,10 @@ async def loop_until_confident(
     """
     settings = STRATEGY.get()
     max_iters = (settings.max_iters if settings else None) or 8
+    # Imported on use: a worker without the plugin can still load a workflow module that
+    # imports the authoring API (budget scopes pull in token counting).
+    from jamjet_temporal.budget._workflow import active_scopes
+
     scopes = active_scopes()
     scope = scopes[-1] if scopes else None
     messages: list[dict[str, JsonValue]] = [

@@ -19,6 +19,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from jamjet_temporal._shared._runtime import runtime_call
 from jamjet_temporal._shared._wire import QUOTE_ACTIVITY
 from jamjet_temporal.budget._ledger import (
     Budget,
@@ -32,7 +33,6 @@ from jamjet_temporal.budget._ledger import (
 from jamjet_temporal.budget._prices import ModelPrice
 from jamjet_temporal.budget._tokens import count_message_tokens
 from jamjet_temporal.errors import UnknownModelPriceError
-from jamjet_temporal.gate._internal import runtime_call
 from jamjet_temporal.llm._types import ChatRequest, ChatResult
 
 #: Wire name of the price quote activity.

@@ -11,10 +11,10 @@ from typing import Annotated
 
 import typer
 
+from jamjet_temporal._shared._connect import connect
 from jamjet_temporal._shared._wire import DECIDE_SIGNAL
 from jamjet_temporal.approvals._client import find_pending, sign, submit, survey_pending
 from jamjet_temporal.approvals._identity import generate_identity, load_identity
-from jamjet_temporal.cli._connect import connect
 from jamjet_temporal.cli._format import age, fail, plain, say
 from jamjet_temporal.cli._options import AddressOption
 from jamjet_temporal.errors import JamJetError

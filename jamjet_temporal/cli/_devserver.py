@@ -18,7 +18,6 @@ from pathlib import Path
 
 from jamjet_temporal.errors import DevServerError
 
-DEFAULT_ADDRESS = "127.0.0.1:7233"
 DEFAULT_UI_PORT = 8233
 
 

@@ -17,7 +17,7 @@ import typer
 from temporalio.client import WorkflowHandle
 from temporalio.worker import Worker
 
-from jamjet_temporal.cli._connect import connect
+from jamjet_temporal._shared._connect import connect
 from jamjet_temporal.cli._crash import check_crash_node, crash_plan, report_missed
 from jamjet_temporal.cli._format import fail, say
 from jamjet_temporal.cli._options import AddressOption, AuditStoreOption, PolicyOption

@@ -9,7 +9,7 @@ import typer
 from temporalio.client import WorkflowHistory
 from temporalio.service import RPCError
 
-from jamjet_temporal.cli._connect import connect
+from jamjet_temporal._shared._connect import connect
 from jamjet_temporal.cli._format import fail, say
 from jamjet_temporal.cli._history import read_history
 from jamjet_temporal.cli._options import AddressOption

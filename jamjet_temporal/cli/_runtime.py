@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jamjet_temporal._shared._connect import connect_config
 from jamjet_temporal._shared._storeurl import absolute_store_url
-from jamjet_temporal.cli._connect import connect_config
 from jamjet_temporal.cli._devserver import DEFAULT_UI_PORT, DevServer, is_listening, split_address
 from jamjet_temporal.cli._format import fail, say
 from jamjet_temporal.plugin._config import JamJetConfig

@@ -39,6 +39,7 @@ from jamjet_temporal._shared._activity import (
     heartbeat_details,
     idempotency_key,
 )
+from jamjet_temporal._shared._runtime import INTERNAL_HEADER, is_reserved
 from jamjet_temporal._shared._wire import GATE_HEADER, RUN_CLOSED, SPEND_DETAIL
 from jamjet_temporal.audit import AuditEvent, AuditStore, event_id, open_store
 from jamjet_temporal.audit._checkpoint import CheckpointSigner
@@ -50,7 +51,6 @@ from jamjet_temporal.budget._prices import PriceTable
 from jamjet_temporal.budget._tokens import count_message_tokens
 from jamjet_temporal.budget._workflow import DEFAULT_MAX_OUTPUT_TOKENS
 from jamjet_temporal.errors import UnknownModelPriceError
-from jamjet_temporal.gate._internal import INTERNAL_HEADER, is_reserved
 from jamjet_temporal.gate._workflow import (
     Clearance,
     SpentResult,

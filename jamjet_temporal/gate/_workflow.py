@@ -14,7 +14,6 @@ left of the budget go with every child workflow and continue-as-new.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
@@ -40,6 +39,12 @@ from temporalio.worker import (
 
 from jamjet_temporal._shared import _canonical
 from jamjet_temporal._shared._principal import same_principal
+from jamjet_temporal._shared._runtime import (
+    INTERNAL_HEADER,
+    is_reserved,
+    runtime_call,
+    scheduled_by_runtime,
+)
 from jamjet_temporal._shared._wire import (
     BUDGET_HEADER,
     CHAT_ACTIVITY,
@@ -76,12 +81,7 @@ from jamjet_temporal.errors import (
     ModelDeniedError,
     ToolDeniedError,
 )
-from jamjet_temporal.gate._internal import (
-    INTERNAL_HEADER,
-    is_reserved,
-    runtime_call,
-    scheduled_by_runtime,
-)
+from jamjet_temporal.gate._precall import after_precall
 from jamjet_temporal.llm._types import ChatRequest, ChatResult
 from jamjet_temporal.policy import Decision, Policy, PolicyScopes, decide_model, decide_tool
 
@@ -396,6 +396,11 @@ class Gate:
         return found
 
 
+async def _refused(gate: Gate, decision: Decision, event: AuditEvent) -> object:
+    """Records a refusal, then raises it (the body of a refused call's handle)."""
+    raise await gate.refuse(decision, event)
+
+
 def _refusal(subject: str, reason: str, scope: str) -> Decision:
     return Decision(
         decision="BLOCKED",
@@ -489,23 +494,21 @@ def make_workflow_interceptor(
             self._inbound = inbound
 
         def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[object]:
-            gate = self._inbound.gate
-            if gate is None:
-                return super().start_activity(input)
-            return self._gated(gate, input, self.next.start_activity)
+            return self._gated(input, self.next.start_activity)
 
         def start_local_activity(
             self, input: StartLocalActivityInput
         ) -> workflow.ActivityHandle[object]:
+            return self._gated(input, self.next.start_local_activity)
+
+        def _gated(self, input: _Input, start: _Start) -> workflow.ActivityHandle[object]:
+            """Decide one activity (or local activity), then start it with ``start``."""
             gate = self._inbound.gate
             if gate is None:
-                return super().start_local_activity(input)
-            return self._gated(gate, input, self.next.start_local_activity)
-
-        def _gated(
-            self, gate: Gate, input: _Input, start: _Start
-        ) -> workflow.ActivityHandle[object]:
-            """Decide one activity (or local activity), then start it with ``start``."""
+                # An update or signal handler delivered with the run's first task runs before
+                # the run's code has made the gate: its call waits for the gate, and is
+                # decided like any other (scheduled undecided, the activity would refuse it).
+                return after_precall(input.activity, "gate", self._once_gated(input, start))
             if is_reserved(input.activity):
                 return self._internal(gate, input, start)
             if input.activity == CHAT_ACTIVITY:
@@ -514,37 +517,44 @@ def make_workflow_interceptor(
                     input.args = [request]
             decision, event = gate.decide(input.activity, input.args)
             if decision.decision == "WAITING_FOR_APPROVAL" and gate.approvals is not None:
-                book = gate.approvals
-                named = _NAMED.get()
-
-                async def approved_then_run() -> object:
-                    shown = named
-                    if shown is None:
-                        shown = {"args": to_jsonable_python(list(input.args), fallback=repr)}
-                    approval = await book.request(input.activity, shown, None)
-                    approved = decision.model_copy(
-                        update={
-                            "decision": "ALLOWED",
-                            "reason": f"approved by {', '.join(approval.approved_by)} "
-                            f"({approval.approval_id})",
-                        }
-                    )
-                    return await self._run_cleared(gate, input, approved, event, start)
-
-                return asyncio.ensure_future(approved_then_run())  # type: ignore[return-value]
+                approved = self._approved(gate, gate.approvals, input, decision, event, start)
+                return after_precall(input.activity, "approval", approved)
             if not decision.allowed:
-                # Callers await the handle; a task that records the refusal, then raises it,
-                # keeps refusal and recording in one place for every path (agent, plain code).
-                async def refused() -> object:
-                    raise await gate.refuse(decision, event)
-
-                return asyncio.ensure_future(refused())  # type: ignore[return-value]
+                # Callers await the handle; recording the refusal, then raising it, there keeps
+                # refusal and recording in one place for every path (agent, plain code).
+                return after_precall(input.activity, "refusal", _refused(gate, decision, event))
             if active_scopes():
-                return asyncio.ensure_future(  # type: ignore[return-value]
-                    self._run_cleared(gate, input, decision, event, start)
-                )
+                cleared = self._run_cleared(gate, input, decision, event, start)
+                return after_precall(input.activity, "budget", cleared)
             self._clear(gate, input, decision, event)
             return start(input)
+
+        async def _once_gated(self, input: _Input, start: _Start) -> object:
+            inbound = self._inbound
+            await workflow.wait_condition(lambda: inbound.gate is not None)
+            return await self._gated(input, start)
+
+        async def _approved(
+            self,
+            gate: Gate,
+            book: ApprovalBook,
+            input: _Input,
+            decision: Decision,
+            event: AuditEvent,
+            start: _Start,
+        ) -> object:
+            shown = _NAMED.get()
+            if shown is None:
+                shown = {"args": to_jsonable_python(list(input.args), fallback=repr)}
+            approval = await book.request(input.activity, shown, None)
+            approved = decision.model_copy(
+                update={
+                    "decision": "ALLOWED",
+                    "reason": f"approved by {', '.join(approval.approved_by)} "
+                    f"({approval.approval_id})",
+                }
+            )
+            return await self._run_cleared(gate, input, approved, event, start)
 
         def _internal(
             self, gate: Gate, input: _Input, start: _Start
@@ -568,11 +578,7 @@ def make_workflow_interceptor(
                     reason = f"memory of '{owner}' is not the memory of this run's user"
             if reason is not None:
                 decision, event = gate.refusal(input.activity, input.args, reason, "runtime")
-
-                async def refused() -> object:
-                    raise await gate.refuse(decision, event)
-
-                return asyncio.ensure_future(refused())  # type: ignore[return-value]
+                return after_precall(input.activity, "refusal", _refused(gate, decision, event))
             input.headers = {
                 **input.headers,
                 INTERNAL_HEADER: workflow.payload_converter().to_payloads([gate.governance])[0],

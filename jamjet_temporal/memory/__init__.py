@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         remember,
     )
     from jamjet_temporal.memory._open import open_memory
+    from jamjet_temporal.memory._store import SQLMemory
     from jamjet_temporal.memory._types import (
         Context,
         ContextItem,
@@ -51,6 +52,7 @@ __all__ = [
     "IngestRequest",
     "Ingested",
     "Message",
+    "SQLMemory",
     "context_for",
     "facts",
     "forget",
@@ -63,6 +65,7 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     globals(),
     {
+        "._store": ["SQLMemory"],
         "._api": ["DEFAULT_MEMORY_STORE", "context_for", "facts", "forget", "record", "remember"],
         "._open": ["open_memory"],
         "._types": [

@@ -20,8 +20,8 @@ from temporalio import workflow
 
 from jamjet_temporal import llm
 from jamjet_temporal._shared._activity import DEFAULT_RETRY_POLICY
+from jamjet_temporal._shared._runtime import runtime_call
 from jamjet_temporal.errors import ConfigError, EngramError
-from jamjet_temporal.gate._internal import runtime_call
 from jamjet_temporal.memory._extract import extraction_request, parse_extraction
 from jamjet_temporal.memory._names import (
     CONTEXT_ACTIVITY,

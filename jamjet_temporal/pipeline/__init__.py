@@ -13,6 +13,7 @@ if TYPE_CHECKING:
         PipelineResult,
         PipelineRun,
         PipelineWorkflow,
+        ToolSignature,
     )
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "PipelineRun",
     "PipelineSpec",
     "PipelineWorkflow",
+    "ToolSignature",
     "load_pipeline",
     "parse_pipeline",
 ]
@@ -30,7 +32,7 @@ __getattr__, __dir__ = lazy_exports(
     globals(),
     {
         "._spec": ["PipelineSpec", "load_pipeline", "parse_pipeline"],
-        "._workflow": ["PipelineResult", "PipelineRun", "PipelineWorkflow"],
+        "._workflow": ["ToolSignature", "PipelineResult", "PipelineRun", "PipelineWorkflow"],
         "jamjet_temporal._shared._wire": ["PIPELINE_WORKFLOW"],
     },
 )

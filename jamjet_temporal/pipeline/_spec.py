@@ -54,7 +54,7 @@ from jamjet_temporal._shared._yaml import (
     node_at,
     node_line,
     pick_error,
-    read_source,
+    read_file,
     short,
 )
 from jamjet_temporal.errors import PipelineSpecError, PolicyError
@@ -219,11 +219,7 @@ def load_pipeline(path: str | os.PathLike[str]) -> PipelineSpec:
     Raises:
         PipelineSpecError: The file cannot be read, or the pipeline is invalid.
     """
-    file = os.fspath(path)
-    try:
-        text = read_source(file, what="pipeline file")
-    except YamlSourceError as exc:
-        raise PipelineSpecError(exc.reason, file=file, fix=exc.fix) from None
+    file, text = read_file(path, what="pipeline file", error=PipelineSpecError)
     return parse_pipeline(text, file)
 
 

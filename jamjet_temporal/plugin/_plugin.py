@@ -19,11 +19,11 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from jamjet_temporal._shared._storeurl import absolute_store_url, store_identity
 from jamjet_temporal.approvals._load import ApprovalConfig, load_approvals
-from jamjet_temporal.audit._export import ExportError, check_redaction_rules
+from jamjet_temporal.audit._export import check_redaction_rules
 from jamjet_temporal.authoring._task import task_definition
 from jamjet_temporal.budget._activities import BudgetActivities
 from jamjet_temporal.budget._prices import PriceTable
-from jamjet_temporal.errors import ConfigError, JamJetError
+from jamjet_temporal.errors import ConfigError, ExportError, JamJetError
 from jamjet_temporal.gate._activities import AuditSink, RecordActivities
 from jamjet_temporal.gate._workflow import governance_id
 from jamjet_temporal.llm._activities import LLMActivities

@@ -36,7 +36,7 @@ from jamjet_temporal._shared._yaml import (
     locate,
     node_line,
     pick_error,
-    read_source,
+    read_file,
     short,
 )
 from jamjet_temporal.errors import PolicyError
@@ -142,11 +142,7 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     Raises:
         PolicyError: The file cannot be read, or the policy is invalid.
     """
-    file = os.fspath(path)
-    try:
-        text = read_source(file, what="policy file")
-    except YamlSourceError as exc:
-        raise PolicyError(exc.reason, file=file, fix=exc.fix) from None
+    file, text = read_file(path, what="policy file", error=PolicyError)
     return parse_policy(text, file)
 
 

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from pydantic import JsonValue
 
 from jamjet_temporal.approvals._identity import (
-    KeyFileError,
     SignedDecision,
     SigningIdentity,
     action_digest,
@@ -28,7 +27,7 @@ from jamjet_temporal.approvals._identity import (
     public_key_id,
     verify_signature,
 )
-from jamjet_temporal.errors import ConfigError
+from jamjet_temporal.errors import ConfigError, KeyFileError
 
 ALICE = SigningIdentity.generate("alice@example.com")
 BOB = SigningIdentity.generate("bob@example.com")

@@ -27,7 +27,6 @@ from hypothesis import strategies as st
 from jamjet_temporal.audit import AuditStore, PostgresAuditStore, open_store
 from jamjet_temporal.audit._chain import ChainRow, ChainVerdict, ChainWalker
 from jamjet_temporal.audit._checkpoint import (
-    AuditTamperedError,
     CheckpointCheck,
     CheckpointMark,
     CheckpointSigner,
@@ -39,7 +38,7 @@ from jamjet_temporal.audit._keys import (
     load_or_create_signing_key,
 )
 from jamjet_temporal.audit._store import chain_batch
-from jamjet_temporal.errors import ConfigError, JamJetError
+from jamjet_temporal.errors import AuditTamperedError, ConfigError, JamJetError
 from tests.audit.audit_support import (
     PG_ADDRESS,
     PG_DSN,

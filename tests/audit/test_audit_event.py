@@ -117,6 +117,8 @@ def test_public_names() -> None:
         "canonical_json",
         "event_id",
         "export",
+        "export_bundle",
+        "load_or_create_signing_key",
         "open_store",
         "read_bundle",
         "unseal",

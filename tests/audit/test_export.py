@@ -29,7 +29,6 @@ from jamjet_temporal import JamJetConfig, JamJetPlugin, workflow
 from jamjet_temporal.audit import AuditEvent, AuditStore, event_id, export, open_store
 from jamjet_temporal.audit._export import (
     REDACTED,
-    ExportError,
     canonical_text,
     export_bundle,
     read_bundle,
@@ -40,8 +39,6 @@ from jamjet_temporal.audit._export import (
 from jamjet_temporal.audit._keys import (
     KEY_ENV,
     TRUSTED_KEYS_ENV,
-    SigningKeyError,
-    TrustedKeyError,
     fingerprint,
     load_or_create_signing_key,
     load_trusted_keys,
@@ -49,6 +46,7 @@ from jamjet_temporal.audit._keys import (
 )
 from jamjet_temporal.audit._verify import verify_bundle
 from jamjet_temporal.cli._devserver import DevServer
+from jamjet_temporal.errors import ExportError, SigningKeyError, TrustedKeyError
 from tests.audit.audit_support import T0
 
 RUN = "exec_export1"

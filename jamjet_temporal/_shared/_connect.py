@@ -13,7 +13,8 @@ from typing import Any
 from temporalio.client import Client, Plugin
 from temporalio.envconfig import ClientConfig
 
-from jamjet_temporal.cli._devserver import DEFAULT_ADDRESS
+#: Where a local Temporal dev server listens unless told otherwise (``temporal server start-dev``).
+DEFAULT_ADDRESS = "127.0.0.1:7233"
 
 
 def connect_config(address: str | None = None) -> dict[str, Any]:

@@ -14,16 +14,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Final
 
-from jamjet_temporal.llm._types import CHAT_ACTIVITY
-from jamjet_temporal.policy._types import fold_name
+from jamjet_temporal._shared._wire import CHAT_ACTIVITY, INTERNAL_HEADER, RESERVED_PREFIX, fold_name
 
 __all__ = ["INTERNAL_HEADER", "is_reserved", "runtime_call", "scheduled_by_runtime"]
 
-#: Header the gate puts on the runtime's own activities (stable wire name).
-INTERNAL_HEADER: Final = "JamJetInternal"
-_PREFIX: Final = "jamjet."
 
 _RUNTIME: ContextVar[bool] = ContextVar("jamjet_runtime_call", default=False)
 
@@ -31,7 +26,7 @@ _RUNTIME: ContextVar[bool] = ContextVar("jamjet_runtime_call", default=False)
 def is_reserved(activity: str) -> bool:
     """Whether only the runtime may schedule ``activity`` (``jamjet.*`` but the model call)."""
     folded = fold_name(activity)
-    return folded.startswith(_PREFIX) and folded != CHAT_ACTIVITY
+    return folded.startswith(RESERVED_PREFIX) and folded != CHAT_ACTIVITY
 
 
 @contextlib.contextmanager
