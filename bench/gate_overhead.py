@@ -27,6 +27,7 @@ from temporalio.worker import Worker
 from bench._workload import five_steps, step
 from jamjet_temporal import JamJetConfig, JamJetPlugin
 from jamjet_temporal.cli import DevServer, free_port
+from jamjet_temporal.plugin import AuditConfig
 from jamjet_temporal.policy import Policy, Rule
 
 
@@ -40,8 +41,8 @@ async def main(runs: int, audit_store: str) -> None:
     await server.astart()
     try:
         configs = {
-            "off": JamJetConfig(audit_store=None),
-            "on": JamJetConfig(audit_store=audit_store, policy=hundred_rules()),
+            "off": JamJetConfig(audit=AuditConfig(store=None)),
+            "on": JamJetConfig(audit=AuditConfig(store=audit_store), policy=hundred_rules()),
         }
         times: dict[str, list[float]] = {name: [] for name in configs}
         clients = {

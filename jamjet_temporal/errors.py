@@ -224,8 +224,8 @@ class UnknownModelPriceError(ConfigError):
         super().__init__(
             f"no price known for model '{model}'{where}{why}; the budget cannot bound its "
             f"cost, so the call is refused (fix: add a price override: "
-            f"JamJetConfig(prices={{'{model}': {{'input_per_mtok': '0.50', "
-            f"'output_per_mtok': '1.50'}}}}), prices in USD per million tokens)"
+            f"JamJetConfig(budget=BudgetConfig(prices={{'{model}': {{'input_per_mtok': '0.50', "
+            f"'output_per_mtok': '1.50'}}}})), prices in USD per million tokens)"
         )
 
     def __reduce__(self) -> tuple[object, ...]:

@@ -22,6 +22,7 @@ from jamjet_temporal import JamJetConfig, JamJetPlugin
 from jamjet_temporal.budget import money
 from jamjet_temporal.cli import DevServer, free_port
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule, ScriptUsage
+from jamjet_temporal.plugin import AuditConfig, BudgetConfig, LLMConfig
 from jamjet_temporal.strategies import ReflectionResult
 from workflows.budget import MODEL, research
 
@@ -71,7 +72,11 @@ async def main(audit_url: str | None = None) -> tuple[list[str], ReflectionResul
         async with ModelServer() as model:
             run_id = f"exec_{uuid.uuid4().hex[:8]}"
             model.add_rules(script(run_id))
-            config = JamJetConfig(llm_base_url=model.base_url, audit_store=audit_url, prices=PRICES)
+            config = JamJetConfig(
+                llm=LLMConfig(base_url=model.base_url),
+                audit=AuditConfig(store=audit_url),
+                budget=BudgetConfig(prices=PRICES),
+            )
             client = await Client.connect(server.address, plugins=[JamJetPlugin(config)])
             async with Worker(client, task_queue=TASK_QUEUE, workflows=[research]):
                 result = await client.execute_workflow(

@@ -13,12 +13,17 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin
+from jamjet_temporal.plugin import AuditConfig, BudgetConfig, LLMConfig
 from starters.budget import PRICES, TASK_QUEUE
 from workflows.budget import research
 
 
 async def main(address: str, model_url: str, audit_store: str) -> None:
-    config = JamJetConfig(llm_base_url=model_url, audit_store=audit_store, prices=PRICES)
+    config = JamJetConfig(
+        llm=LLMConfig(base_url=model_url),
+        audit=AuditConfig(store=audit_store),
+        budget=BudgetConfig(prices=PRICES),
+    )
     client = await Client.connect(address, plugins=[JamJetPlugin(config)])
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

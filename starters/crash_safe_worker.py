@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin
 from jamjet_temporal.cli import connect
+from jamjet_temporal.plugin import AuditConfig, LLMConfig
 from workflows.crash_safe import analyze, fetch_data, pipeline
 
 TASK_QUEUE = "crash-safe"
@@ -26,9 +27,9 @@ TASK_QUEUE = "crash-safe"
 async def main(
     address: str | None = None, model_url: str | None = None, audit_store: str | None = None
 ) -> None:
-    config = JamJetConfig(llm_base_url=model_url)  # None: $OPENAI_BASE_URL
+    config = JamJetConfig(llm=LLMConfig(base_url=model_url))  # None: $OPENAI_BASE_URL
     if audit_store:
-        config = replace(config, audit_store=audit_store)
+        config = replace(config, audit=AuditConfig(store=audit_store))
     client = await connect(address=address, plugins=[JamJetPlugin(config)])
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -25,6 +25,7 @@ from jamjet_temporal.approvals import ApprovalConfig, SigningIdentity, TrustedCl
 from jamjet_temporal.cli import DevServer, free_port
 from jamjet_temporal.memory import Context, Message
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule
+from jamjet_temporal.plugin import AuditConfig, LLMConfig, MemoryConfig
 from workflows.engram import answer, remember_session
 
 USER = "sunil"
@@ -150,9 +151,9 @@ async def main(memory_url: str | None = None, *, quiet: bool = False) -> Context
             # to that user, so a run can only read and write its own user's memory.
             frontend = SigningIdentity.generate("assistant-frontend")
             config = JamJetConfig(
-                llm_base_url=model.base_url,
-                audit_store=audit_url,
-                memory_store=memory_url,
+                llm=LLMConfig(base_url=model.base_url),
+                audit=AuditConfig(store=audit_url),
+                memory=MemoryConfig(store=memory_url),
                 approvals=ApprovalConfig(
                     clients=(
                         TrustedClient(

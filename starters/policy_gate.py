@@ -24,6 +24,7 @@ from jamjet_temporal.approvals import ApprovalConfig, SigningIdentity, TrustedCl
 from jamjet_temporal.audit import open_store
 from jamjet_temporal.cli import DevServer, free_port
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule, ScriptToolCall
+from jamjet_temporal.plugin import AuditConfig, LLMConfig
 from workflows.policy_gate import assistant, support
 
 QUESTION = "Clean up the staging database, then tell me what ships in v2.3."
@@ -71,8 +72,8 @@ async def main(audit_url: str | None = None) -> list[str]:
                 id="support-portal", public_key=portal.public_key, acts_for=("*@example.com",)
             )
             config = JamJetConfig(
-                llm_base_url=model.base_url,
-                audit_store=audit_url,
+                llm=LLMConfig(base_url=model.base_url),
+                audit=AuditConfig(store=audit_url),
                 approvals=ApprovalConfig(clients=(trusted,)),
             )
             client = await Client.connect(server.address, plugins=[JamJetPlugin(config)])

@@ -14,13 +14,14 @@ from temporalio.worker import Worker
 
 from activities.bank import send
 from jamjet_temporal import JamJetConfig, JamJetPlugin
+from jamjet_temporal.plugin import AuditConfig
 from workflows.transfer import transfer
 
 TASK_QUEUE = "transfers"
 
 
 async def main(address: str, approvals: str, audit_store: str) -> None:
-    config = JamJetConfig(approvals=approvals, audit_store=audit_store)
+    config = JamJetConfig(approvals=approvals, audit=AuditConfig(store=audit_store))
     client = await Client.connect(address, plugins=[JamJetPlugin(config)])
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

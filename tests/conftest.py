@@ -13,6 +13,7 @@ from jamjet_temporal import JamJetConfig, JamJetPlugin
 from jamjet_temporal.approvals._load import ApprovalConfig
 from jamjet_temporal.cli._devserver import DevServer, free_port
 from jamjet_temporal.modelserver import ModelServer
+from jamjet_temporal.plugin import AuditConfig, LLMConfig, MemoryConfig
 from tests.identities import TRUSTED_PORTAL
 
 
@@ -83,9 +84,9 @@ def jamjet_config(
     model_server: ModelServer, audit_url: str, session_memory_url: str
 ) -> JamJetConfig:
     return JamJetConfig(
-        llm_base_url=model_server.base_url,
-        audit_store=audit_url,
-        memory_store=session_memory_url,
+        llm=LLMConfig(base_url=model_server.base_url),
+        audit=AuditConfig(store=audit_url),
+        memory=MemoryConfig(store=session_memory_url),
         approvals=ApprovalConfig(clients=(TRUSTED_PORTAL,)),
     )
 

@@ -54,7 +54,9 @@ def test_the_core_needs_no_extra() -> None:
         "    sys.modules[name] = None\n"
         "import jamjet_temporal\n"
         "from jamjet_temporal import JamJetPlugin, JamJetConfig, task, workflow, llm, guard\n"
-        "JamJetPlugin(JamJetConfig(audit_store=None, memory_store=None))\n"
+        "from jamjet_temporal.plugin import AuditConfig, MemoryConfig\n"
+        "config = JamJetConfig(audit=AuditConfig(store=None), memory=MemoryConfig(store=None))\n"
+        "JamJetPlugin(config)\n"
         "print('ok')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

@@ -16,6 +16,7 @@ from jamjet_temporal.audit import StoredEvent, open_store
 from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.errors import PolicyError
 from jamjet_temporal.modelserver import ModelServer
+from jamjet_temporal.plugin import AuditConfig, LLMConfig
 from jamjet_temporal.policy import Policy, Rule
 from starters import policy_gate as gate_demo
 from tests.plain_workflows import PlainLocalSearch, PlainSearch
@@ -57,7 +58,9 @@ async def run_direct(
     tools: list[str],
 ) -> tuple[str, str, list[str] | BaseException]:
     url = f"sqlite:///{tmp_path / 'audit.db'}"
-    config = JamJetConfig(llm_base_url=model_server.base_url, audit_store=url, policy=policy)
+    config = JamJetConfig(
+        llm=LLMConfig(base_url=model_server.base_url), audit=AuditConfig(store=url), policy=policy
+    )
     client = await Client.connect(temporal_server.address, plugins=[JamJetPlugin(config)])
     queue = f"gate-{uuid.uuid4().hex[:8]}"
     run_id = f"exec_{uuid.uuid4().hex[:8]}"
@@ -154,7 +157,9 @@ async def test_model_allowlist_refuses_a_model_before_any_request(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     policy = Policy(model_allowlist=("gpt-4o-mini",))
-    config = JamJetConfig(llm_base_url=model_server.base_url, audit_store=url, policy=policy)
+    config = JamJetConfig(
+        llm=LLMConfig(base_url=model_server.base_url), audit=AuditConfig(store=url), policy=policy
+    )
     client = await Client.connect(temporal_server.address, plugins=[JamJetPlugin(config)])
     queue = f"gate-{uuid.uuid4().hex[:8]}"
     marker = uuid.uuid4().hex
@@ -199,7 +204,7 @@ async def test_tool_scheduled_without_the_gate_is_refused_and_recorded(
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     plain = await Client.connect(temporal_server.address)  # a workflow worker without the plugin
     gated = await Client.connect(
-        temporal_server.address, plugins=[JamJetPlugin(JamJetConfig(audit_store=url))]
+        temporal_server.address, plugins=[JamJetPlugin(JamJetConfig(audit=AuditConfig(store=url)))]
     )
     queue = f"gate-{uuid.uuid4().hex[:8]}"
     run_id = f"exec_{uuid.uuid4().hex[:8]}"
@@ -245,7 +250,7 @@ async def test_every_call_has_its_decision_recorded_first_and_replay_writes_noth
     client = await Client.connect(temporal_server.address)
     history = await client.get_workflow_handle(run_id).fetch_history()
     replayer = Replayer(
-        workflows=[direct_calls], plugins=[JamJetPlugin(JamJetConfig(audit_store=url))]
+        workflows=[direct_calls], plugins=[JamJetPlugin(JamJetConfig(audit=AuditConfig(store=url)))]
     )
     await replayer.replay_workflow(history)
     assert len(await events_of(url, run_id)) == len(events), "replay wrote audit events"
@@ -310,7 +315,11 @@ async def test_local_activities_are_gated_like_activities(
         ("open", None),
         ("closed", Policy(blocked_tools=("search",))),
     ):
-        config = JamJetConfig(llm_base_url=model_server.base_url, audit_store=url, policy=policy)
+        config = JamJetConfig(
+            llm=LLMConfig(base_url=model_server.base_url),
+            audit=AuditConfig(store=url),
+            policy=policy,
+        )
         client = await Client.connect(temporal_server.address, plugins=[JamJetPlugin(config)])
         queue, run_id = f"local-{uuid.uuid4().hex[:8]}", f"local-{name}-{uuid.uuid4().hex[:6]}"
         async with Worker(

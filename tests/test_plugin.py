@@ -19,6 +19,7 @@ from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.errors import ConfigError
 from jamjet_temporal.modelserver import ModelServer
 from jamjet_temporal.pipeline import PIPELINE_WORKFLOW, PipelineResult, PipelineRun, parse_pipeline
+from jamjet_temporal.plugin import LLMConfig
 
 ASK = """
 workflow: {id: ask, start: ask}
@@ -35,7 +36,7 @@ async def test_two_plugins_with_different_configs_coexist(
         markers = {name: f"{name}-{uuid.uuid4().hex}" for name in servers}
         spec = parse_pipeline(ASK, "ask.yaml")
         for name, server in servers.items():
-            plugin = JamJetPlugin(JamJetConfig(llm_base_url=server.base_url))
+            plugin = JamJetPlugin(JamJetConfig(llm=LLMConfig(base_url=server.base_url)))
             client = await Client.connect(temporal_server.address, plugins=[plugin])
             queue = f"coexist-{name}-{uuid.uuid4().hex[:6]}"
             async with Worker(client, task_queue=queue):
@@ -73,9 +74,9 @@ def test_converter_keeps_the_users_codec_and_adds_pydantic() -> None:
 
 def test_bad_config_is_refused_with_the_fix() -> None:
     with pytest.raises(ConfigError, match="http"):
-        JamJetConfig(llm_base_url="localhost:8000")
+        LLMConfig(base_url="localhost:8000")
     with pytest.raises(ConfigError, match="positive"):
-        JamJetConfig(llm_timeout=timedelta(0))
+        LLMConfig(timeout=timedelta(0))
 
     async def not_a_task() -> None: ...
 

@@ -3,7 +3,7 @@
 from jamjet_temporal import task, workflow
 from jamjet_temporal.strategies import ReflectionResult, loop_until_confident
 
-MODEL = "reasoner-xl"  # a self-hosted model: priced by JamJetConfig(prices=...)
+MODEL = "reasoner-xl"  # a self-hosted model: priced by JamJetConfig.budget.prices
 
 
 @task(

@@ -15,7 +15,7 @@ from jamjet_temporal._shared._connect import connect_config
 from jamjet_temporal._shared._storeurl import absolute_store_url
 from jamjet_temporal.cli._devserver import DEFAULT_UI_PORT, DevServer, is_listening, split_address
 from jamjet_temporal.cli._format import fail, say
-from jamjet_temporal.plugin._config import JamJetConfig
+from jamjet_temporal.plugin._config import AuditConfig, JamJetConfig
 from jamjet_temporal.policy import load_policy
 
 STATE_DIR = Path(".jamjet")
@@ -109,4 +109,4 @@ class Governance:
             store = absolute_store_url(
                 self.audit_store, what="audit store", fix="give --audit-store sqlite:///PATH"
             )
-        return JamJetConfig(policy=policy, audit_store=store)
+        return JamJetConfig(policy=policy, audit=AuditConfig(store=store))

@@ -7,7 +7,7 @@ and keeps the turns they came from; ``record`` stores one fact directly; a new v
 attribute supersedes the old one, which stays, marked (bi-temporal); ``forget`` deletes a user's
 memory for real. Each call works in workflow code (as a built-in activity) and in ordinary
 code. Storage: SQLite with FTS5 by default, PostgreSQL for workers on several hosts
-(``JamJetConfig(memory_store=...)``).
+(``JamJetConfig(memory=MemoryConfig(store=...))``).
 """
 
 from __future__ import annotations

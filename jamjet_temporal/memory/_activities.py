@@ -35,7 +35,7 @@ class EngramActivities:
     """The memory activities of one plugin, on the store its config names.
 
     Args:
-        url: The memory store URL (``JamJetConfig.memory_store``); None turns memory off, and
+        url: The memory store URL (``JamJetConfig.memory.store``); None turns memory off, and
             every memory call fails with a non-retryable error saying so.
     """
 
@@ -48,8 +48,8 @@ class EngramActivities:
         """The store, opened on first use."""
         if self._url is None:
             raise ApplicationError(
-                "engram: memory is off on this worker (JamJetConfig(memory_store=None)); "
-                "set memory_store to a sqlite:/// or postgresql:// URL",
+                "engram: memory is off on this worker (JamJetConfig.memory.store is None); "
+                "set it to a sqlite:/// or postgresql:// URL",
                 type="EngramError",
                 non_retryable=True,
             )

@@ -1,7 +1,7 @@
 """``engram.context_for`` and friends: the same call in workflow code and in ordinary code.
 
 In workflow code each call runs as a built-in activity (``jamjet.engram.*``) on the store the
-worker's ``JamJetConfig.memory_store`` names, so it is durable, retried and in history;
+worker's ``JamJetConfig.memory.store`` names, so it is durable, retried and in history;
 ``remember``'s extraction is a model call through ``llm.chat`` (policy gate and budgets apply).
 In ordinary code the calls go to the store directly: ``store=`` if given, else the
 ``JAMJET_MEMORY_STORE`` environment variable, else ``sqlite:///.jamjet/memory.db``.
@@ -78,7 +78,7 @@ async def _call(
         if store is not None:
             raise ConfigError(
                 f"engram.{call}(store=...) is for code outside workflows; in a workflow memory "
-                "goes to the worker's JamJetConfig(memory_store=...)"
+                "goes to the worker's JamJetConfig(memory=MemoryConfig(store=...))"
             )
         with runtime_call():
             scheduled = workflow.start_activity(

@@ -8,17 +8,32 @@ from typing import TYPE_CHECKING
 from jamjet_temporal._shared._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from jamjet_temporal.plugin._config import JamJetConfig
+    from jamjet_temporal.plugin._config import (
+        AuditConfig,
+        BudgetConfig,
+        JamJetConfig,
+        LLMConfig,
+        MemoryConfig,
+    )
     from jamjet_temporal.plugin._interceptor import acting_as, run_budget
     from jamjet_temporal.plugin._plugin import JamJetPlugin
 
-__all__ = ["JamJetConfig", "JamJetPlugin", "acting_as", "run_budget"]
+__all__ = [
+    "AuditConfig",
+    "BudgetConfig",
+    "JamJetConfig",
+    "JamJetPlugin",
+    "LLMConfig",
+    "MemoryConfig",
+    "acting_as",
+    "run_budget",
+]
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
     globals(),
     {
-        "._config": ["JamJetConfig"],
+        "._config": ["AuditConfig", "BudgetConfig", "JamJetConfig", "LLMConfig", "MemoryConfig"],
         "._interceptor": ["acting_as", "run_budget"],
         "._plugin": ["JamJetPlugin"],
     },

@@ -1,10 +1,14 @@
-"""Plugin configuration (pure: safe on both sides of the determinism boundary)."""
+"""Plugin configuration (pure: safe on both sides of the determinism boundary).
+
+``JamJetConfig`` holds the governance inputs (``policy``, ``approvals``) itself and one section
+per capability (``llm``, ``audit``, ``memory``, ``budget``): a new capability adds a section.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from jamjet_temporal.approvals._load import ApprovalConfig
@@ -17,6 +21,83 @@ DEFAULT_AUDIT_STORE = "sqlite:///.jamjet/audit.db"
 
 
 @dataclass(frozen=True, kw_only=True)
+class LLMConfig:
+    """How workers reach the model (``JamJetConfig.llm``).
+
+    Attributes:
+        base_url: OpenAI-compatible endpoint for model calls. None: ``OPENAI_BASE_URL`` from
+            the worker's environment, else OpenAI itself.
+        timeout: Timeout of one HTTP request to the model (the activity's own timeout is
+            separate and covers retries by Temporal).
+    """
+
+    base_url: str | None = None
+    timeout: timedelta = timedelta(seconds=120)
+
+    def __post_init__(self) -> None:
+        if self.timeout <= timedelta(0):
+            raise ConfigError(f"JamJetConfig.llm.timeout must be positive, got {self.timeout!r}")
+        if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"JamJetConfig.llm.base_url must be an http(s) URL such as "
+                f"'http://127.0.0.1:8000/v1', got {self.base_url!r}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditConfig:
+    """Where and how gate decisions and tool calls are recorded (``JamJetConfig.audit``).
+
+    Attributes:
+        store: Where gate decisions and tool calls are recorded: ``sqlite:///path``
+            (default ``.jamjet/audit.db``) or ``postgresql://...`` for workers on several
+            hosts. None turns the audit trail off.
+        key: The Ed25519 key file with which workers sign checkpoints of the audit
+            store's hash chain (docs/audit-store.md); keep it where the store's database
+            users cannot read it. None: ``$JAMJET_AUDIT_KEY``, else
+            ``~/.jamjet/audit-signing.key`` (created on first use, like the bundle signing key).
+        redact: Redaction rules applied to every audit event before it is hashed and
+            stored (the rules of ``jamjet audit export --redact``): dotted paths such as
+            ``data.args`` or key names masked anywhere in ``actor`` and ``data`` such as
+            ``password``. The event lists what was masked under ``data.redacted``. To keep
+            audited payloads encrypted at rest, configure a payload codec on the client: the
+            audit trail seals arguments and results with it.
+    """
+
+    store: str | None = DEFAULT_AUDIT_STORE
+    key: str | os.PathLike[str] | None = None
+    redact: Sequence[str] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryConfig:
+    """Where Engram long-term memory lives (``JamJetConfig.memory``).
+
+    Attributes:
+        store: Where Engram long-term memory lives (``engram.context_for`` and friends
+            in workflow code): ``sqlite:///path`` (default ``.jamjet/memory.db``) or
+            ``postgresql://...?schema=name`` when workers on several hosts share memory.
+            None turns memory off (memory calls then fail, saying so).
+    """
+
+    store: str | None = DEFAULT_MEMORY_STORE
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetConfig:
+    """How budgeted model calls are priced (``JamJetConfig.budget``).
+
+    Attributes:
+        prices: Prices in USD per million tokens for models the bundled ``genai-prices`` table
+            does not know (self-hosted) or that you pay differently for, e.g.
+            ``{"llama3.1:8b": {"input_per_mtok": "0.10", "output_per_mtok": "0.20"}}``. A
+            budgeted call to a model with no known price is refused (fail closed).
+    """
+
+    prices: Mapping[str, Mapping[str, float | str]] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class JamJetConfig:
     """Configuration of one ``JamJetPlugin``.
 
@@ -24,58 +105,21 @@ class JamJetConfig:
     activity needs them, so they cannot end up in workflow history.
 
     Attributes:
-        llm_base_url: OpenAI-compatible endpoint for model calls. None: ``OPENAI_BASE_URL`` from
-            the worker's environment, else OpenAI itself.
-        llm_timeout: Timeout of one HTTP request to the model (the activity's own timeout is
-            separate and covers retries by Temporal).
         policy: The tool policy for every run on these workers (scope ``run``): a ``Policy``
             or the path of a policy file, loaded and validated when the plugin is built.
             None: no policy (every tool allowed, every decision still audited).
         approvals: Who may approve which actions (``guard.requires_approval`` and the policy
             action ``require_approval``): an ``ApprovalConfig`` or the path of its YAML file.
             None: approval requests are refused.
-        prices: Prices in USD per million tokens for models the bundled ``genai-prices`` table
-            does not know (self-hosted) or that you pay differently for, e.g.
-            ``{"llama3.1:8b": {"input_per_mtok": "0.10", "output_per_mtok": "0.20"}}``. A
-            budgeted call to a model with no known price is refused (fail closed).
-        audit_store: Where gate decisions and tool calls are recorded: ``sqlite:///path``
-            (default ``.jamjet/audit.db``) or ``postgresql://...`` for workers on several
-            hosts. None turns the audit trail off.
-        audit_redact: Redaction rules applied to every audit event before it is hashed and
-            stored (the rules of ``jamjet audit export --redact``): dotted paths such as
-            ``data.args`` or key names masked anywhere in ``actor`` and ``data`` such as
-            ``password``. The event lists what was masked under ``data.redacted``. To keep
-            audited payloads encrypted at rest, configure a payload codec on the client: the
-            audit trail seals arguments and results with it.
-        audit_key: The Ed25519 key file with which workers sign checkpoints of the audit
-            store's hash chain (docs/audit-store.md); keep it where the store's database
-            users cannot read it. None: ``$JAMJET_AUDIT_KEY``, else
-            ``~/.jamjet/audit-signing.key`` (created on first use, like the bundle signing key).
-        memory_store: Where Engram long-term memory lives (``engram.context_for`` and friends
-            in workflow code): ``sqlite:///path`` (default ``.jamjet/memory.db``) or
-            ``postgresql://...?schema=name`` when workers on several hosts share memory.
-            None turns memory off (memory calls then fail, saying so).
+        llm: How workers reach the model: endpoint and request timeout (``LLMConfig``).
+        audit: The audit trail: its store, signing key and redaction rules (``AuditConfig``).
+        memory: Engram long-term memory: its store (``MemoryConfig``).
+        budget: Run budgets: price overrides for models (``BudgetConfig``).
     """
 
-    llm_base_url: str | None = None
-    llm_timeout: timedelta = timedelta(seconds=120)
     policy: Policy | str | os.PathLike[str] | None = None
     approvals: ApprovalConfig | str | os.PathLike[str] | None = None
-    prices: Mapping[str, Mapping[str, float | str]] | None = None
-    audit_store: str | None = DEFAULT_AUDIT_STORE
-    audit_key: str | os.PathLike[str] | None = None
-    audit_redact: Sequence[str] = ()
-    memory_store: str | None = DEFAULT_MEMORY_STORE
-
-    def __post_init__(self) -> None:
-        if self.llm_timeout <= timedelta(0):
-            raise ConfigError(
-                f"JamJetConfig.llm_timeout must be positive, got {self.llm_timeout!r}"
-            )
-        if self.llm_base_url is not None and not self.llm_base_url.startswith(
-            ("http://", "https://")
-        ):
-            raise ConfigError(
-                f"JamJetConfig.llm_base_url must be an http(s) URL such as "
-                f"'http://127.0.0.1:8000/v1', got {self.llm_base_url!r}"
-            )
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)

@@ -114,7 +114,7 @@ class JamJetPlugin(SimplePlugin):
             tasks share a name.
         PolicyError: The configured policy file is unreadable or invalid.
         ApprovalConfigError: The configured approvals file is unreadable or invalid.
-        ConfigError: A price override (``JamJetConfig.prices``) is invalid.
+        ConfigError: A price override (``JamJetConfig.budget.prices``) is invalid.
     """
 
     def __init__(
@@ -146,22 +146,22 @@ class JamJetPlugin(SimplePlugin):
         store_fix = "use 'sqlite:///audit.db' or 'postgresql://user@host/db?schema=jamjet'"
         sink = None
         self._default_store: str | None = None
-        if self.config.audit_store:
-            url = absolute_store_url(self.config.audit_store, what="audit store", fix=store_fix)
-            if self.config.audit_store == DEFAULT_AUDIT_STORE:
+        if self.config.audit.store:
+            url = absolute_store_url(self.config.audit.store, what="audit store", fix=store_fix)
+            if self.config.audit.store == DEFAULT_AUDIT_STORE:
                 self._default_store = url
             try:
-                check_redaction_rules(self.config.audit_redact)
+                check_redaction_rules(self.config.audit.redact)
             except ExportError as err:
-                raise ConfigError(f"JamJetConfig.audit_redact: {err}") from None
-            sink = AuditSink(url, self.config.audit_key, self.config.audit_redact)
+                raise ConfigError(f"JamJetConfig.audit.redact: {err}") from None
+            sink = AuditSink(url, self.config.audit.key, self.config.audit.redact)
         audit_id = ""
-        if self.config.audit_store:
-            audit_id = store_identity(self.config.audit_store, what="audit store", fix=store_fix)
-        llm = LLMActivities(self.config.llm_base_url, self.config.llm_timeout)
-        table = PriceTable(self.config.prices)
+        if self.config.audit.store:
+            audit_id = store_identity(self.config.audit.store, what="audit store", fix=store_fix)
+        llm = LLMActivities(self.config.llm.base_url, self.config.llm.timeout)
+        table = PriceTable(self.config.budget.prices)
         prices = BudgetActivities(table)
-        memory = EngramActivities(self.config.memory_store)
+        memory = EngramActivities(self.config.memory.store)
         activities: list[Callable[..., Awaitable[object] | object]] = [
             llm.chat,
             prices.quote,
@@ -191,7 +191,7 @@ class JamJetPlugin(SimplePlugin):
         if self._default_store is not None:
             _logger.warning(
                 "jamjet: the audit trail goes to %s (the default, in the working directory); "
-                "choose it with JamJetConfig(audit_store=...)",
+                "choose it with JamJetConfig(audit=AuditConfig(store=...))",
                 self._default_store.removeprefix("sqlite:///"),
             )
         return super().configure_worker(config)

@@ -16,6 +16,7 @@ from jamjet_temporal import JamJetConfig, JamJetPlugin
 from jamjet_temporal.approvals._identity import SigningIdentity, generate_identity
 from jamjet_temporal.approvals._load import ApprovalConfig, parse_approvals
 from jamjet_temporal.cli._devserver import DevServer
+from jamjet_temporal.plugin import AuditConfig
 from tests.approvals.approval_workflows import guarded
 from tests.identities import PORTAL
 from workflows.transfer import transfer
@@ -85,7 +86,7 @@ rules:
 
 @pytest.fixture(scope="session")
 async def approval_client(temporal_server: DevServer, approvals: Approvals) -> Client:
-    config = JamJetConfig(approvals=approvals.config, audit_store=approvals.audit_url)
+    config = JamJetConfig(approvals=approvals.config, audit=AuditConfig(store=approvals.audit_url))
     return await Client.connect(temporal_server.address, plugins=[JamJetPlugin(config)])
 
 

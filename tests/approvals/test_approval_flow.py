@@ -23,6 +23,7 @@ from jamjet_temporal.approvals._identity import action_digest
 from jamjet_temporal.approvals._workflow import PendingApproval
 from jamjet_temporal.audit import AuditEvent, open_store
 from jamjet_temporal.cli._devserver import DevServer, temporal_cli
+from jamjet_temporal.plugin import AuditConfig
 from jamjet_temporal.policy import Policy
 from tests.approvals.approval_workflows import pay
 from tests.approvals.conftest import Approvals
@@ -305,7 +306,7 @@ async def test_policy_require_approval_holds_a_tool_call_until_approved(
     config = JamJetConfig(
         policy=Policy(require_approval_for=("bank.*",)),
         approvals=approvals.config,
-        audit_store=approvals.audit_url,
+        audit=AuditConfig(store=approvals.audit_url),
     )
     client = await Client.connect(temporal_server.address, plugins=[JamJetPlugin(config)])
     run_id = f"exec_{uuid.uuid4().hex[:8]}"

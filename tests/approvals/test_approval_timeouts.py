@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as
 from jamjet_temporal.audit import open_store
 from jamjet_temporal.cli._devserver import DevServer, free_port
+from jamjet_temporal.plugin import AuditConfig
 from tests.approvals.approval_workflows import guarded
 from tests.approvals.conftest import Approvals
 from tests.identities import PORTAL
@@ -44,7 +45,9 @@ async def skipping(approvals: Approvals) -> AsyncIterator[Client]:
     )
     await server.astart()
     try:
-        config = JamJetConfig(approvals=approvals.config, audit_store=approvals.audit_url)
+        config = JamJetConfig(
+            approvals=approvals.config, audit=AuditConfig(store=approvals.audit_url)
+        )
         yield await Client.connect(
             server.address, plugins=[JamJetPlugin(config)], interceptors=[_SkipTime()]
         )

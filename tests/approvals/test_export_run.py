@@ -19,6 +19,7 @@ from jamjet_temporal.audit import export, verify_bundle
 from jamjet_temporal.audit._keys import fingerprint, load_or_create_signing_key
 from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule, ScriptUsage
+from jamjet_temporal.plugin import AuditConfig, LLMConfig
 from jamjet_temporal.policy import Policy
 from tests.approvals.approval_workflows import everything
 from tests.approvals.conftest import Approvals
@@ -34,8 +35,8 @@ async def test_export_of_a_governed_run_verifies_and_renders(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     config = JamJetConfig(
-        llm_base_url=model_server.base_url,
-        audit_store=url,
+        llm=LLMConfig(base_url=model_server.base_url),
+        audit=AuditConfig(store=url),
         policy=Policy(blocked_tools=("delete_*",)),
         approvals=approvals.config,
     )

@@ -34,6 +34,7 @@ from jamjet_temporal.approvals._ui import CSRF_HEADER, TOKEN_COOKIE, serve_ui
 from jamjet_temporal.approvals._workflow import PendingApproval
 from jamjet_temporal.audit import AuditEvent, open_store
 from jamjet_temporal.cli._devserver import DevServer, free_port
+from jamjet_temporal.plugin import AuditConfig
 from tests.identities import PORTAL
 from workflows.transfer import transfer
 
@@ -115,7 +116,7 @@ async def page_server(
     task_queue = f"ui-{uuid.uuid4().hex[:8]}"
     client = await Client.connect(
         ui_temporal.address,
-        plugins=[JamJetPlugin(JamJetConfig(approvals=config, audit_store=audit_url))],
+        plugins=[JamJetPlugin(JamJetConfig(approvals=config, audit=AuditConfig(store=audit_url)))],
     )
     port = free_port()
     ready = asyncio.Event()

@@ -47,6 +47,7 @@ from jamjet_temporal.audit._keys import (
 from jamjet_temporal.audit._verify import verify_bundle
 from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.errors import ExportError, SigningKeyError, TrustedKeyError
+from jamjet_temporal.plugin import AuditConfig
 from tests.audit.audit_support import T0
 
 RUN = "exec_export1"
@@ -609,7 +610,7 @@ async def look_up(query: str) -> dict[str, str]:
 async def _real_run(server: DevServer, tmp_path: Path) -> tuple[AuditStore, str, str]:
     url = f"sqlite:///{tmp_path / 'real.db'}"
     client = await Client.connect(
-        server.address, plugins=[JamJetPlugin(JamJetConfig(audit_store=url))]
+        server.address, plugins=[JamJetPlugin(JamJetConfig(audit=AuditConfig(store=url)))]
     )
     queue = f"export-{uuid.uuid4().hex[:8]}"
     run_id = f"exec_{uuid.uuid4().hex[:8]}"

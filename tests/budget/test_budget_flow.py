@@ -19,6 +19,7 @@ from jamjet_temporal.audit import open_store
 from jamjet_temporal.authoring._strategies import ReflectionResult
 from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule, ScriptUsage
+from jamjet_temporal.plugin import BudgetConfig
 from starters import budget as demo
 from tests.budget.budget_workflows import child, parent, plain, unpriced
 from workflows.budget import research
@@ -188,7 +189,11 @@ def test_budget_config_errors() -> None:
     with pytest.raises(ConfigError, match="max_cost"):
         task(max_cost="lots")(f)
     with pytest.raises(ConfigError):
-        JamJetPlugin(JamJetConfig(prices={"m": {"input_per_mtok": "-1", "output_per_mtok": 1}}))
+        JamJetPlugin(
+            JamJetConfig(
+                budget=BudgetConfig(prices={"m": {"input_per_mtok": "-1", "output_per_mtok": 1}})
+            )
+        )
 
 
 async def test_run_budget_covers_every_model_call_of_a_run(

@@ -126,7 +126,10 @@ def test_unknown_model_fails_closed_with_the_fix() -> None:
     error = caught.value
     assert isinstance(error, ConfigError)
     assert error.model == "my-finetune-v7"
-    assert "add a price override: JamJetConfig(prices={'my-finetune-v7':" in str(error)
+    assert (
+        "add a price override: JamJetConfig(budget=BudgetConfig(prices={'my-finetune-v7':"
+        in str(error)
+    )
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is UnknownModelPriceError and str(copy) == str(error)
 

@@ -17,6 +17,7 @@ from jamjet_temporal.approvals._load import ApprovalConfig
 from jamjet_temporal.errors import EngramError, ExtractionError
 from jamjet_temporal.memory import Message
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule
+from jamjet_temporal.plugin import AuditConfig, LLMConfig, MemoryConfig
 from tests.engram import engram_workflows as wf
 from tests.identities import PORTAL, TRUSTED_PORTAL
 
@@ -189,9 +190,9 @@ async def test_memory_off_fails_with_a_clear_non_retryable_error(
     temporal_server: object, model_server: ModelServer, task_queue: str
 ) -> None:
     config = JamJetConfig(
-        llm_base_url=model_server.base_url,
-        audit_store=None,
-        memory_store=None,
+        llm=LLMConfig(base_url=model_server.base_url),
+        audit=AuditConfig(store=None),
+        memory=MemoryConfig(store=None),
         approvals=ApprovalConfig(clients=(TRUSTED_PORTAL,)),
     )
     client = await Client.connect(

@@ -13,6 +13,7 @@ from jamjet_temporal.approvals._load import ApprovalConfig
 from jamjet_temporal.audit import AuditEvent, open_store
 from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.modelserver import ModelServer
+from jamjet_temporal.plugin import AuditConfig, LLMConfig, MemoryConfig
 from jamjet_temporal.policy import Policy
 from tests.identities import TRUSTED_PORTAL
 
@@ -26,8 +27,8 @@ class Governed:
 
     @property
     def audit_url(self) -> str:
-        assert self.config.audit_store is not None
-        return self.config.audit_store
+        assert self.config.audit.store is not None
+        return self.config.audit.store
 
     async def events(self, run_id: str | None = None) -> list[AuditEvent]:
         store = open_store(self.audit_url)
@@ -57,9 +58,9 @@ def governed(temporal_server: DevServer, model_server: ModelServer, tmp_path: Pa
         **config: object,
     ) -> Governed:
         defaults: dict[str, object] = {
-            "llm_base_url": model_server.base_url,
-            "audit_store": f"sqlite:///{tmp_path / 'audit.db'}",
-            "memory_store": f"sqlite:///{tmp_path / 'memory.db'}",
+            "llm": LLMConfig(base_url=model_server.base_url),
+            "audit": AuditConfig(store=f"sqlite:///{tmp_path / 'audit.db'}"),
+            "memory": MemoryConfig(store=f"sqlite:///{tmp_path / 'memory.db'}"),
         }
         settings = JamJetConfig(
             policy=policy,

@@ -23,6 +23,7 @@ from jamjet_temporal.audit import open_store, unseal
 from jamjet_temporal.audit._seal import is_sealed
 from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.modelserver import ModelServer
+from jamjet_temporal.plugin import AuditConfig, LLMConfig
 from tests.security.security_workflows import onboard, open_account
 
 IBAN = "DE89370400440532013000"
@@ -80,7 +81,9 @@ async def test_audited_payloads_are_encrypted_at_rest_with_the_payload_codec(
     temporal_server: DevServer, model_server: ModelServer, tmp_path: Path
 ) -> None:
     db = tmp_path / "audit.db"
-    config = JamJetConfig(llm_base_url=model_server.base_url, audit_store=f"sqlite:///{db}")
+    config = JamJetConfig(
+        llm=LLMConfig(base_url=model_server.base_url), audit=AuditConfig(store=f"sqlite:///{db}")
+    )
     client, run_id = await run_onboarding(
         temporal_server, config, AesGcmCodec(AESGCM.generate_key(bit_length=256))
     )
@@ -107,9 +110,8 @@ async def test_redaction_rules_apply_before_an_event_is_stored(
 ) -> None:
     db = tmp_path / "audit.db"
     config = JamJetConfig(
-        llm_base_url=model_server.base_url,
-        audit_store=f"sqlite:///{db}",
-        audit_redact=["pin", "data.args"],
+        llm=LLMConfig(base_url=model_server.base_url),
+        audit=AuditConfig(store=f"sqlite:///{db}", redact=["pin", "data.args"]),
     )
     _, run_id = await run_onboarding(temporal_server, config, None)
     on_disk = raw(db)
@@ -127,8 +129,8 @@ async def test_redaction_rules_apply_before_an_event_is_stored(
 def test_a_bad_redaction_rule_is_refused_when_the_plugin_is_built() -> None:
     from jamjet_temporal.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="audit_redact"):
-        JamJetPlugin(JamJetConfig(audit_redact=["id.x"]))
+    with pytest.raises(ConfigError, match=r"audit\.redact"):
+        JamJetPlugin(JamJetConfig(audit=AuditConfig(redact=["id.x"])))
 
 
 async def test_the_default_audit_store_is_announced_with_its_path(

@@ -26,6 +26,7 @@ from jamjet_temporal import acting_as
 from jamjet_temporal.audit import open_store
 from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.modelserver import ModelServer
+from jamjet_temporal.plugin import AuditConfig
 from jamjet_temporal.policy import Policy
 from tests.identities import PORTAL
 from tests.security.conftest import MakeGoverned
@@ -39,7 +40,7 @@ async def test_a_worker_with_other_governance_cannot_move_a_run(
     governed: MakeGoverned, tmp_path: Path
 ) -> None:
     strict = await governed(policy=NO_SEARCH)
-    lax = await governed(audit_store=f"sqlite:///{tmp_path / 'other-audit.db'}")
+    lax = await governed(audit=AuditConfig(store=f"sqlite:///{tmp_path / 'other-audit.db'}"))
     queue, run_id = f"q-{uuid.uuid4().hex[:6]}", f"pin-{uuid.uuid4().hex[:8]}"
     common = {"task_queue": queue, "workflows": [WaitsThenSearches], "activities": [search]}
     async with Worker(strict.client, max_cached_workflows=0, **common):  # type: ignore[arg-type]
@@ -169,7 +170,7 @@ async def test_the_runs_internal_activities_run_only_where_its_governance_is(
     a worker with another audit store that picks one up refuses it, retryably, and the run
     goes on where its governance is."""
     strict = await governed(policy=NO_SEARCH)
-    other = await governed(audit_store=f"sqlite:///{tmp_path / 'other-audit.db'}")
+    other = await governed(audit=AuditConfig(store=f"sqlite:///{tmp_path / 'other-audit.db'}"))
     queue, run_id = f"q-{uuid.uuid4().hex[:6]}", f"recall-{uuid.uuid4().hex[:8]}"
     async with (
         Worker(

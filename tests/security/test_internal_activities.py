@@ -112,7 +112,7 @@ async def test_a_pipeline_cannot_read_or_erase_another_users_memory(
 ) -> None:
     gov = await governed(policy=ONLY_SEARCH)
     bob = f"bob-{uuid.uuid4().hex[:6]}"
-    store = gov.config.memory_store
+    store = gov.config.memory.store
     await engram.record(
         bob, "DE89 3704 0044 0532 0130 00", attribute="iban", session="s1", store=store
     )
