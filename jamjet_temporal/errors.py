@@ -203,7 +203,12 @@ class IdentityError(GateError):
 
 
 class ToolNotClearedError(GateError):
-    """A tool activity was scheduled without a gate decision (a worker without the plugin?)."""
+    """A tool activity was scheduled without a gate decision (a worker without the plugin?).
+
+    Raised on the activity side, where it reaches the workflow as a non-retryable
+    ``ApplicationError`` whose ``type`` is this class's name (an activity fails with a failure
+    type, not a Python class): catch ``ActivityError`` and compare ``cause.type``.
+    """
 
 
 class UnknownModelPriceError(ConfigError):

@@ -656,6 +656,8 @@ async def run_patch(client: Client, queue: str, wid: str) -> Observed:
         new = await client.start_workflow(
             PatchV2Workflow.run, "World", id=new_run, task_queue=queue
         )
+        # Each run has taken its first step (and decided on the patch) before it is signalled.
+        await _until(lambda: _workflow_task_done(new.fetch_history_events()))
         await old.signal(PatchV2Workflow.go)
         await new.signal(PatchV2Workflow.go)
         results = {"old run": await old.result(), "new run": await new.result()}

@@ -50,7 +50,7 @@ from jamjet_temporal.budget._ledger import BudgetLedger, CallCost, call_cost, pr
 from jamjet_temporal.budget._prices import PriceTable
 from jamjet_temporal.budget._tokens import count_message_tokens
 from jamjet_temporal.budget._workflow import DEFAULT_MAX_OUTPUT_TOKENS
-from jamjet_temporal.errors import UnknownModelPriceError
+from jamjet_temporal.errors import ToolNotClearedError, UnknownModelPriceError
 from jamjet_temporal.gate._workflow import (
     Clearance,
     SpentResult,
@@ -371,7 +371,7 @@ class GateActivityInbound(ActivityInboundInterceptor):
         )
         if self._sink is not None:
             await self._sink.append([refusal])
-        raise ApplicationError(message, type="ToolNotClearedError", non_retryable=True)
+        raise ApplicationError(message, type=ToolNotClearedError.__name__, non_retryable=True)
 
     async def execute_activity(self, input: ExecuteActivityInput) -> object:
         info = activity.info()
