@@ -19,10 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CODE_FOLDERS = ("workflows", "activities", "starters", "bench")
 PACKAGE = "jamjet_temporal"
 
-#: Private imports whose names have no public home yet: (file, module) -> what is missing.
-#: Remove an entry once the package exports the name (the test fails on a stale entry).
-KNOWN_GAPS: dict[tuple[str, str], str] = {}
-
 _FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
@@ -60,10 +56,9 @@ def sources() -> Iterator[tuple[str, int, str]]:
             yield path.relative_to(ROOT).as_posix(), text.count("\n", 0, block.start(1)), block[1]
 
 
-def violations() -> tuple[list[str], set[tuple[str, str]]]:
-    """The offending ``file:line`` lines, and the known gaps seen."""
+def violations() -> list[str]:
+    """The offending ``file:line`` lines."""
     found: list[str] = []
-    seen: set[tuple[str, str]] = set()
     for name, offset, source in sources():
         try:
             tree = ast.parse(source, filename=name)
@@ -71,20 +66,15 @@ def violations() -> tuple[list[str], set[tuple[str, str]]]:
             found.append(f"{name}:{offset + (exc.lineno or 0)}: not valid Python: {exc.msg}")
             continue
         for line, module in private_imports(tree):
-            if (name, module) in KNOWN_GAPS:
-                seen.add((name, module))
-                continue
             found.append(f"{name}:{offset + line}: imports private module {module}")
-    return found, seen
+    return found
 
 
 def test_examples_bench_and_docs_import_public_names_only() -> None:
-    found, seen = violations()
+    found = violations()
     assert not found, "import the public name instead (see each package's __init__):\n" + (
         "\n".join(found)
     )
-    stale = sorted(set(KNOWN_GAPS) - seen)
-    assert not stale, f"KNOWN_GAPS entries no longer needed, remove them: {stale}"
 
 
 def test_every_place_is_checked() -> None:

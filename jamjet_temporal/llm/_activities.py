@@ -22,7 +22,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from jamjet_temporal._shared._activity import auto_heartbeat
-from jamjet_temporal.llm._types import CHAT_ACTIVITY, ChatRequest, ChatResult, ToolCall, Usage
+from jamjet_temporal._shared._wire import CHAT_ACTIVITY
+from jamjet_temporal.llm._types import ChatRequest, ChatResult, ToolCall, Usage
 
 #: Client errors that a retry cannot fix.
 _FINAL_STATUSES = frozenset({400, 401, 403, 404, 413, 422})

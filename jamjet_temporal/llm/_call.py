@@ -18,8 +18,9 @@ from pydantic import JsonValue
 from temporalio import activity, workflow
 
 from jamjet_temporal._shared._activity import DEFAULT_RETRY_POLICY
+from jamjet_temporal._shared._wire import CHAT_ACTIVITY
 from jamjet_temporal.errors import ConfigError
-from jamjet_temporal.llm._types import CHAT_ACTIVITY, ChatRequest, ChatResult
+from jamjet_temporal.llm._types import ChatRequest, ChatResult
 
 __all__ = ["DEFAULT_MODEL", "call", "chat"]
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from jamjet_temporal._shared._wire import CHAT_ACTIVITY
-
-__all__ = ["CHAT_ACTIVITY", "ChatRequest", "ChatResult", "ToolCall", "Usage"]
+__all__ = ["ChatRequest", "ChatResult", "ToolCall", "Usage"]
 
 
 class ToolCall(BaseModel):

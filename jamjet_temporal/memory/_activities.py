@@ -9,14 +9,13 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from jamjet_temporal.memory._names import (
+from jamjet_temporal._shared._wire import (
     CONTEXT_ACTIVITY,
     FACTS_ACTIVITY,
     FORGET_ACTIVITY,
     INGEST_ACTIVITY,
-    FactsRequest,
-    ForgetRequest,
 )
+from jamjet_temporal.memory._names import FactsRequest, ForgetRequest
 from jamjet_temporal.memory._open import open_memory
 from jamjet_temporal.memory._store import MemoryStore
 from jamjet_temporal.memory._types import (

@@ -21,17 +21,15 @@ from temporalio import workflow
 from jamjet_temporal import llm
 from jamjet_temporal._shared._activity import DEFAULT_RETRY_POLICY
 from jamjet_temporal._shared._runtime import runtime_call
-from jamjet_temporal.errors import ConfigError, EngramError
-from jamjet_temporal.memory._extract import extraction_request, parse_extraction
-from jamjet_temporal.memory._names import (
+from jamjet_temporal._shared._wire import (
     CONTEXT_ACTIVITY,
-    DEFAULT_MEMORY_STORE,
     FACTS_ACTIVITY,
     FORGET_ACTIVITY,
     INGEST_ACTIVITY,
-    FactsRequest,
-    ForgetRequest,
 )
+from jamjet_temporal.errors import ConfigError, EngramError
+from jamjet_temporal.memory._extract import extraction_request, parse_extraction
+from jamjet_temporal.memory._names import DEFAULT_MEMORY_STORE, FactsRequest, ForgetRequest
 from jamjet_temporal.memory._types import (
     Context,
     ContextRequest,

@@ -1,31 +1,17 @@
-"""Wire names and payloads of Engram's activities (pure: they cross into workflow history).
-
-Renaming an activity breaks running workflows.
-"""
+"""Payloads of Engram's activities (pure: they cross into workflow history); their wire names
+are in ``_shared._wire``."""
 
 from __future__ import annotations
 
 from pydantic import AwareDatetime
 
-from jamjet_temporal._shared._wire import (
-    CONTEXT_ACTIVITY,
-    ENGRAM_ACTIVITIES,
-    FACTS_ACTIVITY,
-    FORGET_ACTIVITY,
-    INGEST_ACTIVITY,
-)
 from jamjet_temporal.memory._types import _Scoped
 
 #: Where Engram memory lives unless configured: SQLite beside the worker's working directory.
 DEFAULT_MEMORY_STORE = "sqlite:///.jamjet/memory.db"
 
 __all__ = [
-    "CONTEXT_ACTIVITY",
     "DEFAULT_MEMORY_STORE",
-    "ENGRAM_ACTIVITIES",
-    "FACTS_ACTIVITY",
-    "FORGET_ACTIVITY",
-    "INGEST_ACTIVITY",
     "FactsRequest",
     "ForgetRequest",
 ]

@@ -15,10 +15,10 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from jamjet_temporal._shared._activity import NON_RETRYABLE_ERROR_TYPES
-from jamjet_temporal._shared._wire import PIPELINE_WORKFLOW
+from jamjet_temporal._shared._wire import CHAT_ACTIVITY, PIPELINE_WORKFLOW
 from jamjet_temporal.errors import PipelineRuntimeError
 from jamjet_temporal.gate._workflow import named_arguments, policy_scope
-from jamjet_temporal.llm._types import CHAT_ACTIVITY, ChatRequest, ChatResult
+from jamjet_temporal.llm._types import ChatRequest, ChatResult
 from jamjet_temporal.pipeline._expr import evaluate_condition
 from jamjet_temporal.pipeline._spec import (
     ConditionNode,
