@@ -17,7 +17,7 @@ from temporalio.plugin import SimplePlugin
 from temporalio.worker import WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from jamjet_temporal._shared._storeurl import absolute_store_url, store_identity
+from jamjet_temporal._shared._storeurl import absolute_store_url, store_fix, store_identity
 from jamjet_temporal.approvals._load import ApprovalConfig, load_approvals
 from jamjet_temporal.audit._export import check_redaction_rules
 from jamjet_temporal.authoring._task import task_definition
@@ -143,11 +143,13 @@ class JamJetPlugin(SimplePlugin):
         approvals = self.config.approvals
         if approvals is not None and not isinstance(approvals, ApprovalConfig):
             approvals = load_approvals(approvals)
-        store_fix = "use 'sqlite:///audit.db' or 'postgresql://user@host/db?schema=jamjet'"
         sink = None
+        audit_id = ""
         self._default_store: str | None = None
         if self.config.audit.store:
-            url = absolute_store_url(self.config.audit.store, what="audit store", fix=store_fix)
+            fix = store_fix("audit.db")
+            url = absolute_store_url(self.config.audit.store, what="audit store", fix=fix)
+            audit_id = store_identity(self.config.audit.store, what="audit store", fix=fix)
             if self.config.audit.store == DEFAULT_AUDIT_STORE:
                 self._default_store = url
             try:
@@ -155,9 +157,6 @@ class JamJetPlugin(SimplePlugin):
             except ExportError as err:
                 raise ConfigError(f"JamJetConfig.audit.redact: {err}") from None
             sink = AuditSink(url, self.config.audit.key, self.config.audit.redact)
-        audit_id = ""
-        if self.config.audit.store:
-            audit_id = store_identity(self.config.audit.store, what="audit store", fix=store_fix)
         llm = LLMActivities(self.config.llm.base_url, self.config.llm.timeout)
         table = PriceTable(self.config.budget.prices)
         prices = BudgetActivities(table)
