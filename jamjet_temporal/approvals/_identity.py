@@ -82,10 +82,6 @@ def _canonical_json(value: object) -> bytes:
     return canonical_json(value).encode("utf-8")
 
 
-_b64url_encode = keys.b64url_encode
-_b64url_decode = keys.b64url_decode
-
-
 def _format_utc(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
@@ -264,7 +260,7 @@ def _verify(public_key: str, key_id: str, signature_text: str, data: bytes) -> b
     raw = parse_public_key(public_key)
     if raw is None or key_id != _key_id(raw):
         return False
-    signature = _b64url_decode(signature_text)
+    signature = keys.b64url_decode(signature_text)
     if signature is None or len(signature) != 64:
         return False
     try:
@@ -430,7 +426,7 @@ class SigningIdentity:
             key_id=self.key_id,
         )
         signature = self._private_key.sign(unsigned.signing_bytes())
-        return unsigned.model_copy(update={"signature": _b64url_encode(signature)})
+        return unsigned.model_copy(update={"signature": keys.b64url_encode(signature)})
 
     def sign(
         self,
@@ -477,7 +473,7 @@ class SigningIdentity:
             signature="",
         )
         signature = self._private_key.sign(unsigned.signing_bytes())
-        return unsigned.model_copy(update={"signature": _b64url_encode(signature)})
+        return unsigned.model_copy(update={"signature": keys.b64url_encode(signature)})
 
 
 def _check_approver(approver: str) -> None:

@@ -54,9 +54,6 @@ TRUSTED_KEYS_ENV = "JAMJET_TRUSTED_KEYS"
 (``ed25519:...``) and paths of trusted-keys files, read when no trusted key is given on the
 command line."""
 
-_PEM_BEGIN = shared.PUBLIC_PEM_BEGIN
-_PEM_END = shared.PUBLIC_PEM_END
-
 
 def default_key_path() -> Path:
     """Where the signing key lives: ``$JAMJET_AUDIT_KEY`` or ``~/.jamjet/audit-signing.key``."""
@@ -216,17 +213,19 @@ def _read_trusted_keys(path: Path) -> list[str]:
         text = line.strip()
         if pem is not None:
             pem.append(text)
-            if text == _PEM_END:
+            if text == shared.PUBLIC_PEM_END:
                 found.append(_pem_fingerprint("\n".join(pem) + "\n", f"{path}:{start}"))
                 pem = None
-        elif text == _PEM_BEGIN:
+        elif text == shared.PUBLIC_PEM_BEGIN:
             pem, start = [text], number
         elif (entry := text.split("#", 1)[0].strip()).startswith(shared.PUBLIC_KEY_PREFIX):
             found.append(_text_fingerprint(entry, f"{path}:{number}"))
         elif entry:
             found.append(_checked_fingerprint(entry, f"{path}:{number}"))
     if pem is not None:
-        raise TrustedKeyError(f"{path}:{start}", f"the PEM block has no {_PEM_END} line")
+        raise TrustedKeyError(
+            f"{path}:{start}", f"the PEM block has no {shared.PUBLIC_PEM_END} line"
+        )
     if not found:
         raise TrustedKeyError(str(path), "lists no key")
     return found

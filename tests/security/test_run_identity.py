@@ -18,9 +18,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from jamjet_temporal import acting_as
+from jamjet_temporal._shared._keys import b64url_encode
 from jamjet_temporal._shared._wire import USER_HEADER
 from jamjet_temporal.approvals._client import find_pending, sign, submit
-from jamjet_temporal.approvals._identity import RunUser, SigningIdentity, _b64url_encode
+from jamjet_temporal.approvals._identity import RunUser, SigningIdentity
 from jamjet_temporal.approvals._load import (
     ApprovalConfig,
     ApprovalRule,
@@ -147,7 +148,7 @@ def _start_request(client: Client, queue: str, run_id: str, headers: dict[str, o
 def _resign(claim: RunUser, identity: SigningIdentity) -> RunUser:
     unsigned = claim.model_copy(update={"signature": None, "key_id": identity.key_id})
     signature = identity._private_key.sign(unsigned.signing_bytes())
-    return unsigned.model_copy(update={"signature": _b64url_encode(signature)})
+    return unsigned.model_copy(update={"signature": b64url_encode(signature)})
 
 
 def _claim(run_id: str, **changes: object) -> RunUser:
