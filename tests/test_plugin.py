@@ -54,6 +54,27 @@ async def test_two_plugins_with_different_configs_coexist(
             assert markers[other_name] not in seen
 
 
+async def test_the_plugin_on_both_the_client_and_its_worker_registers_once(
+    temporal_server: DevServer, model_server: ModelServer
+) -> None:
+    """Temporal applies a client's plugin to its workers; a team that also lists it on the
+    worker gets a worker that starts and runs pipelines (not duplicate activity names)."""
+    plugin = JamJetPlugin(JamJetConfig(llm=LLMConfig(base_url=model_server.base_url)))
+    client = await Client.connect(temporal_server.address, plugins=[plugin])
+    queue = f"twice-{uuid.uuid4().hex[:6]}"
+    marker = f"twice-{uuid.uuid4().hex}"
+    async with Worker(client, task_queue=queue, plugins=[plugin]):
+        result = await client.execute_workflow(
+            PIPELINE_WORKFLOW,
+            PipelineRun(spec=parse_pipeline(ASK, "ask.yaml"), input={"q": marker}),
+            id=f"twice-{uuid.uuid4().hex[:8]}",
+            task_queue=queue,
+            result_type=PipelineResult,
+        )
+    assert marker in str(model_server.calls())
+    assert "answer" in result.state
+
+
 class _Marker(PayloadCodec):
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return list(payloads)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import DataConverter
@@ -34,6 +35,7 @@ from jamjet_temporal.plugin._interceptor import JamJetInterceptor
 from jamjet_temporal.policy import Policy, load_policy
 
 PLUGIN_NAME = "jamjet.JamJetPlugin"
+_T = TypeVar("_T")
 _logger = logging.getLogger("jamjet_temporal")
 
 # What Temporal's sandbox passes through from the worker instead of re-importing per run. Only
@@ -78,6 +80,21 @@ def _sealing(sink: AuditSink | None) -> Callable[[DataConverter | None], DataCon
         return converter
 
     return configure
+
+
+def _adding(items: Sequence[_T]) -> Callable[[Sequence[_T] | None], Sequence[_T]]:
+    """Appends ``items`` to a worker's list, except those it has already.
+
+    A plugin given to the client reaches every worker built on it; given to such a worker as
+    well, Temporal applies it twice. Without this, the second time would register our
+    activities and workflow again, and the worker would refuse the duplicate names.
+    """
+
+    def add(existing: Sequence[_T] | None) -> Sequence[_T]:
+        have = list(existing or [])
+        return have + [item for item in items if item not in have]
+
+    return add
 
 
 def _runner(existing: WorkflowRunner | None) -> WorkflowRunner:
@@ -179,8 +196,8 @@ class JamJetPlugin(SimplePlugin):
                     policy, sink, approvals, governance_id(policy, approvals, audit_id), llm, table
                 )
             ],
-            activities=activities,
-            workflows=[PipelineWorkflow],
+            activities=_adding(activities),
+            workflows=_adding([PipelineWorkflow]),
             workflow_runner=_runner,
             workflow_failure_exception_types=[JamJetError],
         )
