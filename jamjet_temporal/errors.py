@@ -21,14 +21,19 @@ The tree::
     │   └── ToolNotClearedError      a tool activity ran without a gate decision (defence in depth)
     ├── PipelineSpecError            a YAML pipeline is malformed (file, line, node, fix)
     ├── PipelineRuntimeError         a pipeline failed while running (node, reason)
-    │   └── TemplateError            a ``{{ state.x }}`` reference could not be resolved
+    │   ├── TemplateError            a ``{{ state.x }}`` reference could not be resolved
+    │   ├── PipelineInputError       the run's input does not match the state schema
+    │   ├── EvalFailedError          an eval node failed and halts the run
+    │   └── EventTimeoutError        a wait or approval node timed out with no fallback
     ├── DevServerError               the embedded Temporal dev server could not be started
     ├── AuditTamperedError           the audit store lost what its checkpoints signed
     ├── ExportError                  an audit bundle could not be exported or read
     ├── SigningKeyError              the audit signing key file cannot be used
     ├── TrustedKeyError              a trusted audit key (fingerprint, file) is unusable
-    └── EngramError                  long-term memory could not do what was asked
-        └── ExtractionError          the model's fact extraction was not valid (raw answer kept)
+    ├── EngramError                  long-term memory could not do what was asked
+    │   └── ExtractionError          the model's fact extraction was not valid (raw answer kept)
+    ├── McpServerError               an MCP server could not be started, reached or understood
+    └── McpToolError                 an MCP tool answered with an error result (isError)
 
 Errors raised inside workflow code are registered by ``JamJetPlugin`` as workflow failure
 types: a plain exception there would fail the workflow *task* and retry it forever, ours fail
@@ -58,13 +63,18 @@ __all__ = [
     "ConfigFileError",
     "DevServerError",
     "EngramError",
+    "EvalFailedError",
+    "EventTimeoutError",
     "ExportError",
     "ExtractionError",
     "GateError",
     "IdentityError",
     "JamJetError",
     "KeyFileError",
+    "McpServerError",
+    "McpToolError",
     "ModelDeniedError",
+    "PipelineInputError",
     "PipelineRuntimeError",
     "PipelineSpecError",
     "PolicyError",
@@ -467,6 +477,18 @@ class TemplateError(PipelineRuntimeError):
     """A ``{{ state.x }}`` reference names a value the pipeline state does not hold."""
 
 
+class PipelineInputError(PipelineRuntimeError):
+    """The run's input does not satisfy the pipeline's ``state_schema`` (refused at start)."""
+
+
+class EvalFailedError(PipelineRuntimeError):
+    """An ``eval`` node's scorers failed and its ``on_fail`` halts (or retries ran out)."""
+
+
+class EventTimeoutError(PipelineRuntimeError):
+    """A ``wait`` or ``human_approval`` node timed out and names no node to go on at."""
+
+
 class DevServerError(JamJetError):
     """The embedded Temporal dev server could not be started or reached."""
 
@@ -485,3 +507,37 @@ class ExtractionError(EngramError):
     def __init__(self, message: str, *, answer: str | None = None) -> None:
         super().__init__(message)
         self.answer = answer
+
+
+class McpServerError(JamJetError):
+    """An MCP server could not be started or reached, or answered outside the protocol.
+
+    Raised on the worker, where it reaches the workflow as an ``ApplicationError`` whose
+    ``type`` is this class's name; the message names the server's alias, the command or URL
+    (as configured: ``${VAR}`` references are not filled in) and, for a stdio server, the end of
+    its stderr. Retryable when a new connection may help (a server that died, a transport
+    error), final when not (a program that does not exist, an invalid request).
+    """
+
+
+class McpToolError(JamJetError):
+    """An MCP tool answered with an error result (``isError``): the call ran, and failed.
+
+    Raised on the worker as a non-retryable ``ApplicationError`` of this type (the tool said
+    no; asking again would not change its answer): catch ``ActivityError`` and compare
+    ``cause.type``.
+
+    Attributes:
+        server: The server's alias.
+        tool: The tool's name.
+        reason: The tool's own error text.
+    """
+
+    def __init__(self, server: str, tool: str, reason: str) -> None:
+        self.server = server
+        self.tool = tool
+        self.reason = reason
+        super().__init__(f"MCP tool '{server}.{tool}' returned an error: {reason}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (McpToolError, (self.server, self.tool, self.reason))

@@ -54,6 +54,8 @@ WORKFLOW_SIDE_EXTRA = frozenset(
         f"{PACKAGE}.errors",
         f"{PACKAGE}.llm",
         f"{PACKAGE}.llm._call",
+        f"{PACKAGE}.mcp",
+        f"{PACKAGE}.mcp._config",
         f"{PACKAGE}.authoring._task",
         f"{PACKAGE}.authoring._agent",
         f"{PACKAGE}.authoring._strategies",

@@ -66,6 +66,7 @@ FEATURE_PACKAGES = [
     "budget",
     "cli",
     "llm",
+    "mcp",
     "memory",
     "pipeline",
     "plugin",

@@ -22,6 +22,7 @@ CASES = [
     ("jamjet_temporal.memory._postgres", "psycopg", "postgres"),
     ("jamjet_temporal.modelserver", "starlette", "cli"),
     ("jamjet_temporal.cli._app", "typer", "cli"),
+    ("jamjet_temporal.mcp._activities", "mcp", "mcp"),
 ]
 
 
@@ -57,7 +58,25 @@ def test_the_core_needs_no_extra() -> None:
         "from jamjet_temporal.plugin import AuditConfig, MemoryConfig\n"
         "config = JamJetConfig(audit=AuditConfig(store=None), memory=MemoryConfig(store=None))\n"
         "JamJetPlugin(config)\n"
+        "from jamjet_temporal import mcp\n"
+        "from jamjet_temporal.mcp import McpServer, call_tool, list_tools, read_jamjet_toml\n"
+        "JamJetConfig(mcp_servers={'files': {'command': 'npx'}})\n"
         "print('ok')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_a_plugin_with_mcp_servers_names_the_extra() -> None:
+    """Configured MCP servers need the mcp SDK: without it the plugin says which extra."""
+    code = (
+        "import sys\n"
+        "sys.modules['mcp'] = None\n"
+        "from jamjet_temporal import JamJetPlugin, JamJetConfig\n"
+        "from jamjet_temporal.plugin import AuditConfig\n"
+        "JamJetPlugin(JamJetConfig(audit=AuditConfig(store=None),\n"
+        "    mcp_servers={'files': {'command': 'npx'}}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode != 0
+    assert "pip install 'jamjet-temporal[mcp]'" in done.stderr.strip().splitlines()[-1]

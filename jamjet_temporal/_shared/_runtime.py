@@ -1,8 +1,9 @@
 """Runtime-internal activities: only the JamJet runtime schedules them (pure, workflow-safe).
 
 The runtime's own bookkeeping (``jamjet.audit.record``, ``jamjet.budget.quote``,
-``jamjet.engram.*``) and every other name in the reserved ``jamjet.`` namespace, except the
-model call ``jamjet.llm.chat`` (a governed call like any tool, decided as a model call), run
+``jamjet.engram.*``, ``jamjet.mcp.list_tools``) and every other name in the reserved ``jamjet.``
+namespace, except the governed calls (the model call ``jamjet.llm.chat``, decided as a model
+call, and the MCP tool call ``jamjet.mcp.call_tool``, decided as the tool ``ALIAS.TOOL``), run
 only when the runtime itself scheduled them: it marks its calls with :func:`runtime_call`, the
 gate refuses a reserved name scheduled without the mark (a pipeline's tool node, plain workflow
 code) and puts the ``JamJetInternal`` header on those with it, and the activity side refuses a
@@ -15,7 +16,12 @@ import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-from jamjet_temporal._shared._wire import CHAT_ACTIVITY, INTERNAL_HEADER, RESERVED_PREFIX, fold_name
+from jamjet_temporal._shared._wire import (
+    GOVERNED_ACTIVITIES,
+    INTERNAL_HEADER,
+    RESERVED_PREFIX,
+    fold_name,
+)
 
 __all__ = ["INTERNAL_HEADER", "is_reserved", "runtime_call", "scheduled_by_runtime"]
 
@@ -24,9 +30,10 @@ _RUNTIME: ContextVar[bool] = ContextVar("jamjet_runtime_call", default=False)
 
 
 def is_reserved(activity: str) -> bool:
-    """Whether only the runtime may schedule ``activity`` (``jamjet.*`` but the model call)."""
+    """Whether only the runtime may schedule ``activity`` (``jamjet.*`` but the governed calls:
+    the model call and the MCP tool call)."""
     folded = fold_name(activity)
-    return folded.startswith(RESERVED_PREFIX) and folded != CHAT_ACTIVITY
+    return folded.startswith(RESERVED_PREFIX) and folded not in GOVERNED_ACTIVITIES
 
 
 @contextlib.contextmanager

@@ -13,9 +13,16 @@ from typing import Final
 from temporalio.common import SearchAttributeKey
 
 # Activity types. The reserved namespace is ``jamjet.``; only the runtime schedules its names,
-# except the model call, which is a governed call like any tool (see ``_shared._runtime``).
+# except the model call and the MCP tool call, which are governed calls like any tool (see
+# ``_shared._runtime``).
 RESERVED_PREFIX: Final = "jamjet."
 CHAT_ACTIVITY: Final = "jamjet.llm.chat"
+#: One call of one MCP server's tool: decided by the gate as the tool ``ALIAS.TOOL``.
+MCP_CALL_ACTIVITY: Final = "jamjet.mcp.call_tool"
+#: Listing an MCP server's tools: runtime-internal (not a tool call, not decided).
+MCP_LIST_ACTIVITY: Final = "jamjet.mcp.list_tools"
+#: The reserved names that are governed calls, decided by the gate like any tool.
+GOVERNED_ACTIVITIES: Final = frozenset({CHAT_ACTIVITY, MCP_CALL_ACTIVITY})
 RECORD_ACTIVITY: Final = "jamjet.audit.record"
 QUOTE_ACTIVITY: Final = "jamjet.budget.quote"
 CONTEXT_ACTIVITY: Final = "jamjet.engram.context"
@@ -26,7 +33,9 @@ ENGRAM_ACTIVITIES: Final = frozenset(
     {CONTEXT_ACTIVITY, INGEST_ACTIVITY, FACTS_ACTIVITY, FORGET_ACTIVITY}
 )
 #: The runtime's own bookkeeping activities: not tools, so not decided by the gate.
-INTERNAL_ACTIVITIES: Final = frozenset({RECORD_ACTIVITY, QUOTE_ACTIVITY, *ENGRAM_ACTIVITIES})
+INTERNAL_ACTIVITIES: Final = frozenset(
+    {RECORD_ACTIVITY, QUOTE_ACTIVITY, MCP_LIST_ACTIVITY, *ENGRAM_ACTIVITIES}
+)
 
 # Headers.
 #: The gate's decision, carried to the activity.
@@ -47,12 +56,18 @@ PENDING_ATTRIBUTE: Final = SearchAttributeKey.for_bool("JamJetApprovalPending")
 
 # Workflow types, markers, heartbeat details and audit event kinds.
 PIPELINE_WORKFLOW: Final = "JamJetPipeline"
+#: An external event for a pipeline's ``wait`` node (``jamjet resume RUN --event NAME``).
+PIPELINE_EVENT_SIGNAL: Final = "jamjet.pipeline.event"
+#: The events a pipeline run waits for now.
+PIPELINE_WAITING_QUERY: Final = "jamjet.pipeline.waiting"
 #: Prefix of the patch marker that pins a run's governance.
 GOVERNANCE_PATCH: Final = "jamjet.governance"
 #: Heartbeat detail key under which a governed activity keeps its model spend.
 SPEND_DETAIL: Final = "jamjet.spend"
 #: The audit event that closes a run's trail (completed or failed).
 RUN_CLOSED: Final = "run.closed"
+#: Key, in an MCP ``tools/call`` request's ``_meta``, of the call's idempotency key.
+MCP_IDEMPOTENCY_META: Final = "jamjet.dev/idempotency-key"
 
 
 def fold_name(name: str) -> str:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Literal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
 from pydantic_core import to_jsonable_python
@@ -24,7 +25,7 @@ from jamjet_temporal.authoring._task import AGENT_TOOLS, TaskDefinition, task_de
 from jamjet_temporal.errors import ConfigError, GateError
 from jamjet_temporal.llm._types import ChatRequest, ToolCall, Usage
 
-__all__ = ["TOOL_UNAVAILABLE", "AgentResult", "AgentToolCall", "run"]
+__all__ = ["TOOL_UNAVAILABLE", "AgentResult", "AgentToolCall", "run", "run_tools"]
 
 #: What the model is told when the gate blocks a tool call.
 TOOL_UNAVAILABLE = "tool unavailable; pick another"
@@ -78,6 +79,73 @@ def _positional(defn: TaskDefinition, arguments: dict[str, JsonValue]) -> list[J
     return list(bound.args)
 
 
+@dataclass(frozen=True)
+class _Tool:
+    """A tool the loop may call: by activity name, with how to bind the model's arguments."""
+
+    name: str
+    schema: dict[str, JsonValue]
+    bind: Callable[[dict[str, JsonValue]], list[JsonValue]]
+    options: Mapping[str, Any]
+    fn: Callable[..., Awaitable[object]] | None = None
+
+
+def _from_definition(defn: TaskDefinition) -> _Tool:
+    return _Tool(
+        name=defn.name,
+        schema=tool_schema(defn),
+        bind=lambda arguments: _positional(defn, arguments),
+        options=defn.config,
+        fn=defn.fn,
+    )
+
+
+def _binder(params: Sequence[str]) -> Callable[[dict[str, JsonValue]], list[JsonValue]]:
+    def bind(arguments: dict[str, JsonValue]) -> list[JsonValue]:
+        unknown = sorted(set(arguments) - set(params))
+        if unknown:
+            raise TypeError(f"unexpected argument(s) {unknown}; the tool takes {list(params)}")
+        given = [index for index, name in enumerate(params) if name in arguments]
+        upto = (max(given) + 1) if given else 0
+        missing = [name for name in params[:upto] if name not in arguments]
+        if missing:
+            raise TypeError(f"missing argument(s) {missing}")
+        return [arguments[name] for name in params[:upto]]
+
+    return bind
+
+
+async def run_tools(
+    prompt: str,
+    tools: Sequence[tuple[str, dict[str, JsonValue], Sequence[str]]],
+    *,
+    model: str,
+    system: str | None = None,
+    max_turns: int = 8,
+    options: Mapping[str, Any],
+) -> AgentResult:
+    """The loop of :func:`run` over tools known by name (a pipeline's ``agent`` node).
+
+    Args:
+        prompt: The user's request.
+        tools: Each tool's activity name, OpenAI tool schema and parameter names in order.
+        model: Model id.
+        system: Optional system message.
+        max_turns: Model calls at most.
+        options: Activity options for every tool call (timeouts, retry policy).
+
+    Returns:
+        As :func:`run`.
+    """
+    if max_turns < 1:
+        raise ConfigError(f"agent: max_turns must be at least 1, got {max_turns}")
+    named = {
+        name: _Tool(name=name, schema=schema, bind=_binder(params), options=options)
+        for name, schema, params in tools
+    }
+    return await _loop(prompt, named, model=model, system=system, max_turns=max_turns)
+
+
 async def run(
     prompt: str,
     *,
@@ -105,13 +173,19 @@ async def run(
     if max_turns < 1:
         raise ConfigError(f"agent.run: max_turns must be at least 1, got {max_turns}")
     offered = tuple(tools) if tools is not None else (AGENT_TOOLS.get() or ())
-    defs: dict[str, TaskDefinition] = {}
+    defs: dict[str, _Tool] = {}
     for tool in offered:
         defn = task_definition(tool)
         if defn is None or defn.inline:
             raise ConfigError(f"agent.run: {tool!r} is not a @task tool")
-        defs[defn.name] = defn
-    schemas = [tool_schema(d) for d in defs.values()]
+        defs[defn.name] = _from_definition(defn)
+    return await _loop(prompt, defs, model=model, system=system, max_turns=max_turns)
+
+
+async def _loop(
+    prompt: str, defs: Mapping[str, _Tool], *, model: str, system: str | None, max_turns: int
+) -> AgentResult:
+    schemas = [tool.schema for tool in defs.values()]
     messages: list[dict[str, JsonValue]] = []
     if system:
         messages.append({"role": "system", "content": system})
@@ -179,7 +253,7 @@ def _outcome(
     )
 
 
-async def _call(call: ToolCall, defs: dict[str, TaskDefinition]) -> AgentToolCall:
+async def _call(call: ToolCall, defs: Mapping[str, _Tool]) -> AgentToolCall:
     defn = defs.get(call.name)
     if not workflow.in_workflow():
         return await _call_directly(call, defn)
@@ -195,12 +269,14 @@ async def _call(call: ToolCall, defs: dict[str, TaskDefinition]) -> AgentToolCal
             reason, event = err.reason, err.event_id
         return _outcome(call, "blocked", reason=reason, event_id=event)
     try:
-        args = _positional(defn, call.arguments)
+        args = defn.bind(call.arguments)
     except TypeError as err:
         return _outcome(call, "error", reason=f"invalid arguments: {err}")
     try:
         with named_arguments(call.arguments):
-            handle = workflow.start_activity(defn.name, args=args, **defn.config)
+            # Temporal numbers each call; a node's own activity id belongs to its model call.
+            options = {k: v for k, v in defn.options.items() if k != "activity_id"}
+            handle = workflow.start_activity(defn.name, args=args, **options)
         result = await handle
     except GateError as err:
         return _outcome(call, "blocked", reason=err.reason, event_id=err.event_id)
@@ -211,11 +287,11 @@ async def _call(call: ToolCall, defs: dict[str, TaskDefinition]) -> AgentToolCal
     return _outcome(call, "ok", result=result)
 
 
-async def _call_directly(call: ToolCall, defn: TaskDefinition | None) -> AgentToolCall:
-    if defn is None:
+async def _call_directly(call: ToolCall, defn: _Tool | None) -> AgentToolCall:
+    if defn is None or defn.fn is None:
         return _outcome(call, "blocked", reason="tool not in allow-list")
     try:
-        result = await defn.fn(*_positional(defn, call.arguments))
+        result = await defn.fn(*defn.bind(call.arguments))
     except Exception as err:
         return _outcome(call, "error", reason=f"{type(err).__name__}: {err}")
     return _outcome(call, "ok", result=result)

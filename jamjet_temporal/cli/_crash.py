@@ -84,6 +84,10 @@ def _worker_cmd(
     if governance.policy:
         cmd += ["--policy", governance.policy]
     cmd += ["--audit-store", governance.audit_store]
+    if governance.approvals:
+        cmd += ["--approvals", governance.approvals]
+    for pipeline in governance.pipelines:
+        cmd += ["--pipeline", pipeline]
     return cmd
 
 

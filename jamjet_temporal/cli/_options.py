@@ -21,3 +21,11 @@ AuditStoreOption = Annotated[
         help="Audit trail: sqlite:///path or postgresql://...; '' turns it off.",
     ),
 ]
+ApprovalsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--approvals",
+        help="Approvals config (YAML): who may approve which actions (human_approval nodes, "
+        "require_approval rules).",
+    ),
+]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -162,7 +163,19 @@ def closing_lines(run_id: str, report: RunReport) -> list[str]:
                 f"resumed: {names}"
             )
         return lines
+    # A node that failed before any activity of it ran (a template, a refusal, an eval that
+    # halted) still counts: "2 of 3 nodes, failed at purge".
+    failed_at = _FAILED_NODE.search(report.failure or "")
+    where = ""
+    if failed_at is not None:
+        node = failed_at.group(1)
+        where = f", failed at {node}"
+        if not any(s.activity_id.split("#")[0] == node for s in report.steps):
+            total += 1
     return [
-        f"▸ Execution {report.status} · {done}/{total} nodes · {report.lost} events lost",
+        f"▸ Execution {report.status} · {done} of {total} nodes{where} · {report.lost} events lost",
         f"▸ {report.failure}" if report.failure else "",
     ]
+
+
+_FAILED_NODE = re.compile(r"node '([^']+)'")

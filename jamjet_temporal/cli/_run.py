@@ -20,10 +20,21 @@ from temporalio.worker import Worker
 from jamjet_temporal._shared._connect import connect
 from jamjet_temporal.cli._crash import check_crash_node, crash_plan, report_missed
 from jamjet_temporal.cli._format import fail, say
-from jamjet_temporal.cli._options import AddressOption, AuditStoreOption, PolicyOption
+from jamjet_temporal.cli._options import (
+    AddressOption,
+    ApprovalsOption,
+    AuditStoreOption,
+    PolicyOption,
+)
 from jamjet_temporal.cli._progress import CrashPlan, closing_lines, follow
 from jamjet_temporal.cli._runtime import Governance, runtime, stop_on_signals
-from jamjet_temporal.cli._tools import default_tool_modules, load_tools, tool_signatures
+from jamjet_temporal.cli._tools import (
+    activities_of,
+    agent_specs,
+    default_tool_modules,
+    load_tools,
+    tool_signatures,
+)
 from jamjet_temporal.errors import JamJetError
 from jamjet_temporal.pipeline import (
     PIPELINE_WORKFLOW,
@@ -32,7 +43,8 @@ from jamjet_temporal.pipeline import (
     PipelineSpec,
     load_pipeline,
 )
-from jamjet_temporal.pipeline._workflow import ToolSignature
+from jamjet_temporal.pipeline._spec import check_input
+from jamjet_temporal.pipeline._workflow import AgentSpec, ToolSignature
 from jamjet_temporal.plugin._config import DEFAULT_AUDIT_STORE, JamJetConfig
 from jamjet_temporal.plugin._plugin import JamJetPlugin
 
@@ -41,7 +53,13 @@ DEFAULT_TASK_QUEUE = "jamjet"
 
 def run(
     file: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
-    input: Annotated[str, typer.Option("--input", help="Initial state as a JSON object.")] = "{}",
+    input: Annotated[
+        str,
+        typer.Option(
+            "--input",
+            help="Initial state as a JSON object (the state schema's defaults fill the rest).",
+        ),
+    ] = "{}",
     tools: Annotated[
         list[str] | None,
         typer.Option(
@@ -75,15 +93,17 @@ def run(
     ] = 400,
     policy: PolicyOption = None,
     audit_store: AuditStoreOption = DEFAULT_AUDIT_STORE,
+    approvals: ApprovalsOption = None,
 ) -> None:
     """Run a YAML pipeline and stream its progress."""
-    governance = Governance(policy, audit_store)
     try:
-        config = governance.config()
         spec = load_pipeline(file)
-        state = json.loads(input)
-        if not isinstance(state, dict):
+        governance = Governance(policy, audit_store, approvals, (str(file),))
+        config = governance.config()
+        given = json.loads(input)
+        if not isinstance(given, dict):
             raise fail('--input must be a JSON object, e.g. \'{"topic": "x"}\'')
+        state = check_input(spec, given)
         if crash_at is not None:
             check_crash_node(spec, crash_at)
         # Importing tools runs code: only once everything else checked out, only when the
@@ -97,6 +117,7 @@ def run(
             )
         loaded = load_tools(modules)
         signatures = tool_signatures(spec, loaded)
+        agents = agent_specs(spec, loaded)
     except json.JSONDecodeError as err:
         raise fail(f"--input is not valid JSON: {err}") from None
     except JamJetError as err:
@@ -111,6 +132,7 @@ def run(
             loaded,
             modules,
             signatures,
+            agents,
             task_queue,
             run_id,
             worker,
@@ -130,6 +152,7 @@ async def _run(
     tools: list[Callable[..., Any]],
     modules: list[str],
     signatures: dict[str, ToolSignature],
+    agents: dict[str, AgentSpec],
     task_queue: str | None,
     run_id: str | None,
     with_worker: bool,
@@ -140,7 +163,7 @@ async def _run(
     config: JamJetConfig,
 ) -> int:
     async with runtime(address, model_latency_ms=model_latency_ms) as env:
-        plugin = JamJetPlugin(config, tasks=tools)
+        plugin = JamJetPlugin(config, tasks=activities_of(tools))
         client = await connect(address=env.address, plugins=[plugin])
         run_id = run_id or f"exec_{uuid.uuid4().hex[:8]}"
         if task_queue is None:
@@ -163,10 +186,11 @@ async def _run(
             say(f"▸ Starting execution {run_id}...")
             handle: WorkflowHandle[Any, PipelineResult] = await client.start_workflow(
                 PIPELINE_WORKFLOW,
-                PipelineRun(spec=spec, input=state, tool_params=signatures),
+                PipelineRun(spec=spec, input=state, tool_params=signatures, agents=agents),
                 id=run_id,
                 task_queue=task_queue,
                 result_type=PipelineResult,
+                execution_timeout=_seconds(spec.timeouts.workflow_timeout),
             )
             report = await follow(handle, say, crash=crash)
             if crash is not None:
@@ -175,6 +199,10 @@ async def _run(
             if line:
                 say(line)
         return 0 if report.status == "completed" else 1
+
+
+def _seconds(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)
 
 
 def worker_cmd(
@@ -191,17 +219,28 @@ def worker_cmd(
     ] = 3.0,
     policy: PolicyOption = None,
     audit_store: AuditStoreOption = DEFAULT_AUDIT_STORE,
+    approvals: ApprovalsOption = None,
+    pipelines: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pipeline",
+            help="Pipeline file whose MCP servers (mcp: block, jamjet.toml beside it) this "
+            "worker serves (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker for pipelines, the built-in activities and the given tools."""
     try:
         loaded = load_tools(tools or [])
-        config = Governance(policy, audit_store).config()
+        config = Governance(policy, audit_store, approvals, tuple(pipelines or ())).config()
     except JamJetError as err:
         raise fail(str(err)) from None
 
     async def serve() -> None:
         client = await connect(
-            address=address, plugins=[JamJetPlugin(config, tasks=loaded)], identity=identity
+            address=address,
+            plugins=[JamJetPlugin(config, tasks=activities_of(loaded))],
+            identity=identity,
         )
         stop = stop_on_signals()
         async with Worker(

@@ -92,21 +92,34 @@ async def runtime(
 
 @dataclass(frozen=True)
 class Governance:
-    """The policy file and audit store the command's workers use."""
+    """What the command's workers serve and enforce: policy, audit store, approvals, and the
+    MCP servers of the pipelines they run."""
 
     policy: str | None
     audit_store: str
+    approvals: str | None = None
+    pipelines: tuple[str, ...] = ()
 
     def config(self) -> JamJetConfig:
-        """The plugin config (loads and validates the policy file).
+        """The plugin config (loads and validates the policy, approvals and pipeline files).
 
         The audit store is the one ``--audit-store`` names (its default documented there),
         made absolute so every worker of the command writes to the same file.
         """
+        from jamjet_temporal.pipeline import load_pipeline
+
         policy = load_policy(self.policy) if self.policy else None
         store = None
         if self.audit_store:
             store = absolute_store_url(
                 self.audit_store, what="audit store", fix="give --audit-store sqlite:///PATH"
             )
-        return JamJetConfig(policy=policy, audit=AuditConfig(store=store))
+        servers: dict[str, Any] = {}
+        for pipeline in self.pipelines:
+            servers.update(load_pipeline(pipeline).mcp_servers)
+        return JamJetConfig(
+            policy=policy,
+            audit=AuditConfig(store=store),
+            approvals=os.path.abspath(self.approvals) if self.approvals else None,
+            mcp_servers=servers or None,
+        )

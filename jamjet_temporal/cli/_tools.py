@@ -11,23 +11,38 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from jamjet_temporal.authoring._agent import tool_schema
 from jamjet_temporal.authoring._task import task_definition
 from jamjet_temporal.errors import JamJetError, PipelineSpecError
 from jamjet_temporal.pipeline import PipelineSpec
-from jamjet_temporal.pipeline._spec import ToolNode
-from jamjet_temporal.pipeline._workflow import ToolSignature
+from jamjet_temporal.pipeline._nodes import AgentNode, ToolNode
+from jamjet_temporal.pipeline._workflow import AgentSpec, AgentTool, ToolSignature
 
 
 def load_tools(specs: list[str]) -> list[Callable[..., Any]]:
-    """Import tool modules (dotted names or .py paths) and collect their ``@task`` functions."""
+    """Import tool modules (dotted names or .py paths) and collect their ``@task`` functions.
+
+    Agents (``@task(tools=...)``) are collected too, with the tools they use; workers register
+    :func:`activities_of` the result.
+    """
     tools: dict[str, Callable[..., Any]] = {}
     for spec in specs:
         module = _import(spec)
         for value in vars(module).values():
             defn = task_definition(value)
-            if defn is not None:
-                tools.setdefault(defn.name, value)
+            if defn is None:
+                continue
+            tools.setdefault(defn.name, value)
+            for used in defn.tools or ():
+                used_defn = task_definition(used)
+                if used_defn is not None:
+                    tools.setdefault(used_defn.name, used)
     return list(tools.values())
+
+
+def activities_of(tools: list[Callable[..., Any]]) -> list[Callable[..., Any]]:
+    """The tools that run as activities (agents and other inline tasks run in the workflow)."""
+    return [t for t in tools if (d := task_definition(t)) is not None and not d.inline]
 
 
 def _import(spec: str) -> ModuleType:
@@ -50,8 +65,54 @@ def _import(spec: str) -> ModuleType:
 def default_tool_modules(pipeline: Path, spec: PipelineSpec) -> list[str]:
     """``tools.py`` beside the pipeline file, when there is one and the pipeline calls tools."""
     candidate = pipeline.parent / "tools.py"
-    calls_tools = any(isinstance(node, ToolNode) for node in spec.nodes.values())
-    return [str(candidate)] if calls_tools and candidate.exists() else []
+    return [str(candidate)] if needs_tools(spec) and candidate.exists() else []
+
+
+def needs_tools(spec: PipelineSpec) -> bool:
+    """Whether the pipeline calls ``@task`` tools or agents (not only models and MCP servers)."""
+    return any(
+        (isinstance(node, ToolNode) and node.server is None) or isinstance(node, AgentNode)
+        for node in spec.nodes.values()
+    )
+
+
+def agent_specs(spec: PipelineSpec, tools: list[Callable[..., Any]]) -> dict[str, AgentSpec]:
+    """The agents the pipeline's ``agent`` nodes name: each an ``@task(tools=...)`` function."""
+    by_name = {d.name: d for t in tools if (d := task_definition(t)) is not None}
+    agents: dict[str, AgentSpec] = {}
+    for node_id, node in spec.nodes.items():
+        if not isinstance(node, AgentNode) or node.agent_ref in agents:
+            continue
+        defn = by_name.get(node.agent_ref)
+        if defn is None or defn.tools is None:
+            known = sorted(name for name, d in by_name.items() if d.tools is not None)
+            raise PipelineSpecError(
+                f"agent '{node.agent_ref}' is not registered (agents loaded: "
+                f"{', '.join(known) or 'none'})",
+                file=spec.source,
+                node=node_id,
+                fix="define it with @task(tools=[...]) in tools.py beside the pipeline, or pass "
+                "--tools MODULE",
+            )
+        offered = []
+        for tool in defn.tools:
+            tool_defn = task_definition(tool)
+            assert tool_defn is not None
+            params = list(inspect.signature(tool_defn.fn).parameters.values())
+            offered.append(
+                AgentTool(
+                    name=tool_defn.name,
+                    signature=ToolSignature(
+                        params=[p.name for p in params],
+                        required=sum(1 for p in params if p.default is inspect.Parameter.empty),
+                    ),
+                    schema=tool_schema(tool_defn),
+                )
+            )
+        agents[node.agent_ref] = AgentSpec(
+            name=defn.name, tools=offered, instructions=inspect.getdoc(defn.fn)
+        )
+    return agents
 
 
 def tool_signatures(
@@ -61,7 +122,7 @@ def tool_signatures(
     by_name = {d.name: (d, t) for t in tools if (d := task_definition(t)) is not None}
     signatures: dict[str, ToolSignature] = {}
     for node_id, node in spec.nodes.items():
-        if not isinstance(node, ToolNode):
+        if not isinstance(node, ToolNode) or node.server is not None:
             continue
         if node.tool not in by_name:
             known = ", ".join(sorted(by_name)) or "none"

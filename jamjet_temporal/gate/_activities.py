@@ -56,6 +56,8 @@ from jamjet_temporal.gate._workflow import (
     SpentResult,
     TaskSpend,
     digest,
+    is_mcp_call,
+    mcp_call,
 )
 from jamjet_temporal.llm._types import ChatRequest, ChatResult
 from jamjet_temporal.policy import Policy, PolicyScopes, decide_model
@@ -357,7 +359,13 @@ class GateActivityInbound(ActivityInboundInterceptor):
         self._chat = chat
         self._prices = prices
 
-    async def _refuse(self, info: activity.Info, reason: str, message: str) -> NoReturn:
+    async def _refuse(
+        self,
+        info: activity.Info,
+        reason: str,
+        message: str,
+        tool: dict[str, JsonValue] | None = None,
+    ) -> NoReturn:
         run_id = info.workflow_id or ""
         wf_run = info.workflow_run_id or ""
         refusal = AuditEvent(
@@ -367,7 +375,11 @@ class GateActivityInbound(ActivityInboundInterceptor):
             kind="tool.refused",
             at=datetime.now(UTC),
             actor={"workflow_type": info.workflow_type, "worker": _worker_identity()},
-            data={"tool": info.activity_type, "activity_id": info.activity_id, "reason": reason},
+            data={
+                **(tool or {"tool": info.activity_type}),
+                "activity_id": info.activity_id,
+                "reason": reason,
+            },
         )
         if self._sink is not None:
             await self._sink.append([refusal])
@@ -388,18 +400,30 @@ class GateActivityInbound(ActivityInboundInterceptor):
             governance = activity.payload_converter().from_payloads([mark], [str])[0]
             self._check_governance(governance)
             return await super().execute_activity(input)
+        tool = _tool_fields(info, input)
         payload = input.headers.get(GATE_HEADER)
         if payload is None:
             await self._refuse(
                 info,
                 "scheduled without a gate decision",
-                f"tool '{info.activity_type}' refused: it was scheduled without a JamJet gate "
+                f"tool '{tool['tool']}' refused: it was scheduled without a JamJet gate "
                 "decision; run the workflow on a worker with JamJetPlugin",
+                tool,
             )
         assert payload is not None
         clearance = activity.payload_converter().from_payloads([payload], [Clearance])[0]
         assert isinstance(clearance, Clearance)
         self._check_governance(clearance.governance)
+        if is_mcp_call(info.activity_type) and clearance.decision.subject != tool["tool"]:
+            # The decision travels beside the arguments: one decided for another tool (a
+            # header copied onto another call) clears nothing.
+            await self._refuse(
+                info,
+                f"the gate decision is for '{clearance.decision.subject}', not this call",
+                f"MCP tool '{tool['tool']}' refused: its gate decision was made for "
+                f"'{clearance.decision.subject}'",
+                tool,
+            )
         kept = _kept_state(info)
         spent = tuple(
             CallCost.model_validate(c) for c in (kept.get("spent") or {}).get("calls", [])
@@ -416,6 +440,7 @@ class GateActivityInbound(ActivityInboundInterceptor):
                     input,
                     info,
                     clearance,
+                    tool,
                     done["latency_ms"],
                     done["attempt"],
                     result=done.get("result"),
@@ -429,7 +454,7 @@ class GateActivityInbound(ActivityInboundInterceptor):
                     if clearance.allowance is not None and spent
                     else final
                 )
-            await self._record_decision(info, clearance)
+            await self._record_decision(info, clearance, tool)
             gate = ActivityGate(clearance, self._sink, self._chat, self._prices, spent)
             gate_token = _GATE.set(gate)
             started = time.monotonic()
@@ -441,7 +466,7 @@ class GateActivityInbound(ActivityInboundInterceptor):
                     text = f"{type(err).__name__}: {err}"
                     try:
                         await self._record_call(
-                            input, info, clearance, latency, info.attempt, error=text
+                            input, info, clearance, tool, latency, info.attempt, error=text
                         )
                     except Exception as store_error:
                         # Recording the failure failed: keep it, and let the retry record it
@@ -473,7 +498,9 @@ class GateActivityInbound(ActivityInboundInterceptor):
             latency = round((time.monotonic() - started) * 1000, 3)
             plain = _jsonable(result)
             try:
-                await self._record_call(input, info, clearance, latency, info.attempt, result=plain)
+                await self._record_call(
+                    input, info, clearance, tool, latency, info.attempt, result=plain
+                )
             except Exception as err:
                 _keep(outcome={"result": plain, "latency_ms": latency, "attempt": info.attempt})
                 raise ApplicationError(
@@ -503,7 +530,9 @@ class GateActivityInbound(ActivityInboundInterceptor):
             return result
         return SpentResult(result=_jsonable(result), spend=TaskSpend(calls=calls))
 
-    async def _record_decision(self, info: activity.Info, clearance: Clearance) -> None:
+    async def _record_decision(
+        self, info: activity.Info, clearance: Clearance, tool: dict[str, JsonValue]
+    ) -> None:
         if self._sink is None:
             return
         run_id = info.workflow_id or ""
@@ -540,7 +569,7 @@ class GateActivityInbound(ActivityInboundInterceptor):
                         **clearance.decision.model_dump(mode="json"),
                         "args_digest": clearance.args_digest,
                         "activity_id": info.activity_id,
-                        "tool": info.activity_type,
+                        **tool,
                     },
                 ),
                 *budget,
@@ -552,6 +581,7 @@ class GateActivityInbound(ActivityInboundInterceptor):
         input: ExecuteActivityInput,
         info: activity.Info,
         clearance: Clearance,
+        tool: dict[str, JsonValue],
         latency_ms: float,
         attempt: int,
         *,
@@ -566,7 +596,7 @@ class GateActivityInbound(ActivityInboundInterceptor):
         wf_run = info.workflow_run_id or ""
         kind = "model.call" if clearance.kind == "policy.model_decision" else "tool.call"
         data: dict[str, JsonValue] = {
-            "tool": info.activity_type,
+            **tool,
             "activity_id": info.activity_id,
             "args": _jsonable(list(input.args)),
             "latency_ms": latency_ms,
@@ -593,6 +623,17 @@ class GateActivityInbound(ActivityInboundInterceptor):
                 ),
             ]
         )
+
+
+def _tool_fields(info: activity.Info, input: ExecuteActivityInput) -> dict[str, JsonValue]:
+    """How the audit trail names the tool an activity is: its activity type, or for an MCP
+    call the tool ``ALIAS.TOOL`` with the server's alias and the activity type beside it."""
+    if not is_mcp_call(info.activity_type):
+        return {"tool": info.activity_type}
+    call = mcp_call(input.args)
+    if call is None:
+        return {"tool": info.activity_type}
+    return {"tool": call.subject, "mcp_server": call.server, "activity": info.activity_type}
 
 
 def _with_spend(err: Exception, calls: tuple[CallCost, ...]) -> ApplicationError:

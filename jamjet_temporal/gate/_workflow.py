@@ -52,10 +52,12 @@ from jamjet_temporal._shared._wire import (
     GATE_HEADER,
     GOVERNANCE_PATCH,
     INTERNAL_ACTIVITIES,
+    MCP_CALL_ACTIVITY,
     RECORD_ACTIVITY,
     RUN_CLOSED,
     SPEND_DETAIL,
     USER_HEADER,
+    fold_name,
 )
 from jamjet_temporal.approvals._check import verify_run_user
 from jamjet_temporal.approvals._identity import RunUser
@@ -83,6 +85,7 @@ from jamjet_temporal.errors import (
 )
 from jamjet_temporal.gate._precall import after_precall
 from jamjet_temporal.llm._types import ChatRequest, ChatResult
+from jamjet_temporal.mcp._types import McpCall, call_problem
 from jamjet_temporal.policy import Decision, Policy, PolicyScopes, decide_model, decide_tool
 
 # Which scopes and agent are in force for the code running now. Context variables follow the
@@ -339,9 +342,13 @@ class Gate:
         """Decide one call and build the audit event that records the decision.
 
         A call to ``jamjet.llm.chat`` is a model call whatever shape its argument has: it is
-        decided on the model it names, and refused when it names none.
+        decided on the model it names, and refused when it names none. A call to
+        ``jamjet.mcp.call_tool`` is a call of the tool ``ALIAS.TOOL`` it names (never of the
+        activity), refused when it names none or spells the name in characters outside MCP's.
         """
         scopes = self.scopes()
+        if is_mcp_call(activity):
+            return self._decided("policy.decision", _mcp_decision(scopes, activity, args), args)
         if activity != CHAT_ACTIVITY:
             return self._decided("policy.decision", decide_tool(scopes, activity), args)
         request = _chat_request(args)
@@ -394,6 +401,44 @@ class Gate:
                 if (allow := policy.model_allowlist) is not None
             )
         return found
+
+
+def is_mcp_call(activity: str) -> bool:
+    """Whether ``activity`` is the MCP tool call (in any spelling that folds to its name)."""
+    return fold_name(activity) == MCP_CALL_ACTIVITY
+
+
+def mcp_call(args: Sequence[object]) -> McpCall | None:
+    """The ``McpCall`` an MCP tool call's arguments hold, or None when they hold none."""
+    if len(args) != 1:
+        return None
+    if isinstance(args[0], McpCall):
+        return args[0]
+    try:
+        return McpCall.model_validate(args[0])
+    except ValidationError:
+        return None
+
+
+def _mcp_decision(scopes: PolicyScopes, activity: str, args: Sequence[object]) -> Decision:
+    """An MCP call, decided as the tool ``ALIAS.TOOL`` (a refusal for one that names none).
+
+    The policy answers first, so a rule that blocks the name is the one reported; a name the
+    policy would let through or send for approval is still refused when it is not spelled in
+    MCP's tool name characters (a look-alike letter, an invisible character).
+    """
+    call = mcp_call(args)
+    if call is None:
+        return _refusal(
+            activity,
+            "an MCP tool call whose argument is not an McpCall (server, tool, arguments)",
+            "runtime",
+        )
+    decision = decide_tool(scopes, call.subject)
+    problem = call_problem(call)
+    if problem is not None and decision.decision != "BLOCKED":
+        return _refusal(call.subject, problem, "runtime")
+    return decision
 
 
 async def _refused(gate: Gate, decision: Decision, event: AuditEvent) -> object:
@@ -515,6 +560,10 @@ def make_workflow_interceptor(
                 request = _chat_request(input.args)
                 if request is not None:
                     input.args = [request]
+            elif is_mcp_call(input.activity):
+                call = mcp_call(input.args)
+                if call is not None:
+                    input.args = [call]
             decision, event = gate.decide(input.activity, input.args)
             if decision.decision == "WAITING_FOR_APPROVAL" and gate.approvals is not None:
                 approved = self._approved(gate, gate.approvals, input, decision, event, start)
@@ -544,9 +593,14 @@ def make_workflow_interceptor(
             start: _Start,
         ) -> object:
             shown = _NAMED.get()
+            action = input.activity
+            call = mcp_call(input.args) if is_mcp_call(input.activity) else None
+            if call is not None:
+                # Approvers see the tool (ALIAS.TOOL) and its arguments by name.
+                action, shown = call.subject, dict(call.arguments)
             if shown is None:
                 shown = {"args": to_jsonable_python(list(input.args), fallback=repr)}
-            approval = await book.request(input.activity, shown, None)
+            approval = await book.request(action, shown, None)
             approved = decision.model_copy(
                 update={
                     "decision": "ALLOWED",

@@ -1,117 +1,102 @@
-"""Safe condition expressions for pipeline edges (``when: state.score > 0.5``).
+"""Condition expressions for pipeline edges (``when: state.score > 0.5``), in Jinja2's sandbox.
 
-Conditions use Python expression syntax, parsed with :mod:`ast` and checked against a small
-whitelist at compile time, then interpreted node by node: nothing is ever passed to
-``eval``/``exec``. This module runs inside the Temporal workflow sandbox, so it is pure,
-deterministic, stdlib-only and keeps no state between calls.
+A condition is one Jinja2 expression over ``state``, evaluated with the same sandbox as the
+templates (``_template``): nothing is passed to Python's ``eval``/``exec``, Python internals
+(``__class__``, ``_attributes``) and methods that modify a value are refused, and ``*``/``**``
+are bounded. Both spellings in use read the same:
 
-What a condition may contain:
+* JamJet's: ``state.a.b == "x"``, ``state.score >= 0.8 and not state.done``,
+  ``state.tags | length > 0``, ``state.x is defined``;
+* Python-like: ``len(state.sources) > 0``, ``state.kind in ["a", "b"]``,
+  ``state.name.lower().startswith("x")``, ``True``/``False``/``None``, ``x is None``,
+  ``x is not None``, ``state["key"]``, ``state.items[-1]``.
 
-* the name ``state`` and the constants ``True``, ``False``, ``None``, strings and numbers;
-* ``state.a.b`` (dict lookup: a missing key, or a lookup on something that is not a dict,
-  gives ``None``) and ``x["key"]`` / ``x[0]`` with a constant key or index (same leniency);
-* list and tuple displays such as ``["a", "b"]`` (for ``in``);
-* comparisons ``== != < <= > >= in not in is is not``, ``and``/``or``/``not``, unary ``-``
-  and ``+ - * / % //``;
-* the functions ``len str int float bool abs min max`` and the string methods ``.lower()``,
-  ``.upper()``, ``.strip()``, ``.startswith(s)``, ``.endswith(s)``.
+The functions are ``len str int float bool abs min max`` (and ``range``); any other name than
+``state`` (and the extra ``names`` a caller declares, such as ``output`` in an eval assertion)
+is refused when the condition is compiled, as is an attribute starting with ``__``.
+
+A missing key is not an error: it reads as a missing value, which is false, equal to ``None``
+(``state.missing == "x"`` is false, ``state.missing is None`` is true) and lets further lookups
+through (``state.a.b.c`` is missing too). Ordering, arithmetic or a call on it is an error,
+as is any other failure while evaluating (``"a" < 1``, ``1 / 0``): a
+:class:`~jamjet_temporal.errors.PipelineRuntimeError` naming the condition.
+
+This module runs inside the Temporal workflow sandbox: pure and deterministic. It keeps one
+Jinja2 environment, created on first use, and caches compiled conditions by their text; the
+caches hold only code compiled from the text, so no run can see another's data.
 """
 
 from __future__ import annotations
 
-import ast
-import operator
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from jinja2 import ChainableUndefined, Undefined, nodes
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
 
 from jamjet_temporal.errors import PipelineRuntimeError
+from jamjet_temporal.pipeline._template import (
+    FUNCTIONS,
+    Sandbox,
+    TemplateSyntaxError,
+    explain_missing,
+    find_nodes,
+    lookup_chains,
+    parse_located,
+    reason_of,
+)
+
+if TYPE_CHECKING:
+    from jinja2.environment import TemplateExpression
 
 __all__ = ["ALLOWED_SYNTAX", "Condition", "compile_condition", "evaluate_condition"]
 
-# name -> (min args, max args or None for unbounded)
-_FUNCTIONS: Final[Mapping[str, tuple[int, int | None]]] = {
-    "len": (1, 1),
-    "str": (1, 1),
-    "int": (1, 1),
-    "float": (1, 1),
-    "bool": (1, 1),
-    "abs": (1, 1),
-    "min": (1, None),
-    "max": (1, None),
-}
-_BUILTINS: Final[Mapping[str, Callable[..., Any]]] = {
-    "len": len,
-    "str": str,
-    "int": int,
-    "float": float,
-    "bool": bool,
-    "abs": abs,
-    "min": min,
-    "max": max,
-}
-_METHODS: Final[Mapping[str, int]] = {
-    "lower": 0,
-    "upper": 0,
-    "strip": 0,
-    "startswith": 1,
-    "endswith": 1,
-}
-_COMPARE_OPS: Final[Mapping[type[ast.cmpop], Callable[[Any, Any], object]]] = {
-    ast.Eq: operator.eq,
-    ast.NotEq: operator.ne,
-    ast.Lt: operator.lt,
-    ast.LtE: operator.le,
-    ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
-    ast.In: lambda a, b: a in b,
-    ast.NotIn: lambda a, b: a not in b,
-    ast.Is: operator.is_,
-    ast.IsNot: operator.is_not,
-}
-_BIN_OPS: Final[Mapping[type[ast.operator], Callable[[Any, Any], object]]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.Mod: operator.mod,
-    ast.FloorDiv: operator.floordiv,
-}
-_REFUSED: Final[Mapping[type[ast.AST], str]] = {
-    ast.Lambda: "a lambda",
-    ast.ListComp: "a comprehension",
-    ast.SetComp: "a comprehension",
-    ast.DictComp: "a comprehension",
-    ast.GeneratorExp: "a generator expression",
-    ast.JoinedStr: "an f-string",
-    ast.FormattedValue: "an f-string",
-    ast.NamedExpr: "':=' (assignment)",
-    ast.IfExp: "'x if c else y'",
-    ast.Dict: "a dict literal",
-    ast.Set: "a set literal",
-    ast.Starred: "'*' unpacking",
-    ast.Slice: "a slice",
-    ast.Await: "'await'",
-    ast.Yield: "'yield'",
-    ast.YieldFrom: "'yield from'",
-}
-_OP_NAMES: Final[Mapping[type[ast.AST], str]] = {
-    ast.Pow: "'**'",
-    ast.MatMult: "'@'",
-    ast.BitAnd: "'&'",
-    ast.BitOr: "'|'",
-    ast.BitXor: "'^'",
-    ast.LShift: "'<<'",
-    ast.RShift: "'>>'",
-    ast.Invert: "'~'",
-    ast.UAdd: "unary '+'",
-}
 # One-line summary of the grammar, for error fixes and docs.
 ALLOWED_SYNTAX: Final = (
     "state.key, state['key'], state.items[0], constants, [lists], "
-    "== != < <= > >= in, is None, and/or/not, + - * / % //, "
-    "len/str/int/float/bool/abs/min/max(), .lower()/.upper()/.strip()/.startswith(s)/.endswith(s)"
+    "== != < <= > >= in / not in, is None / is not None / is defined, and/or/not, "
+    "+ - * / % //, len/str/int/float/bool/abs/min/max(), string methods such as "
+    ".lower()/.startswith(s), Jinja filters such as state.tags | length"
 )
+_CACHE_SIZE: Final = 1024
+_POSITION_RE: Final = re.compile(r" \((?:line (\d+), )?column (\d+)\)$")
+_MISSING_HINT: Final = (
+    "a missing value can only be tested (`is none`, `is defined`, `==`) or read as false"
+)
+
+
+class _MissingValue(ChainableUndefined):
+    """A missing value in a condition: false, equal to None, and chainable."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        return reason_of(self, super()._undefined_message)
+
+    def __eq__(self, other: object) -> bool:
+        return other is None or isinstance(other, Undefined)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash(None)
+
+
+def _is_none(value: object) -> bool:
+    return value is None or isinstance(value, Undefined)
+
+
+@functools.cache
+def _environment() -> Sandbox:
+    env = Sandbox(_MissingValue)
+    env.tests["none"] = env.tests["None"] = _is_none
+    return env
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,30 +105,49 @@ class Condition:
 
     Attributes:
         source: The expression text as written in the pipeline.
+        names: Names the condition may read besides ``state`` (e.g. ``output`` in an eval
+            assertion), sorted.
     """
 
     source: str
-    _tree: ast.expr = field(repr=False, compare=False)
+    names: tuple[str, ...] = ()
 
-    def evaluate(self, state: Mapping[str, object], *, node: str | None = None) -> bool:
+    def evaluate(
+        self,
+        state: Mapping[str, object],
+        *,
+        node: str | None = None,
+        names: Mapping[str, object] | None = None,
+    ) -> bool:
         """Evaluates the condition against the pipeline state.
 
         Args:
             state: The pipeline state, bound to the name ``state``.
             node: The node whose edge is being evaluated, for error messages.
+            names: Values for the condition's other names (see ``names``); a name not given
+                reads as a missing value.
 
         Returns:
-            The truth value of the expression.
+            The truth value of the expression (a missing value is false).
 
         Raises:
-            PipelineRuntimeError: The expression failed, e.g. ``None < 3`` or ``1 / 0``.
+            PipelineRuntimeError: The expression failed, e.g. ``"a" < 3``, ``1 / 0`` or
+                ``state.missing > 3``, or is invalid.
         """
         try:
-            return bool(_eval(self._tree, state))
-        except PipelineRuntimeError as exc:
+            expression, chains = _compiled(self.source.strip(), self.names)
+        except ValueError as exc:
+            raise PipelineRuntimeError(f"condition {self.source!r}: {exc}", node=node) from None
+        given = {name: value for name, value in (names or {}).items() if name in self.names}
+        try:
+            return bool(expression(**given, state=state))
+        except UndefinedError as exc:
+            why = explain_missing(exc, state, chains, quote_reference=False)
             raise PipelineRuntimeError(
-                f"condition {self.source!r}: {exc.reason}", node=node
+                f"condition {self.source!r}: {why}; {_MISSING_HINT}", node=node
             ) from None
+        except SecurityError as exc:
+            raise PipelineRuntimeError(f"condition {self.source!r}: {exc}", node=node) from None
         except Exception as exc:
             # Any failure of a user expression must surface as our error: a raw exception
             # inside a workflow would fail the workflow task and retry it forever.
@@ -152,44 +156,43 @@ class Condition:
             ) from exc
 
 
-def compile_condition(src: str) -> Condition:
+def compile_condition(src: str, *, names: Iterable[str] = ()) -> Condition:
     """Parses and checks a condition expression.
 
     Args:
         src: The expression, e.g. ``"state.review.approved and len(state.items) > 0"``.
+        names: Names the expression may read besides ``state`` (identifiers, not ``state``
+            nor a function name).
 
     Returns:
         The compiled condition.
 
     Raises:
-        ValueError: The expression does not parse or uses something outside the whitelist;
-            the message says what and where.
+        ValueError: The expression does not parse, reads a name other than ``state`` and the
+            functions, calls something else, uses an unknown filter or test, or reads a
+            ``__`` attribute; the message says what and where.
     """
     if not isinstance(src, str):
         raise ValueError(f"a condition must be text, got {type(src).__name__}")
-    text = src.strip()
-    if not text:
-        raise ValueError("the condition is empty")
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError as exc:
-        raise ValueError(_syntax_message(exc)) from None
-    except (RecursionError, MemoryError):
-        raise ValueError("the condition is nested too deeply") from None
-    try:
-        _check(tree.body)
-    except RecursionError:
-        raise ValueError("the condition is nested too deeply") from None
-    return Condition(src, tree.body)
+    extra = tuple(sorted(set(names)))
+    _compiled(src.strip(), extra)
+    return Condition(src, extra)
 
 
-def evaluate_condition(src: str, state: Mapping[str, object], *, node: str | None = None) -> bool:
+def evaluate_condition(
+    src: str,
+    state: Mapping[str, object],
+    *,
+    node: str | None = None,
+    names: Mapping[str, object] | None = None,
+) -> bool:
     """Compiles and evaluates a condition in one step.
 
     Args:
         src: The expression.
         state: The pipeline state.
         node: The node concerned, for error messages.
+        names: Other names the expression may read, with their values (e.g. ``output``).
 
     Returns:
         The truth value of the expression.
@@ -198,196 +201,65 @@ def evaluate_condition(src: str, state: Mapping[str, object], *, node: str | Non
         PipelineRuntimeError: The expression is invalid or failed while evaluating.
     """
     try:
-        condition = compile_condition(src)
+        condition = compile_condition(src, names=names or ())
     except ValueError as exc:
         raise PipelineRuntimeError(f"condition {src!r}: {exc}", node=node) from None
-    return condition.evaluate(state, node=node)
+    return condition.evaluate(state, node=node, names=names)
 
 
-def _syntax_message(exc: SyntaxError) -> str:
-    detail = "" if exc.msg == "invalid syntax" else f": {exc.msg}"
-    if not exc.offset:
-        # CPython reports offset 0 when the expression stops short, e.g. "state.a >".
-        return f"the expression is incomplete{detail}"
-    line = f"line {exc.lineno}, " if exc.lineno and exc.lineno > 1 else ""
-    return f"invalid syntax at {line}column {exc.offset}{detail}"
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _compiled(text: str, names: tuple[str, ...]) -> tuple[TemplateExpression, list[list[str]]]:
+    if not text:
+        raise ValueError("the condition is empty")
+    env = _environment()
+    for name in names:
+        if not name.isidentifier() or name == "state" or name in env.globals:
+            raise ValueError(f"{name!r} cannot be a condition's name")
+    try:
+        tree, _ = parse_located(env, text, expression=True)
+    except TemplateSyntaxError as exc:
+        raise ValueError(_syntax_message(text, exc)) from None
+    _check(tree, env, names)
+    try:
+        expression = env.compile_expression(text, undefined_to_none=False)
+    except JinjaSyntaxError as exc:  # an unknown filter or test, found while compiling
+        raise ValueError((exc.message or "invalid condition").rstrip(".")) from None
+    except RecursionError:
+        raise ValueError("the condition is nested too deeply") from None
+    return expression, lookup_chains(tree)
 
 
-def _refuse(what: str) -> ValueError:
-    return ValueError(f"{what} is not allowed in a condition")
+def _syntax_message(text: str, exc: TemplateSyntaxError) -> str:
+    detail = _POSITION_RE.sub("", str(exc))
+    lines = text.split("\n")
+    if (exc.line, exc.column) == (len(lines), len(lines[-1]) + 1):
+        return f"the expression is incomplete: {detail}"
+    where = f"line {exc.line}, column {exc.column}" if len(lines) > 1 else f"column {exc.column}"
+    return f"invalid syntax at {where}: {detail}"
 
 
-def _op_name(op: ast.AST) -> str:
-    return _OP_NAMES.get(type(op), type(op).__name__)
-
-
-def _is_key(node: ast.expr) -> bool:
-    if isinstance(node, ast.Constant):
-        return type(node.value) in (str, int)
-    return (
-        isinstance(node, ast.UnaryOp)
-        and isinstance(node.op, ast.USub)
-        and isinstance(node.operand, ast.Constant)
-        and type(node.operand.value) is int
-    )
-
-
-def _is_singleton(node: ast.expr) -> bool:
-    return isinstance(node, ast.Constant) and (node.value is None or type(node.value) is bool)
-
-
-def _check(node: ast.expr) -> None:
-    if isinstance(node, ast.Constant):
-        if node.value is not None and type(node.value) not in (str, int, float, bool):
-            raise _refuse(f"the constant {node.value!r}")
-    elif isinstance(node, ast.Name):
-        if node.id != "state":
-            hint = f"; call it as {node.id}(x)" if node.id in _FUNCTIONS else ""
+def _check(tree: nodes.Node, env: Sandbox, names: tuple[str, ...]) -> None:
+    functions = set(env.globals)
+    called: set[int] = set()
+    for call in find_nodes(tree, (nodes.Call,)):
+        called.add(id(call.node))
+        if isinstance(call.node, nodes.Name) and call.node.name not in functions:
+            allowed = ", ".join(sorted(FUNCTIONS))
             raise ValueError(
-                f"unknown name {node.id!r}: a condition can only read 'state' "
-                f"(e.g. state.{node.id}){hint}"
+                f"calling {call.node.name!r} is not allowed in a condition; "
+                f"the functions are {allowed}"
             )
-    elif isinstance(node, ast.Attribute):
-        if node.attr.startswith("__"):
-            raise _refuse(f"the attribute {node.attr!r}")
-        _check(node.value)
-    elif isinstance(node, ast.Subscript):
-        if not _is_key(node.slice):
-            raise _refuse("a subscript that is not a constant key or index")
-        _check(node.value)
-    elif isinstance(node, ast.Compare):
-        operands = [node.left, *node.comparators]
-        for op, left, right in zip(node.ops, operands, operands[1:], strict=False):
-            if type(op) not in _COMPARE_OPS:
-                raise _refuse(f"the comparison {_op_name(op)}")
-            if isinstance(op, ast.Is | ast.IsNot) and not (
-                _is_singleton(left) or _is_singleton(right)
-            ):
-                raise ValueError("'is' / 'is not' only compare with None, True or False; use ==")
-        for operand in operands:
-            _check(operand)
-    elif isinstance(node, ast.BoolOp):
-        for value in node.values:
-            _check(value)
-    elif isinstance(node, ast.UnaryOp):
-        if not isinstance(node.op, ast.Not | ast.USub):
-            raise _refuse(f"the operator {_op_name(node.op)}")
-        _check(node.operand)
-    elif isinstance(node, ast.BinOp):
-        if type(node.op) not in _BIN_OPS:
-            raise _refuse(f"the operator {_op_name(node.op)}")
-        _check(node.left)
-        _check(node.right)
-    elif isinstance(node, ast.Call):
-        _check_call(node)
-    elif isinstance(node, ast.List | ast.Tuple):
-        for element in node.elts:
-            _check(element)
-    else:
-        raise _refuse(_REFUSED.get(type(node), type(node).__name__))
-
-
-def _check_call(node: ast.Call) -> None:
-    if node.keywords:
-        raise _refuse("a keyword argument")
-    func = node.func
-    if isinstance(func, ast.Name) and func.id in _FUNCTIONS:
-        low, high = _FUNCTIONS[func.id]
-        name = f"{func.id}()"
-    elif isinstance(func, ast.Attribute) and func.attr in _METHODS:
-        low = high = _METHODS[func.attr]
-        name = f".{func.attr}()"
-        _check(func.value)
-    else:
-        called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "this")
-        raise _refuse(f"calling {called!r}")
-    count = len(node.args)
-    if count < low or (high is not None and count > high):
-        wanted = f"{low}" if low == high else f"at least {low}"
-        raise ValueError(f"{name} takes {wanted} argument(s), got {count}")
-    for arg in node.args:
-        _check(arg)
-
-
-def _lookup(container: object, key: object) -> object:
-    if isinstance(container, Mapping):
-        return container.get(key)
-    if isinstance(container, list | tuple | str) and type(key) is int:
-        return container[key] if -len(container) <= key < len(container) else None
-    return None
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float)
-
-
-def _eval(node: ast.expr, state: Mapping[str, object]) -> object:
-    if isinstance(node, ast.Constant):
-        value: object = node.value
-        return value
-    if isinstance(node, ast.Name):
-        return state
-    if isinstance(node, ast.Attribute):
-        return _lookup(_eval(node.value, state), node.attr)
-    if isinstance(node, ast.Subscript):
-        return _lookup(_eval(node.value, state), _eval(node.slice, state))
-    if isinstance(node, ast.BoolOp):
-        is_and = isinstance(node.op, ast.And)
-        result = _eval(node.values[0], state)
-        for value_node in node.values[1:]:
-            if bool(result) != is_and:
-                break
-            result = _eval(value_node, state)
-        return result
-    if isinstance(node, ast.UnaryOp):
-        operand = _eval(node.operand, state)
-        if isinstance(node.op, ast.Not):
-            return not operand
-        if not isinstance(operand, int | float):
-            raise PipelineRuntimeError(f"unary '-' needs a number, got {_kind(operand)}")
-        return -operand
-    if isinstance(node, ast.BinOp):
-        left, right = _eval(node.left, state), _eval(node.right, state)
-        # '*' on text and '%' formatting could build huge strings from a small expression.
-        if not isinstance(node.op, ast.Add) and not (_is_number(left) and _is_number(right)):
-            raise PipelineRuntimeError(
-                f"arithmetic needs numbers, got {_kind(left)} and {_kind(right)}"
+    for name in find_nodes(tree, (nodes.Name,)):
+        if name.name == "state" or name.name in names:
+            continue
+        if name.name not in functions:
+            readable = ", ".join(repr(known) for known in ("state", *names))
+            raise ValueError(
+                f"unknown name {name.name!r}: a condition can only read {readable} "
+                f"(e.g. state.{name.name})"
             )
-        return _BIN_OPS[type(node.op)](left, right)
-    if isinstance(node, ast.Compare):
-        left = _eval(node.left, state)
-        for op, right_node in zip(node.ops, node.comparators, strict=True):
-            right = _eval(right_node, state)
-            if not _COMPARE_OPS[type(op)](left, right):
-                return False
-            left = right
-        return True
-    if isinstance(node, ast.Call):
-        return _call(node, state)
-    if isinstance(node, ast.List):
-        return [_eval(element, state) for element in node.elts]
-    if isinstance(node, ast.Tuple):
-        return tuple(_eval(element, state) for element in node.elts)
-    raise PipelineRuntimeError(f"unsupported syntax {type(node).__name__}")  # unreachable
-
-
-def _call(node: ast.Call, state: Mapping[str, object]) -> object:
-    args = [_eval(arg, state) for arg in node.args]
-    func = node.func
-    if isinstance(func, ast.Name):
-        builtin = _BUILTINS[func.id]
-        value: object = builtin(*args)
-        return value
-    assert isinstance(func, ast.Attribute)
-    receiver = _eval(func.value, state)
-    if not isinstance(receiver, str):
-        raise PipelineRuntimeError(f".{func.attr}() needs a string, got {_kind(receiver)}")
-    if args and not isinstance(args[0], str):
-        raise PipelineRuntimeError(f".{func.attr}() needs a string argument, got {_kind(args[0])}")
-    method: Callable[..., Any] = getattr(receiver, func.attr)
-    result: object = method(*args)
-    return result
-
-
-def _kind(value: object) -> str:
-    return "None" if value is None else type(value).__name__
+        if id(name) not in called:
+            raise ValueError(f"unknown name {name.name!r}; call it as {name.name}(x)")
+    for attribute in find_nodes(tree, (nodes.Getattr,)):
+        if attribute.attr.startswith("__"):
+            raise ValueError(f"the attribute {attribute.attr!r} is not allowed in a condition")

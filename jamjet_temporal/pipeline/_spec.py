@@ -20,24 +20,32 @@ A pipeline file has two sections::
       ...
 
 :func:`load_pipeline` / :func:`parse_pipeline` check everything that can be checked before a
-run (shape and types, node types, edge targets, ``when`` expressions, ``{{ state.x }}``
-templates, reachability, loops that can never exit) and report the first problem as a
-:class:`~jamjet_temporal.errors.PipelineSpecError` with the file, line, node and a fix. The
-resulting :class:`PipelineSpec` is the input of the pipeline workflow.
+run (shape and types, node types and JamJet's spellings, edge targets, conditions, Jinja2
+templates, the state schema, reachability, loops that can never exit) and report the first
+problem as a :class:`~jamjet_temporal.errors.PipelineSpecError` with the file, line, node and a
+fix; :func:`check_pipeline` returns all of them (``jamjet validate``). The node models live in
+``_nodes``; the resulting :class:`PipelineSpec` is the input of the pipeline workflow. This
+module reads files and imports PyYAML and jsonschema: client and worker start only, never
+workflow code (which uses ``_nodes`` and ``_state``).
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
-from typing import Annotated, Final, Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, TypeVar
 
 import yaml
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
     JsonValue,
+    TypeAdapter,
     ValidationError,
     field_validator,
 )
@@ -57,115 +65,110 @@ from jamjet_temporal._shared._yaml import (
     read_file,
     short,
 )
-from jamjet_temporal.errors import PipelineSpecError, PolicyError
+from jamjet_temporal.errors import PipelineInputError, PipelineSpecError, PolicyError
 from jamjet_temporal.pipeline._expr import ALLOWED_SYNTAX, compile_condition
+from jamjet_temporal.pipeline._nodes import (
+    END,
+    A2ATaskNode,
+    AgentNode,
+    AssertionScorer,
+    ConditionNode,
+    Edge,
+    EndNode,
+    EvalNode,
+    HumanApprovalNode,
+    McpToolNode,
+    ModelNode,
+    Node,
+    NodeBase,
+    ParallelNode,
+    RetrySpec,
+    Seconds,
+    ToolNode,
+    WaitNode,
+)
+from jamjet_temporal.pipeline._state import apply_defaults, input_example, normalize_schema
 from jamjet_temporal.pipeline._template import TemplateSyntaxError, check_template
 from jamjet_temporal.policy import Policy
 from jamjet_temporal.policy._load import policy_from_node
 
 __all__ = [
+    "BUILTIN_RETRY_POLICIES",
     "ConditionNode",
     "Edge",
     "EndNode",
+    "ModelAlias",
     "ModelNode",
     "Node",
     "NodeBase",
+    "PipelineCheck",
     "PipelineSpec",
     "RetrySpec",
+    "Timeouts",
     "ToolNode",
     "WorkflowMeta",
+    "check_input",
+    "check_pipeline",
     "load_pipeline",
     "parse_pipeline",
+    "read_toml_servers",
 ]
 
-_CONFIG: Final = ConfigDict(frozen=True, extra="forbid")
+_T = TypeVar("_T")
+_CONFIG: Final = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
-class Edge(BaseModel):
-    """An outgoing edge: go to ``to`` if ``when`` is true (or has no ``when``)."""
-
-    model_config = _CONFIG
-
-    to: str
-    when: str | None = None
-
-
-class RetrySpec(BaseModel):
-    """Retry policy for a node's activity."""
+class ModelAlias(BaseModel):
+    """A ``models:`` entry: a name nodes use for a model, with its defaults."""
 
     model_config = _CONFIG
 
-    max_attempts: int = Field(default=3, ge=1)
-    initial_interval_seconds: float = Field(default=1.0, gt=0, allow_inf_nan=False)
-    backoff: float = Field(default=2.0, ge=1, allow_inf_nan=False)
-    max_interval_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
-
-
-class NodeBase(BaseModel):
-    """Fields shared by the node types that do work or route (all but ``end``)."""
-
-    model_config = _CONFIG
-
-    label: str | None = None
-    next: str | list[Edge] | None = None
-    timeout_seconds: float = Field(default=300.0, gt=0, allow_inf_nan=False)
-    heartbeat_timeout_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    retry: RetrySpec | None = None
-    policy: Policy | None = None
-
-
-class ModelNode(NodeBase):
-    """Calls a language model with ``prompt`` (and ``system``); both are templates."""
-
-    type: Literal["model"]
-    model: str | None = None
-    system: str | None = None
-    prompt: str
-    output_key: str | None = None
+    model: str
+    provider: str | None = None
+    temperature: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_tokens: int | None = Field(default=None, gt=0)
 
 
-class ToolNode(NodeBase):
-    """Calls a registered tool; string ``arguments`` are templates."""
-
-    type: Literal["tool"]
-    tool: str
-    arguments: dict[str, JsonValue] = Field(default_factory=dict)
-    output_key: str | None = None
-
-
-class ConditionNode(NodeBase):
-    """Does no work, only routes: its ``next`` is a list of edges."""
-
-    type: Literal["condition"]
-
-
-class EndNode(BaseModel):
-    """Ends the pipeline; its result is ``state[output]``, or the whole state."""
+class Timeouts(BaseModel):
+    """The ``timeouts:`` section: defaults of every node and of the whole run."""
 
     model_config = _CONFIG
 
-    type: Literal["end"]
-    label: str | None = None
-    output: str | None = None
+    node_timeout: Seconds = 300.0
+    heartbeat_interval: Seconds | None = None
+    workflow_timeout: Seconds | None = None
+    approval_timeout: Seconds | None = None
 
 
-Node = Annotated[ModelNode | ToolNode | ConditionNode | EndNode, Field(discriminator="type")]
+class TokenBudget(BaseModel):
+    """``workflow.token_budget``: caps on the run's model tokens."""
+
+    model_config = _CONFIG
+
+    total_tokens: int | None = Field(default=None, gt=0)
+    input_tokens: int | None = Field(default=None, gt=0)
+    output_tokens: int | None = Field(default=None, gt=0)
 
 
 class WorkflowMeta(BaseModel):
-    """The ``workflow:`` section: identity, entry node and defaults for every node."""
+    """The ``workflow:`` section: identity, entry node, input schema and defaults."""
 
     model_config = _CONFIG
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     version: str = "0.1.0"
-    start: str
+    name: str | None = None
     description: str | None = None
+    labels: dict[str, str] | list[str] | None = None
+    start: str | None = None
+    state_schema: dict[str, JsonValue] | None = None
     model: str = "gpt-4o-mini"
     heartbeat_timeout_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     retry: RetrySpec = Field(default_factory=RetrySpec)
     max_steps: int = Field(default=100, ge=1)
+    escalate: str | None = None
+    cost_budget_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    token_budget: TokenBudget | None = None
 
     @field_validator("version", mode="before")
     @classmethod
@@ -175,24 +178,123 @@ class WorkflowMeta(BaseModel):
             return str(value)
         return value
 
+    @field_validator("state_schema", mode="before")
+    @classmethod
+    def _schema(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return normalize_schema(value)
+        return value
+
 
 class PipelineSpec(BaseModel):
-    """A validated pipeline: the input of the pipeline workflow."""
+    """A validated pipeline: the input of the pipeline workflow.
+
+    Attributes:
+        workflow: The ``workflow:`` section.
+        nodes: Node id to node, in file order.
+        policy: The pipeline's own policy (narrows the worker's, never widens it).
+        models: Model aliases.
+        retry_policies: Named retry policies (``retry_policy: NAME`` on a node).
+        timeouts: Defaults for nodes and the run.
+        mcp_servers: MCP servers by alias, from ``mcp.servers`` and a ``jamjet.toml`` beside
+            the file (``${VAR}`` left as written: the worker expands it).
+        remote_agents: A2A agents by alias, from ``a2a.remote_agents``.
+        source: The file it was read from.
+    """
 
     model_config = _CONFIG
 
     workflow: WorkflowMeta
     nodes: dict[str, Node]
     policy: Policy | None = None
+    models: dict[str, ModelAlias] = Field(default_factory=dict)
+    retry_policies: dict[str, RetrySpec] = Field(default_factory=dict)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    mcp_servers: dict[str, dict[str, JsonValue]] = Field(default_factory=dict)
+    remote_agents: dict[str, dict[str, JsonValue]] = Field(default_factory=dict)
     source: str = "<string>"
 
+    @property
+    def start(self) -> str:
+        """The first node: ``workflow.start``, else the first node in the file."""
+        return self.workflow.start or next(iter(self.nodes))
 
-def parse_pipeline(text: str, filename: str = "<string>") -> PipelineSpec:
+    def retry_for(self, node: NodeBase) -> RetrySpec:
+        """The retry policy of a node: its own, its named one, or the workflow's."""
+        if node.retry is not None:
+            return node.retry
+        if node.retry_policy is not None:
+            named = self.retry_policies.get(node.retry_policy)
+            return named or BUILTIN_RETRY_POLICIES[node.retry_policy]
+        return self.workflow.retry
+
+    def model_for(self, name: str | None) -> tuple[str, ModelAlias | None]:
+        """The model id a node's ``model`` names (through ``models:``), and its alias entry."""
+        chosen = name or self.workflow.model
+        alias = self.models.get(chosen)
+        return (alias.model, alias) if alias is not None else (chosen, None)
+
+
+#: JamJet's named retry policies.
+BUILTIN_RETRY_POLICIES: Final[dict[str, RetrySpec]] = {
+    "llm_default": RetrySpec(max_attempts=3, backoff=2.0),
+    "io_default": RetrySpec(max_attempts=5, backoff=2.0),
+    "fast": RetrySpec(max_attempts=2, backoff=1.0, initial_interval_seconds=1.0),
+    "no_retry": RetrySpec(max_attempts=1),
+}
+
+
+@dataclass
+class PipelineCheck:
+    """Everything ``jamjet validate`` reports about one file.
+
+    Attributes:
+        spec: The validated pipeline, when it has no error.
+        problems: Errors, in file order: each has file, line, node and a fix.
+        warnings: What could not be checked here (a tool module or an MCP server not found).
+    """
+
+    spec: PipelineSpec | None
+    problems: list[PipelineSpecError] = field(default_factory=list)
+    warnings: list[PipelineSpecError] = field(default_factory=list)
+
+
+def check_pipeline(
+    text: str, filename: str = "<string>", *, base_dir: str | os.PathLike[str] | None = None
+) -> PipelineCheck:
+    """Validates a pipeline and returns every problem found, not only the first.
+
+    Args:
+        text: The YAML document.
+        filename: Where the text came from, used in messages and kept as ``source``.
+        base_dir: Where prompt files and ``jamjet.toml`` are looked up (default: the file's
+            folder, when ``filename`` is a path).
+
+    Returns:
+        The spec (None when there are problems), the problems and the warnings.
+    """
+    try:
+        root, data = load_yaml(text, what="pipelines")
+    except YamlSourceError as exc:
+        return PipelineCheck(None, [_yaml_error(exc, filename)])
+    if base_dir is None and filename != "<string>":
+        base_dir = os.path.dirname(os.path.abspath(filename))
+    validator = _Validator(filename, root, None if base_dir is None else Path(base_dir))
+    spec = validator.validate(data)
+    problems = sorted(validator.problems, key=lambda p: (p.line is None, p.line or 0))
+    return PipelineCheck(None if problems else spec, problems, validator.warnings)
+
+
+def parse_pipeline(
+    text: str, filename: str = "<string>", *, base_dir: str | os.PathLike[str] | None = None
+) -> PipelineSpec:
     """Parses and validates a pipeline from YAML text.
 
     Args:
         text: The YAML document.
         filename: Where the text came from, used in error messages and kept as ``source``.
+        base_dir: Where prompt files and ``jamjet.toml`` are looked up (default: the file's
+            folder, when ``filename`` is a path).
 
     Returns:
         The validated pipeline.
@@ -200,11 +302,11 @@ def parse_pipeline(text: str, filename: str = "<string>") -> PipelineSpec:
     Raises:
         PipelineSpecError: The first problem found, with file, line, node and a fix.
     """
-    try:
-        root, data = load_yaml(text, what="pipelines")
-    except YamlSourceError as exc:
-        raise _yaml_error(exc, filename) from None
-    return _Validator(filename, root).validate(data)
+    check = check_pipeline(text, filename, base_dir=base_dir)
+    if check.problems:
+        raise check.problems[0]
+    assert check.spec is not None
+    return check.spec
 
 
 def load_pipeline(path: str | os.PathLike[str]) -> PipelineSpec:
@@ -227,49 +329,134 @@ def load_pipeline(path: str | os.PathLike[str]) -> PipelineSpec:
 # Validation
 
 
-_AnyNode = ModelNode | ToolNode | ConditionNode | EndNode
+_AnyNode = (
+    ModelNode
+    | ToolNode
+    | McpToolNode
+    | A2ATaskNode
+    | ConditionNode
+    | ParallelNode
+    | WaitNode
+    | HumanApprovalNode
+    | EvalNode
+    | AgentNode
+    | EndNode
+)
 _NODE_TYPES: Final[dict[str, type[_AnyNode]]] = {
     "model": ModelNode,
     "tool": ToolNode,
+    "mcp_tool": McpToolNode,
+    "a2a_task": A2ATaskNode,
     "condition": ConditionNode,
+    "branch": ConditionNode,
+    "parallel": ParallelNode,
+    "wait": WaitNode,
+    "human_approval": HumanApprovalNode,
+    "eval": EvalNode,
+    "agent": AgentNode,
     "end": EndNode,
 }
-_PLANNED_TYPES: Final = ("human_approval", "mcp_tool", "a2a_task")
-_SUPPORTED: Final = "model, tool, condition, end"
-_TOP_KEYS: Final = ("workflow", "nodes", "policy")
+_SUPPORTED: Final = ", ".join(_NODE_TYPES)
+_TOP_KEYS: Final = (
+    "workflow",
+    "nodes",
+    "policy",
+    "models",
+    "retry_policies",
+    "timeouts",
+    "mcp",
+    "a2a",
+)
 _EDGE_FIX: Final = (
     "write `next: <node id>`, or a list of edges: `- to: <node id>` with an optional "
     "`when: <condition>`"
 )
-_CONDITION_FIX: Final = f"conditions are Python expressions over `state`; allowed: {ALLOWED_SYNTAX}"
+_CONDITION_FIX: Final = f"conditions are expressions over `state`: {ALLOWED_SYNTAX}"
 _TEMPLATE_FIX: Final = (
-    "reference values as {{ state.key }} or {{ state.items.0.name }}; "
-    "to keep literal braces, write '{ {' or '} }'"
+    "templates are Jinja2: {{ state.key }}, {{ state.items | join(', ') }}, "
+    "{% if state.x %}...{% endif %}; check the braces and names"
 )
+_PROMPT_SUFFIXES: Final = (".md", ".txt", ".j2", ".jinja", ".jinja2", ".prompt", ".tmpl")
+#: JamJet's old node-list shape: each key and its spelling now.
+_OLD_SPELLINGS: Final[dict[str, str]] = {
+    "start_node": "`workflow.start: <node id>`",
+    "nodes": "a top-level `nodes:` mapping of node id to node (`nodes: {assess_risk: {...}}`)",
+    "id": "the node's key in the `nodes:` mapping",
+    "kind": "`type:`",
+    "config": "the config's keys written on the node itself",
+    "edges": "`next:` (a node id, or a list of `{to, when}`)",
+    "condition": "`when:` on the edge",
+    "prompt_template": "`prompt:` (with `{{ state.x }}` instead of `{{ x }}`)",
+    "output_to_state": "`output_key: <state key>` (one key per node)",
+    "fn": "`tool: <tool name>` on a tool node",
+    "input_from_state": '`arguments: {param: "{{ state.key }}"}`',
+    "agent_url": "`remote_agent:` on an a2a_task node",
+    "server_url": "`server: <alias>` with the server under `mcp: {servers: ...}`",
+    "structured_output": "`output_schema:` (a JSON Schema)",
+    "timeout": "`timeout: 30s` on the node",
+}
 
 
-def _successors(node: BaseModel) -> list[str]:
-    if not isinstance(node, NodeBase) or node.next is None:
-        return []
+def _is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://")) or "{{" in text
+
+
+def _targets(node: BaseModel) -> list[tuple[str, tuple[str | int, ...]]]:
+    """Every node id ``node`` may go to, with the path (under the node) that names it."""
+    found: list[tuple[str, tuple[str | int, ...]]] = []
+    if not isinstance(node, NodeBase):
+        return found
+    if isinstance(node, ConditionNode):
+        for edge, path in node.routes():
+            found.append((edge.to, path if isinstance(path[-1], str) else (*path, "to")))
+        return found
     if isinstance(node.next, str):
-        return [node.next]
-    return [edge.to for edge in node.next]
+        found.append((node.next, ("next",)))
+    elif isinstance(node.next, list):
+        found.extend((edge.to, ("next", index, "to")) for index, edge in enumerate(node.next))
+    for attr in (
+        "on_timeout",
+        "fallback",
+        "on_approve",
+        "on_reject",
+        "join",
+        "retry_node",
+        "escalate_to",
+        "on_input_required",
+    ):
+        value = getattr(node, attr, None)
+        if isinstance(value, str):
+            found.append((value, (attr,)))
+    if isinstance(node, ParallelNode):
+        found.extend((branch, ("branches", index)) for index, branch in enumerate(node.branches))
+    return found
 
 
 def _forced_successor(node: BaseModel) -> str | None:
     """The node always run after ``node``, if there is no choice."""
-    if not isinstance(node, NodeBase) or node.next is None:
+    if isinstance(node, ConditionNode):
+        routes = node.routes()
+        first = routes[0][0] if routes else None
+        return first.to if first is not None and first.when is None else None
+    if not isinstance(node, NodeBase) or isinstance(
+        node, WaitNode | HumanApprovalNode | EvalNode | ParallelNode
+    ):
+        # These may leave by another way (timeout, rejection, escalation, failure).
         return None
     if isinstance(node.next, str):
         return node.next
-    first = node.next[0] if node.next else None
-    return first.to if first is not None and first.when is None else None
+    if isinstance(node.next, list) and node.next and node.next[0].when is None:
+        return node.next[0].to
+    return None
 
 
 class _Validator:
-    def __init__(self, file: str, root: yaml.Node | None) -> None:
+    def __init__(self, file: str, root: yaml.Node | None, base_dir: Path | None) -> None:
         self.file = file
         self.root = root
+        self.base_dir = base_dir
+        self.problems: list[PipelineSpecError] = []
+        self.warnings: list[PipelineSpecError] = []
 
     def _error(
         self,
@@ -282,24 +469,120 @@ class _Validator:
         line = None if self.root is None else locate(self.root, path)[0]
         return PipelineSpecError(reason, file=self.file, line=line, node=node, fix=fix)
 
-    def validate(self, data: object) -> PipelineSpec:
+    def _report(self, error: PipelineSpecError) -> None:
+        self.problems.append(error)
+
+    def validate(self, data: object) -> PipelineSpec | None:
         if self.root is None or not isinstance(data, dict):
             kind = "empty" if data is None else f"a {type(data).__name__}"
-            raise PipelineSpecError(
-                f"the top level must be a mapping with 'workflow' and 'nodes', but it is {kind}",
-                file=self.file,
-                line=1 if self.root is None else node_line(self.root),
-                fix="start the file with `workflow:` (id, start) followed by `nodes:`",
+            self._report(
+                PipelineSpecError(
+                    "the top level must be a mapping with 'workflow' and 'nodes', "
+                    f"but it is {kind}",
+                    file=self.file,
+                    line=1 if self.root is None else node_line(self.root),
+                    fix="start the file with `workflow:` (id, start) followed by `nodes:`",
+                )
             )
+            return None
+        if self._old_shape(data):
+            return None
         for key in data:
             if key not in _TOP_KEYS:
-                raise self._unknown_top_key(key)
-        meta = self._workflow(data)
+                self._report(self._unknown_top_key(key))
+        meta = self._attempt(lambda: self._workflow(data))
         nodes = self._nodes(data)
-        policy = self._policy(data["policy"], ("policy",)) if "policy" in data else None
-        spec = PipelineSpec(workflow=meta, nodes=nodes, policy=policy, source=self.file)
+        policy = None
+        if "policy" in data:
+            policy = self._attempt(lambda: self._policy(data["policy"], ("policy",)))
+        extras = self._attempt(lambda: self._sections(data))
+        if meta is None or nodes is None or extras is None or self.problems:
+            return None
+        try:
+            spec = PipelineSpec.model_validate(
+                {"workflow": meta, "nodes": nodes, "policy": policy, "source": self.file, **extras}
+            )
+        except ValidationError as exc:
+            self._report(self._from_pydantic(exc, (), PipelineSpec, "the pipeline"))
+            return None
         self._check_graph(spec)
         return spec
+
+    def _attempt(self, step: Callable[[], _T]) -> _T | None:
+        try:
+            return step()
+        except PipelineSpecError as err:
+            self._report(err)
+            return None
+
+    # ----------------------------------------------------------------------------------------
+    # sections
+
+    def _old_shape(self, data: dict[object, object]) -> bool:
+        """JamJet's old shape gets one problem per key, with its new spelling."""
+        meta = data.get("workflow")
+        old_meta = isinstance(meta, dict) and (
+            "start_node" in meta or isinstance(meta.get("nodes"), list)
+        )
+        old_nodes = isinstance(data.get("nodes"), list)
+        if not (old_meta or old_nodes):
+            return False
+        intro = (
+            "this is JamJet's old pipeline shape (a list of nodes with kind/config/edges), "
+            "which JamJet itself compiles to zero nodes"
+        )
+        found: list[tuple[tuple[str | int, ...], str]] = []
+        if isinstance(meta, dict):
+            for key in ("start_node", "nodes"):
+                if key in meta:
+                    found.append((("workflow", key), key))
+        node_list = (
+            meta.get("nodes")
+            if isinstance(meta, dict) and isinstance(meta.get("nodes"), list)
+            else data.get("nodes")
+        )
+        base: tuple[str | int, ...] = (
+            ("workflow", "nodes")
+            if old_meta and isinstance(meta, dict) and "nodes" in meta
+            else ("nodes",)
+        )
+        if old_nodes:
+            found.append((("nodes",), "nodes"))
+        if isinstance(node_list, list):
+            for index, item in enumerate(node_list):
+                if not isinstance(item, dict):
+                    continue
+                for key in ("id", "kind", "config", "edges"):
+                    if key in item:
+                        found.append(((*base, index, key), key))
+                config = item.get("config")
+                if isinstance(config, dict):
+                    for key in config:
+                        if key in _OLD_SPELLINGS:
+                            found.append(((*base, index, "config", key), str(key)))
+                edges = item.get("edges")
+                if isinstance(edges, list):
+                    for e_index, edge in enumerate(edges):
+                        if isinstance(edge, dict) and "condition" in edge:
+                            found.append(
+                                ((*base, index, "edges", e_index, "condition"), "condition")
+                            )
+        for path, key in found:
+            node = None
+            position = path[len(base)] if len(path) > len(base) else None
+            if isinstance(position, int) and isinstance(node_list, list):
+                item = node_list[position]
+                if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    node = item["id"]
+            self._report(
+                self._error(
+                    f"{intro}: '{key}' is written {_OLD_SPELLINGS[key]} now",
+                    path,
+                    node=node,
+                    fix=f"write {_OLD_SPELLINGS[key]}; docs/pipelines.md shows the whole shape",
+                )
+            )
+        return True
 
     def _unknown_top_key(self, key: object) -> PipelineSpecError:
         if key == "source":
@@ -307,14 +590,14 @@ class _Validator:
         elif isinstance(key, str) and (close := did_you_mean(key, _TOP_KEYS)):
             fix = f"did you mean '{close}'?"
         else:
-            fix = "remove it; the top level has only `workflow:`, `nodes:` and `policy:`"
+            fix = f"remove it; the top level has: {', '.join(_TOP_KEYS)}"
         return self._error(f"unknown top-level key '{key}'", (str(key),), fix=fix)
 
     def _workflow(self, data: dict[object, object]) -> WorkflowMeta:
         if "workflow" not in data:
             raise self._error(
                 "missing the 'workflow' section",
-                fix="add `workflow:` with at least `id:` and `start:` (the first node)",
+                fix="add `workflow:` with at least `id:` (and `start:`, the first node)",
             )
         raw = data["workflow"]
         if isinstance(raw, dict) and isinstance(raw.get("version"), int | float):
@@ -324,36 +607,163 @@ class _Validator:
             if isinstance(version, yaml.ScalarNode):
                 raw = {**raw, "version": str(version.value)}
         try:
-            return WorkflowMeta.model_validate(raw)
+            meta = WorkflowMeta.model_validate(raw)
         except ValidationError as exc:
             raise self._from_pydantic(
                 exc, ("workflow",), WorkflowMeta, "the workflow section", shown="workflow."
             ) from None
+        except ValueError as exc:  # the state schema's own check
+            raise self._error(
+                f"invalid state_schema: {exc}",
+                ("workflow", "state_schema"),
+                fix="write `field: type` (str, int, float, bool, list, dict) or JSON Schema",
+            ) from None
+        if meta.state_schema is not None:
+            self._check_schema(meta.state_schema)
+        return meta
 
-    def _nodes(self, data: dict[object, object]) -> dict[str, _AnyNode]:
+    def _check_schema(self, schema: dict[str, JsonValue]) -> None:
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            where = "/".join(str(part) for part in exc.path) or "the schema"
+            raise self._error(
+                f"state_schema is not valid JSON Schema at {where}: {exc.message}",
+                ("workflow", "state_schema", *exc.path),
+                fix="see https://json-schema.org/understanding-json-schema/ or use the short "
+                "form `field: type`",
+            ) from None
+        for name, default in _schema_defaults(schema):
+            problems = list(Draft202012Validator(schema).iter_errors({name: default}))
+            bad = [p for p in problems if p.path and p.path[0] == name]
+            if bad:
+                raise self._error(
+                    f"state_schema: the default of '{name}' does not match its own type: "
+                    f"{bad[0].message}",
+                    ("workflow", "state_schema", "properties", name, "default"),
+                    fix=f"give '{name}' a default of its declared type",
+                )
+
+    def _sections(self, data: dict[object, object]) -> dict[str, object]:
+        extras: dict[str, object] = {}
+        for key, model, what in (
+            ("models", dict[str, ModelAlias], "models"),
+            ("retry_policies", dict[str, RetrySpec], "retry_policies"),
+        ):
+            if key not in data:
+                continue
+            raw = data[key]
+            if key == "models" and isinstance(raw, dict):
+                raw = {
+                    name: {"model": value} if isinstance(value, str) else value
+                    for name, value in raw.items()
+                }
+            try:
+                extras[key] = TypeAdapter(model).validate_python(raw)
+            except ValidationError as exc:
+                assert self.root is not None
+                picked = pick_error(exc, self.root, (key,))
+                raise PipelineSpecError(
+                    f"'{what}.{display_path(picked.path)}': {picked.error['msg']}",
+                    file=self.file,
+                    line=picked.line,
+                    fix=f"see the `{what}:` section in docs/pipelines.md",
+                ) from None
+        if "timeouts" in data:
+            try:
+                extras["timeouts"] = Timeouts.model_validate(data["timeouts"])
+            except ValidationError as exc:
+                raise self._from_pydantic(
+                    exc, ("timeouts",), Timeouts, "the timeouts section", shown="timeouts."
+                ) from None
+        extras["mcp_servers"] = self._mcp(data)
+        extras["remote_agents"] = self._a2a(data)
+        return extras
+
+    def _block(
+        self, data: dict[object, object], key: str, inner: str
+    ) -> dict[str, dict[str, JsonValue]]:
+        raw = data.get(key)
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict) or set(raw) - {inner}:
+            extra = sorted(str(k) for k in raw) if isinstance(raw, dict) else []
+            raise self._error(
+                f"'{key}' must be a mapping with '{inner}:'"
+                + (f", found {extra}" if extra else ""),
+                (key,),
+                fix=f"write `{key}: {{{inner}: {{ALIAS: {{...}}}}}}`",
+            )
+        entries = raw.get(inner) or {}
+        if not isinstance(entries, dict) or not all(isinstance(v, dict) for v in entries.values()):
+            raise self._error(
+                f"'{key}.{inner}' must map each alias to its settings",
+                (key, inner),
+                fix=f"write `{inner}: {{ALIAS: {{...}}}}`",
+            )
+        return {str(k): v for k, v in entries.items()}
+
+    def _mcp(self, data: dict[object, object]) -> dict[str, dict[str, JsonValue]]:
+        servers = dict(self._toml_servers())
+        servers.update(self._block(data, "mcp", "servers"))
+        return servers
+
+    def _toml_servers(self) -> dict[str, dict[str, JsonValue]]:
+        if self.base_dir is None:
+            return {}
+        toml = self.base_dir / "jamjet.toml"
+        if not toml.is_file():
+            return {}
+        return read_toml_servers(toml)
+
+    def _a2a(self, data: dict[object, object]) -> dict[str, dict[str, JsonValue]]:
+        return self._block(data, "a2a", "remote_agents")
+
+    # ----------------------------------------------------------------------------------------
+    # nodes
+
+    def _nodes(self, data: dict[object, object]) -> dict[str, _AnyNode] | None:
         raw_nodes = data.get("nodes")
         if "nodes" not in data:
-            raise self._error(
-                "missing the 'nodes' section",
-                fix="add `nodes:` with one entry per node (model, tool, condition, end)",
+            self._report(
+                self._error(
+                    "missing the 'nodes' section",
+                    fix=f"add `nodes:` with one entry per node ({_SUPPORTED})",
+                )
             )
+            return None
         if not isinstance(raw_nodes, dict) or not raw_nodes:
             got = "empty" if not raw_nodes else f"a {type(raw_nodes).__name__}"
-            raise self._error(
-                f"'nodes' must be a mapping of node id to node, but it is {got}",
-                ("nodes",),
-                fix="add nodes like `classify:` with `type: model` and a `prompt:` under it",
+            self._report(
+                self._error(
+                    f"'nodes' must be a mapping of node id to node, but it is {got}",
+                    ("nodes",),
+                    fix="add nodes like `classify:` with `type: model` and a `prompt:` under it",
+                )
             )
+            return None
         nodes: dict[str, _AnyNode] = {}
+        ok = True
         for node_id, raw in raw_nodes.items():
             if not isinstance(node_id, str) or not node_id:
-                raise self._error(
-                    f"node id {short(node_id)} is not text",
-                    ("nodes", str(node_id)),
-                    fix="quote the id, e.g. `'1':`, or use a name",
+                self._report(
+                    self._error(
+                        f"node id {short(node_id)} is not text",
+                        ("nodes", str(node_id)),
+                        fix="quote the id, e.g. `'1':`, or use a name",
+                    )
                 )
-            nodes[node_id] = self._node(node_id, raw)
-        return nodes
+                ok = False
+                continue
+            node = self._attempt(functools.partial(self._node, node_id, raw))
+            if node is None:
+                ok = False
+            else:
+                nodes[node_id] = node
+        return nodes if ok else None
 
     def _node(self, node_id: str, raw: object) -> _AnyNode:
         path = ("nodes", node_id)
@@ -376,6 +786,13 @@ class _Validator:
         model = _NODE_TYPES.get(node_type) if isinstance(node_type, str) else None
         if model is None:
             raise self._bad_type(node_id, node_type)
+        self._check_spellings(node_id, raw, model)
+        if model is ModelNode and isinstance(raw.get("prompt"), str):
+            raw = {**raw, "prompt": self._prompt_text(node_id, raw["prompt"])}
+        elif model is ModelNode and "prompt" not in raw:
+            default = self.base_dir / "prompts" / f"{node_id}.md" if self.base_dir else None
+            if default is not None and default.is_file():
+                raw = {**raw, "prompt": default.read_text(encoding="utf-8")}
         policy = None
         if "policy" in raw and model is not EndNode:
             try:
@@ -387,12 +804,53 @@ class _Validator:
             raw = {**raw, "policy": None}
         try:
             node = model.model_validate(raw)
-            return node if policy is None else node.model_copy(update={"policy": policy})
         except ValidationError as exc:
             article = "an" if node_type[0] in "aeiou" else "a"
             raise self._from_pydantic(
                 exc, path, model, f"{article} {node_type} node", node=node_id
             ) from None
+        return node if policy is None else node.model_copy(update={"policy": policy})
+
+    def _check_spellings(
+        self, node_id: str, raw: dict[object, object], model: type[BaseModel]
+    ) -> None:
+        """Two spellings of one field on one node (``system`` and ``system_prompt``)."""
+        for name, info in model.model_fields.items():
+            alias = info.validation_alias
+            if not isinstance(alias, AliasChoices):
+                continue
+            given = [
+                str(choice) for choice in alias.choices if isinstance(choice, str) and choice in raw
+            ]
+            if len(given) > 1:
+                raise self._error(
+                    f"'{given[0]}' and '{given[1]}' are two spellings of one field",
+                    ("nodes", node_id, given[1]),
+                    node=node_id,
+                    fix=f"keep one of them (`{name}`)",
+                )
+
+    def _prompt_text(self, node_id: str, prompt: str) -> str:
+        """An inline prompt as it is, or the text of the prompt file it names."""
+        candidate = prompt.strip()
+        if "\n" in candidate or "{" in candidate or not candidate.endswith(_PROMPT_SUFFIXES):
+            return prompt
+        if self.base_dir is None:
+            raise self._error(
+                f"prompt names the file '{candidate}', but the pipeline was not read from a file",
+                ("nodes", node_id, "prompt"),
+                node=node_id,
+                fix="load the pipeline from its file, or write the prompt inline",
+            )
+        file = (self.base_dir / candidate).resolve()
+        if not file.is_file():
+            raise self._error(
+                f"prompt file '{candidate}' not found (looked in {self.base_dir})",
+                ("nodes", node_id, "prompt"),
+                node=node_id,
+                fix="paths are relative to the pipeline file; or write the prompt inline",
+            )
+        return file.read_text(encoding="utf-8")
 
     def _policy(self, data: object, path: tuple[str | int, ...]) -> Policy:
         assert self.root is not None
@@ -408,14 +866,11 @@ class _Validator:
         if not isinstance(node_type, str):
             reason = f"the node type must be text, got {short(node_type)}"
             fix = f"use one of: {_SUPPORTED}"
-        elif node_type in _PLANNED_TYPES:
-            reason = f"node type '{node_type}' is not supported yet"
-            fix = f"the node types supported now are: {_SUPPORTED}"
         else:
             reason = f"unknown node type '{node_type}'"
             close = did_you_mean(node_type, list(_NODE_TYPES))
             hint = f"did you mean '{close}'? " if close else ""
-            fix = f"{hint}supported node types: {_SUPPORTED}"
+            fix = f"{hint}node types: {_SUPPORTED}"
         return self._error(reason, path, node=node_id, fix=fix)
 
     def _from_pydantic(
@@ -439,53 +894,180 @@ class _Validator:
     def _check_graph(self, spec: PipelineSpec) -> None:
         nodes = spec.nodes
         start = spec.workflow.start
-        if start not in nodes:
-            raise self._error(
-                f"workflow.start names '{start}', which is not a node",
-                ("workflow", "start"),
-                fix=self._node_fix(start, nodes),
+        if start is not None and start not in nodes:
+            self._report(
+                self._error(
+                    f"workflow.start names '{start}', which is not a node",
+                    ("workflow", "start"),
+                    fix=self._node_fix(start, nodes),
+                )
             )
+            return
+        if spec.workflow.escalate is not None and not self._is_target(
+            spec.workflow.escalate, nodes
+        ):
+            self._report(
+                self._error(
+                    f"workflow.escalate names '{spec.workflow.escalate}', which is not a node",
+                    ("workflow", "escalate"),
+                    fix=self._node_fix(spec.workflow.escalate, nodes),
+                )
+            )
+        before = len(self.problems)
         for node_id, node in nodes.items():
-            self._check_node(node_id, node, nodes)
-        self._check_reachable(start, nodes)
-        self._check_loops(nodes)
+            self._attempt(functools.partial(self._check_node, spec, node_id, node))
+        if len(self.problems) > before:
+            return
+        self._attempt(lambda: self._check_reachable(spec.start, spec))
+        self._attempt(lambda: self._check_loops(nodes))
 
-    def _node_fix(self, missing: str, nodes: dict[str, Node]) -> str:
+    @staticmethod
+    def _is_target(target: str, nodes: Mapping[str, object]) -> bool:
+        return target in nodes or target == END
+
+    def _node_fix(self, missing: str, nodes: Mapping[str, object]) -> str:
         close = did_you_mean(missing, list(nodes))
         known = ", ".join(nodes)
-        return f"did you mean '{close}'?" if close else f"use one of the node ids: {known}"
+        return (
+            f"did you mean '{close}'?" if close else f"use one of the node ids ({known}) or `end`"
+        )
 
-    def _check_node(self, node_id: str, node: _AnyNode, nodes: dict[str, Node]) -> None:
-        if isinstance(node, ModelNode):
-            for field in ("system", "prompt"):
-                text = getattr(node, field)
+    def _check_node(self, spec: PipelineSpec, node_id: str, node: _AnyNode) -> None:
+        at: tuple[str | int, ...] = ("nodes", node_id)
+        if isinstance(node, ModelNode | AgentNode):
+            for name in ("system", "prompt"):
+                text = getattr(node, name)
                 if text is not None:
-                    self._check_template(text, ("nodes", node_id, field), node_id)
-        if isinstance(node, ToolNode):
-            self._check_arguments(node.arguments, ("nodes", node_id, "arguments"), node_id)
-        if not isinstance(node, NodeBase):
-            return
+                    self._check_template(text, (*at, name), node_id)
+            self._check_model(spec, node.model, (*at, "model"), node_id)
+        if isinstance(node, ModelNode) and node.output_schema is not None:
+            self._check_json_schema(node.output_schema, (*at, "output_schema"), node_id)
+        if isinstance(node, AgentNode) and node.input is not None:
+            self._check_arguments(node.input, (*at, "input"), node_id)
+        if isinstance(node, ToolNode | McpToolNode):
+            self._check_arguments(node.arguments, (*at, "arguments"), node_id)
+            server = node.server
+            if server is not None and server not in spec.mcp_servers:
+                self.warnings.append(
+                    self._error(
+                        f"MCP server '{server}' is not declared in this file's `mcp.servers` "
+                        "or a jamjet.toml beside it",
+                        (*at, "server"),
+                        node=node_id,
+                        fix="declare it under `mcp: {servers: {" + server + ": {command: ...}}}`, "
+                        "or configure it on the worker (JamJetConfig(mcp_servers=...))",
+                    )
+                )
+        if isinstance(node, A2ATaskNode):
+            self._check_arguments(node.input, (*at, "input"), node_id)
+            self._check_template(node.remote_agent, (*at, "remote_agent"), node_id)
+            if not _is_url(node.remote_agent) and node.remote_agent not in spec.remote_agents:
+                self.warnings.append(
+                    self._error(
+                        f"remote agent '{node.remote_agent}' is not declared in "
+                        "`a2a.remote_agents`",
+                        (*at, "remote_agent"),
+                        node=node_id,
+                        fix="declare it under `a2a: {remote_agents: {ALIAS: {url: ...}}}`, or "
+                        "give its URL",
+                    )
+                )
+        if isinstance(node, HumanApprovalNode):
+            self._check_arguments(node.arguments, (*at, "arguments"), node_id)
+            if node.description is not None:
+                self._check_template(node.description, (*at, "description"), node_id)
+        if isinstance(node, EvalNode):
+            self._check_eval(spec, node_id, node)
+        if isinstance(node, NodeBase) and node.retry_policy is not None:
+            known = [*spec.retry_policies, *BUILTIN_RETRY_POLICIES]
+            if node.retry_policy not in known:
+                close = did_you_mean(node.retry_policy, known)
+                raise self._error(
+                    f"retry_policy '{node.retry_policy}' is not defined",
+                    (*at, "retry_policy"),
+                    node=node_id,
+                    fix=(f"did you mean '{close}'? " if close else "")
+                    + f"define it under `retry_policies:` or use one of {', '.join(known)}",
+                )
+        if isinstance(node, ConditionNode):
+            self._check_routes(node_id, node, spec.nodes)
+        elif isinstance(node, NodeBase):
+            self._check_next(node_id, node, spec.nodes)
+        for target, path in _targets(node):
+            if not self._is_target(target, spec.nodes):
+                raise self._error(
+                    f"'{display_path(path)}' names '{target}', which is not a node",
+                    (*at, *path),
+                    node=node_id,
+                    fix=self._node_fix(target, spec.nodes),
+                )
+        if isinstance(node, ParallelNode):
+            join = node.join or (node.next if isinstance(node.next, str) else None)
+            if join is None:
+                raise self._error(
+                    "a parallel node needs `join:` (or `next:`): the node its branches meet at",
+                    at,
+                    node=node_id,
+                    fix="add `join: <node id>`",
+                )
+
+    def _check_model(
+        self, spec: PipelineSpec, model: str | None, path: tuple[str | int, ...], node: str
+    ) -> None:
+        del spec, model, path, node  # any model id is accepted; aliases resolve at run time
+
+    def _check_json_schema(
+        self, schema: dict[str, JsonValue], path: tuple[str | int, ...], node: str
+    ) -> None:
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            raise self._error(
+                f"output_schema is not valid JSON Schema: {exc.message}",
+                (*path, *exc.path),
+                node=node,
+                fix="give a JSON Schema object, e.g. {type: object, properties: {...}}",
+            ) from None
+
+    def _check_eval(self, spec: PipelineSpec, node_id: str, node: EvalNode) -> None:
+        at = ("nodes", node_id)
+        for index, scorer in enumerate(node.scorers):
+            if isinstance(scorer, AssertionScorer):
+                for c_index, check in enumerate(scorer.checks):
+                    self._check_condition(
+                        check, (*at, "scorers", index, "checks", c_index), node_id
+                    )
+        if node.input is not None:
+            self._check_condition(node.input, (*at, "input"), node_id)
+        if (
+            node.on_fail == "escalate"
+            and node.escalate_to is None
+            and spec.workflow.escalate is None
+        ):
+            raise self._error(
+                "on_fail: escalate needs a node to escalate to",
+                (*at, "on_fail"),
+                node=node_id,
+                fix="add `escalate_to: <node id>` to the node (or `escalate:` to the workflow)",
+            )
+        if node.retry_node is not None and node.retry_node in spec.nodes:
+            target = spec.nodes[node.retry_node]
+            if not isinstance(target, ModelNode | AgentNode):
+                raise self._error(
+                    f"retry_node '{node.retry_node}' is a {target.type} node; feedback can only "
+                    "be given to a model or agent node",
+                    (*at, "retry_node"),
+                    node=node_id,
+                    fix="name the model or agent node whose output this node evaluates",
+                )
+
+    def _check_next(self, node_id: str, node: NodeBase, nodes: Mapping[str, object]) -> None:
         path = ("nodes", node_id, "next")
         nxt = node.next
-        if isinstance(node, ConditionNode) and not isinstance(nxt, list):
-            raise self._error(
-                "a condition node routes with a list of edges, but its 'next' is "
-                + ("missing" if nxt is None else f"the single node '{nxt}'"),
-                path if nxt is not None else ("nodes", node_id),
-                node=node_id,
-                fix="write `next:` as a list of `- to: <node id>` / `when: <condition>` edges; "
-                "a last edge without `when` is the fallback",
-            )
-        if isinstance(nxt, str):
-            if nxt not in nodes:
-                raise self._error(
-                    f"'next' names '{nxt}', which is not a node",
-                    path,
-                    node=node_id,
-                    fix=self._node_fix(nxt, nodes),
-                )
-            return
-        if nxt is None:
+        if not isinstance(nxt, list):
             return
         if not nxt:
             raise self._error(
@@ -494,35 +1076,49 @@ class _Validator:
                 node=node_id,
                 fix="add edges, or remove `next` to end the pipeline after this node",
             )
-        for index, edge in enumerate(nxt):
-            edge_path = (*path, index)
-            if edge.to not in nodes:
-                raise self._error(
-                    f"edge {index + 1} goes to '{edge.to}', which is not a node",
-                    (*edge_path, "to"),
-                    node=node_id,
-                    fix=self._node_fix(edge.to, nodes),
-                )
+        self._check_edges(node_id, [(edge, ("next", index)) for index, edge in enumerate(nxt)])
+
+    def _check_routes(self, node_id: str, node: ConditionNode, nodes: Mapping[str, object]) -> None:
+        routes = node.routes()
+        if not routes:
+            raise self._error(
+                "a condition node needs routes, but this one has none",
+                ("nodes", node_id),
+                node=node_id,
+                fix="add `conditions: [{if: <condition>, next: <node id>}]` and `default:`, or "
+                "`next:` as a list of `{to, when}` edges",
+            )
+        self._check_edges(node_id, routes)
+
+    def _check_edges(self, node_id: str, routes: list[tuple[Edge, tuple[str | int, ...]]]) -> None:
+        for index, (edge, path) in enumerate(routes):
+            at = ("nodes", node_id, *path)
             if edge.when is None:
-                if index < len(nxt) - 1:
-                    skipped = ", ".join(f"'{later.to}'" for later in nxt[index + 1 :])
+                if index < len(routes) - 1:
+                    skipped = ", ".join(f"'{later.to}'" for later, _ in routes[index + 1 :])
                     raise self._error(
-                        f"edge {index + 1} (to '{edge.to}') has no 'when', so it is always "
-                        f"taken and the edges after it (to {skipped}) can never be",
-                        edge_path,
+                        f"the route to '{edge.to}' has no condition, so it is always taken and "
+                        f"the routes after it (to {skipped}) can never be",
+                        at,
                         node=node_id,
-                        fix="move the edge without `when` last, or give it a `when`",
+                        fix="move the route without a condition last, or give it a `when`",
                     )
                 continue
-            try:
-                compile_condition(edge.when)
-            except ValueError as exc:
-                raise self._error(
-                    f"invalid condition {edge.when!r}: {exc}",
-                    (*edge_path, "when"),
-                    node=node_id,
-                    fix=_CONDITION_FIX,
-                ) from None
+            key = path[-1] if isinstance(path[-1], str) else "when"
+            cond_path = (
+                at
+                if key in ("if_true", "if_false")
+                else (*at, _written_key(self.root, at, ("when", "if", "condition")))
+            )
+            self._check_condition(edge.when, cond_path, node_id)
+
+    def _check_condition(self, text: str, path: tuple[str | int, ...], node: str) -> None:
+        try:
+            compile_condition(text)
+        except ValueError as exc:
+            raise self._error(
+                f"invalid condition {text!r}: {exc}", path, node=node, fix=_CONDITION_FIX
+            ) from None
 
     def _check_arguments(self, value: JsonValue, path: tuple[str | int, ...], node: str) -> None:
         if isinstance(value, str):
@@ -538,6 +1134,17 @@ class _Validator:
         try:
             check_template(text)
         except TemplateSyntaxError as exc:
+            path = (
+                (
+                    *path[:2],
+                    _written_key(
+                        self.root, path[:2], (str(path[2]), *_ALIASES.get(str(path[2]), ()))
+                    ),
+                    *path[3:],
+                )
+                if len(path) > 2
+                else path
+            )
             line = None if self.root is None else locate(self.root, path)[0]
             value = None if self.root is None else node_at(self.root, path)
             if isinstance(value, yaml.ScalarNode) and value.style == "|":
@@ -551,15 +1158,27 @@ class _Validator:
                 fix=_TEMPLATE_FIX,
             ) from None
 
-    def _check_reachable(self, start: str, nodes: dict[str, Node]) -> None:
+    def _check_reachable(self, start: str, spec: PipelineSpec) -> None:
+        nodes = spec.nodes
         reached = {start}
         queue = [start]
         while queue:
-            for target in _successors(nodes[queue.pop()]):
-                if target not in reached:
+            for target, _ in _targets(nodes[queue.pop()]):
+                if target not in reached and target in nodes:
                     reached.add(target)
                     queue.append(target)
+        escalate = spec.workflow.escalate
+        if escalate is not None and escalate in nodes:
+            reached.add(escalate)
+            queue.append(escalate)
+            while queue:
+                for target, _ in _targets(nodes[queue.pop()]):
+                    if target not in reached and target in nodes:
+                        reached.add(target)
+                        queue.append(target)
         unreachable = [node_id for node_id in nodes if node_id not in reached]
+        # A bare `end` node nothing names is JamJet's usual closing line: harmless.
+        unreachable = [n for n in unreachable if not (n == END and isinstance(nodes[n], EndNode))]
         if unreachable:
             raise self._error(
                 f"not reachable from the start node '{start}': {', '.join(unreachable)}",
@@ -568,9 +1187,9 @@ class _Validator:
                 fix="link them from a reachable node with `next`, or remove them",
             )
 
-    def _check_loops(self, nodes: dict[str, Node]) -> None:
+    def _check_loops(self, nodes: Mapping[str, _AnyNode]) -> None:
         # Each node has at most one forced successor, so following them from every node finds
-        # each loop with no way out exactly once; a loop that passes a `when` is allowed
+        # each loop with no way out exactly once; a loop that passes a condition is allowed
         # (workflow.max_steps still bounds it at run time).
         done: set[str] = set()
         for first in nodes:
@@ -580,22 +1199,93 @@ class _Validator:
             while current is not None and current not in done and current not in on_path:
                 path.append(current)
                 on_path.add(current)
-                current = _forced_successor(nodes[current])
+                successor = _forced_successor(nodes[current])
+                current = successor if successor in nodes else None
             if current is not None and current in on_path:
                 loop = path[path.index(current) :]
                 last = loop[-1]
-                closing = nodes[last]
-                assert isinstance(closing, NodeBase)
-                where = ("next",) if isinstance(closing.next, str) else ("next", 0, "to")
                 raise self._error(
                     "these nodes loop forever with no condition to leave the loop: "
                     + " -> ".join([*loop, loop[0]]),
-                    ("nodes", last, *where),
+                    ("nodes", last, "next"),
                     node=last,
                     fix="route through a condition node with a `when` edge that leaves the "
                     "loop, or point one of these `next`s elsewhere",
                 )
             done.update(path)
+
+
+_ALIASES: Final[dict[str, tuple[str, ...]]] = {
+    "system": ("system_prompt",),
+    "arguments": ("input", "args"),
+    "description": ("message", "prompt"),
+    "remote_agent": ("agent_url", "agent_uri"),
+}
+
+
+def _written_key(root: yaml.Node | None, at: Sequence[str | int], choices: Sequence[str]) -> str:
+    """Which of a field's spellings the file uses under ``at`` (the first, if none)."""
+    if root is None:
+        return choices[0]
+    node = node_at(root, at)
+    if isinstance(node, yaml.MappingNode):
+        written = {key.value for key, _ in node.value if isinstance(key, yaml.ScalarNode)}
+        for choice in choices:
+            if choice in written:
+                return choice
+    return choices[0]
+
+
+def _schema_defaults(schema: Mapping[str, JsonValue]) -> list[tuple[str, JsonValue]]:
+    props = schema.get("properties")
+    if not isinstance(props, dict):
+        return []
+    return [
+        (name, spec["default"])
+        for name, spec in props.items()
+        if isinstance(spec, dict) and "default" in spec
+    ]
+
+
+def read_toml_servers(path: Path) -> dict[str, dict[str, JsonValue]]:
+    """The MCP servers a ``jamjet.toml`` declares, as JamJet's templates and docs write them.
+
+    Both ``[[mcp_servers]]`` (templates) and ``[[mcp.servers]]`` (docs) are read; each entry's
+    ``name`` is its alias.
+
+    Raises:
+        PipelineSpecError: The file is not valid TOML, or an entry has no ``name``.
+    """
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PipelineSpecError(
+            f"cannot read jamjet.toml: {exc}",
+            file=str(path),
+            fix="fix the TOML syntax (see https://toml.io)",
+        ) from None
+    entries: list[object] = []
+    for table in (data.get("mcp_servers"), (data.get("mcp") or {}).get("servers")):
+        if isinstance(table, list):
+            entries.extend(table)
+        elif table is not None:
+            raise PipelineSpecError(
+                "MCP servers must be an array of tables",
+                file=str(path),
+                fix="write each server as `[[mcp_servers]]` with `name`, `command`, `args`",
+            )
+    servers: dict[str, dict[str, JsonValue]] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise PipelineSpecError(
+                "an MCP server entry has no `name`",
+                file=str(path),
+                fix='give each `[[mcp_servers]]` a `name = "alias"`',
+            )
+        servers[entry["name"]] = {k: v for k, v in entry.items() if k != "name"}
+    return servers
 
 
 def _yaml_error(exc: YamlSourceError, file: str) -> PipelineSpecError:
@@ -660,3 +1350,47 @@ def _explain(
                 f"use only letters, digits, '_', '.' and '-' in '{field}'",
             )
     return explain_error(error, path, model, what, shown, hidden=("type",))
+
+
+def check_input(spec: PipelineSpec, given: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
+    """The run's initial state: ``given`` with the schema's defaults, checked against it.
+
+    Args:
+        spec: The pipeline.
+        given: The ``--input`` object.
+
+    Returns:
+        The initial state.
+
+    Raises:
+        PipelineInputError: A required field is missing or a value has the wrong type; the
+            message names each field and shows an ``--input`` example.
+    """
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    schema = spec.workflow.state_schema
+    state = apply_defaults(schema, given)
+    if schema is None:
+        return state
+    problems: list[str] = []
+    fields: list[str] = []
+    for error in sorted(Draft202012Validator(schema).iter_errors(state), key=str):
+        if error.validator == "required" and isinstance(error.instance, dict):
+            names = [n for n in error.validator_value if n not in error.instance]
+            fields += names
+            problems += [f"missing required input '{name}'" for name in names]
+        else:
+            where = ".".join(str(part) for part in error.absolute_path) or "the input"
+            if error.absolute_path:
+                fields.append(str(error.absolute_path[0]))
+            problems.append(f"'{where}': {error.message}")
+    if not problems:
+        return state
+    example = json.dumps(input_example(schema, list(dict.fromkeys(fields))))
+    raise PipelineInputError(
+        f"{spec.source}: the input does not match workflow.state_schema: "
+        + "; ".join(problems)
+        + f" (give it with --input '{example}')"
+    )

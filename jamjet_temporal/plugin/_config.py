@@ -1,7 +1,8 @@
 """Plugin configuration (pure: safe on both sides of the determinism boundary).
 
 ``JamJetConfig`` holds the governance inputs (``policy``, ``approvals``) itself and one section
-per capability (``llm``, ``audit``, ``memory``, ``budget``): a new capability adds a section.
+per capability (``llm``, ``audit``, ``memory``, ``budget``, ``mcp_servers``): a new capability
+adds a section.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from jamjet_temporal.approvals._load import ApprovalConfig
 from jamjet_temporal.errors import ConfigError
+from jamjet_temporal.mcp._config import McpServer, servers_from_config
 from jamjet_temporal.memory._names import DEFAULT_MEMORY_STORE
 from jamjet_temporal.policy import Policy
 
@@ -115,6 +118,11 @@ class JamJetConfig:
         audit: The audit trail: its store, signing key and redaction rules (``AuditConfig``).
         memory: Engram long-term memory: its store (``MemoryConfig``).
         budget: Run budgets: price overrides for models (``BudgetConfig``).
+        mcp_servers: The MCP servers workers can call, by alias: ``McpServer`` models or
+            plain dicts of their settings, e.g. ``{"files": {"command": "npx", "args": [...]}}``
+            (docs/mcp.md). Values may hold ``${VAR}``, filled from the worker's environment
+            when it connects. Validated here (a bad entry raises ``ConfigError``); None: no MCP
+            servers (and no need for the ``[mcp]`` extra).
     """
 
     policy: Policy | str | os.PathLike[str] | None = None
@@ -123,3 +131,9 @@ class JamJetConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    mcp_servers: Mapping[str, McpServer | Mapping[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.mcp_servers is not None:
+            servers = servers_from_config(self.mcp_servers, where="JamJetConfig.mcp_servers")
+            object.__setattr__(self, "mcp_servers", servers)

@@ -60,6 +60,11 @@ _PASSTHROUGH = (
     # one process; a workflow module that imports it (our approval and key types do) would fail
     # sandbox validation with a SystemError. Pure computation; no I/O at import, no run state.
     "cryptography",
+    # jinja2: pipeline templates and conditions (pipeline._template, pipeline._expr). Pure and
+    # deterministic; imported once per worker instead of once per workflow run.
+    "jinja2",
+    # markupsafe: imported by jinja2. Pure and deterministic; imported once per worker too.
+    "markupsafe",
 )
 
 
@@ -188,6 +193,16 @@ class JamJetPlugin(SimplePlugin):
             memory.forget,
             *tasks,
         ]
+        run_context = None
+        if self.config.mcp_servers:
+            # Imported only when servers are configured: the mcp SDK is the [mcp] extra.
+            from jamjet_temporal.mcp._activities import McpActivities
+
+            mcp = McpActivities(self.config.mcp_servers)
+            activities += [mcp.list_tools, mcp.call_tool]
+            # Each worker's event loop keeps one connection per server; its last worker to
+            # stop closes them (stdio servers' processes end with them).
+            run_context = mcp.run_context
         super().__init__(
             PLUGIN_NAME,
             data_converter=_sealing(sink),
@@ -200,6 +215,7 @@ class JamJetPlugin(SimplePlugin):
             workflows=_adding([PipelineWorkflow]),
             workflow_runner=_runner,
             workflow_failure_exception_types=[JamJetError],
+            run_context=run_context,
         )
 
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
