@@ -26,8 +26,11 @@ from jamjet_temporal.cli._audit import (
     audit_verify_store,
 )
 from jamjet_temporal.cli._dev import dev
+from jamjet_temporal.cli._events import resume
+from jamjet_temporal.cli._init import init
 from jamjet_temporal.cli._run import run, worker_cmd
 from jamjet_temporal.cli._runs import history, status
+from jamjet_temporal.cli._validate import validate
 
 app = typer.Typer(
     help="jamjet: crash-proof, governable AI agents on Temporal.",
@@ -36,6 +39,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("run")(run)
+app.command("validate")(validate)
+app.command("init")(init)
+app.command("resume")(resume)
 app.command("worker")(worker_cmd)
 app.command("dev")(dev)
 app.command("status")(status)

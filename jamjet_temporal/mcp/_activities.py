@@ -333,7 +333,7 @@ class McpActivities:
             # the next attempt connects afresh.
             self._drop(connection)
             stderr = connection.stderr(wait=0.2)
-            text = f"MCP server '{alias}' failed to {what}: {type(err).__name__}: {err}"
+            text = f"MCP server '{alias}' failed to {what}: {_describe(err)}"
             if stderr:
                 text += f"; its stderr ends with:\n{stderr}\n"
             raise ApplicationError(
@@ -410,11 +410,8 @@ def _connect_error(connection: _Connection, err: BaseException) -> ApplicationEr
     else:
         target = f"url {server.url!r}"
     stderr = connection.stderr(wait=0.5)
-    reason = (
-        "it did not answer in time"
-        if isinstance(err, TimeoutError)
-        else f"{type(err).__name__}: {err}"
-    )
+    err = _leaf(err)
+    reason = "it did not answer in time" if isinstance(err, TimeoutError) else _describe(err)
     text = f"MCP server '{connection.alias}' ({target}) could not be started or reached: {reason}"
     if stderr:
         text += f"; its stderr ends with:\n{stderr}"
@@ -424,6 +421,18 @@ def _connect_error(connection: _Connection, err: BaseException) -> ApplicationEr
         # A program that is not there, or cannot be run, will not be there on a retry either.
         non_retryable=isinstance(err, FileNotFoundError | PermissionError | NotADirectoryError),
     )
+
+
+def _leaf(err: BaseException) -> BaseException:
+    """The first exception inside (nested) exception groups: what actually went wrong."""
+    while isinstance(err, BaseExceptionGroup) and err.exceptions:
+        err = err.exceptions[0]
+    return err
+
+
+def _describe(err: BaseException) -> str:
+    err = _leaf(err)
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
 def _error_text(result: CallToolResult) -> str:

@@ -17,6 +17,7 @@ environment, when it connects (:meth:`McpServer.resolved`). ``$$`` writes a lite
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Mapping
@@ -104,6 +105,15 @@ class McpServer(BaseModel):
         if not isinstance(data, Mapping):
             return data
         data = dict(data)
+        unknown = [str(key) for key in data if key not in cls.model_fields]
+        if unknown:
+            hints = [
+                f"'{key}' (did you mean '{close[0]}'?)"
+                if (close := difflib.get_close_matches(key, list(cls.model_fields), n=1))
+                else f"'{key}'"
+                for key in unknown
+            ]
+            raise ValueError(f"unknown setting {', '.join(hints)}")
         transport = data.get("transport")
         if transport is None:
             if data.get("command") is not None:

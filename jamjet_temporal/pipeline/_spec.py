@@ -281,7 +281,7 @@ def check_pipeline(
         base_dir = os.path.dirname(os.path.abspath(filename))
     validator = _Validator(filename, root, None if base_dir is None else Path(base_dir))
     spec = validator.validate(data)
-    problems = sorted(validator.problems, key=lambda p: (p.line is None, p.line or 0))
+    problems = validator.problems
     return PipelineCheck(None if problems else spec, problems, validator.warnings)
 
 
@@ -996,7 +996,7 @@ class _Validator:
         for target, path in _targets(node):
             if not self._is_target(target, spec.nodes):
                 raise self._error(
-                    f"'{display_path(path)}' names '{target}', which is not a node",
+                    f"{_what_names(path)} '{target}', which is not a node",
                     (*at, *path),
                     node=node_id,
                     fix=self._node_fix(target, spec.nodes),
@@ -1204,10 +1204,13 @@ class _Validator:
             if current is not None and current in on_path:
                 loop = path[path.index(current) :]
                 last = loop[-1]
+                where = next(
+                    (at for target, at in _targets(nodes[last]) if target == loop[0]), ("next",)
+                )
                 raise self._error(
                     "these nodes loop forever with no condition to leave the loop: "
                     + " -> ".join([*loop, loop[0]]),
-                    ("nodes", last, "next"),
+                    ("nodes", last, *where),
                     node=last,
                     fix="route through a condition node with a `when` edge that leaves the "
                     "loop, or point one of these `next`s elsewhere",
@@ -1221,6 +1224,14 @@ _ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "description": ("message", "prompt"),
     "remote_agent": ("agent_url", "agent_uri"),
 }
+
+
+def _what_names(path: tuple[str | int, ...]) -> str:
+    """How a message names the key that points at a node: "edge 2 goes to", "'next' names"."""
+    if len(path) >= 2 and isinstance(path[1], int):
+        kind = {"next": "edge", "conditions": "condition", "branches": "branch"}[str(path[0])]
+        return f"{kind} {path[1] + 1} " + ("is" if kind == "branch" else "goes to")
+    return f"'{display_path(path)}' names"
 
 
 def _written_key(root: yaml.Node | None, at: Sequence[str | int], choices: Sequence[str]) -> str:
@@ -1326,6 +1337,11 @@ def _explain(
     last = path[-1] if path else ""
     field = shown + display_path(path)
     given = short(error.get("input"))
+    if kind == "value_error":
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if "is not a duration" in message:
+            return f"'{field}': {message}", f"write '{field}' as seconds or as 30s, 5m, 2h, 1d"
+        return f"'{field}': {message}", f"change '{field}' as the message says"
     if kind == "extra_forbidden":
         owner = model_at(model, path[:-1])
         allowed = [name for name in owner.model_fields if name != "type"] if owner else []

@@ -4,13 +4,16 @@ kept out of history, typed failures, a server that dies, replay without any serv
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
 import json
 import os
 import signal
 import sys
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,6 +100,27 @@ async def governed(
     finally:
         for worker in reversed(workers):
             await worker.__aexit__(None, None, None)
+
+
+def readable(node: object) -> str:
+    """A history's JSON with every payload's base64 ``data`` decoded beside it."""
+    parts: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "data" and isinstance(item, str):
+                    with contextlib.suppress(ValueError):
+                        parts.append(base64.b64decode(item).decode("utf-8", "replace"))
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        else:
+            parts.append(str(value))
+
+    walk(node)
+    return "\n".join(parts)
 
 
 def root(cause: BaseException) -> ApplicationError:
@@ -257,7 +281,7 @@ async def test_a_secret_in_env_is_filled_on_the_worker_and_never_in_history(
     assert plain == hashlib.sha256(b"${NOT_A_VAR}").hexdigest(), "$$ is a literal $"
 
     history = await gov.client.get_workflow_handle(run_id).fetch_history()
-    text = history.to_json()
+    text = readable(json.loads(history.to_json()))
     assert "env_sha256" in text  # the history is readable here: the check below is not vacuous
     assert secret not in text
     assert "JJ_MCP_TEST_SECRET" not in text, "not even the variable's name goes to history"
@@ -386,3 +410,76 @@ async def test_a_worker_refuses_an_mcp_call_that_reached_it_undecided(
     assert not target.exists()
     refused = [e.data for e in await gov.events(run_id)]
     assert [(d["tool"], d["mcp_server"]) for d in refused] == [("files.write_file", "files")]
+
+
+@pytest.fixture(scope="module")
+def http_server() -> Iterator[str]:
+    """The same tools served over streamable HTTP in this process, behind a bearer token."""
+    import threading
+
+    import uvicorn
+
+    from jamjet_temporal.cli._devserver import free_port
+    from tests.mcp.server import server
+
+    app = server.streamable_http_app()
+
+    async def guarded(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            sent = dict(scope["headers"]).get(b"authorization", b"")
+            if sent != f"Bearer {HTTP_TOKEN}".encode():
+                await send({"type": "http.response.start", "status": 401, "headers": []})
+                await send({"type": "http.response.body", "body": b"unauthorized"})
+                return
+        await app(scope, receive, send)
+
+    port = free_port()
+    config = uvicorn.Config(guarded, host="127.0.0.1", port=port, log_level="warning")
+    runner = uvicorn.Server(config)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not runner.started:
+        assert time.monotonic() < deadline, "the HTTP MCP server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        runner.should_exit = True
+        thread.join(10)
+
+
+HTTP_TOKEN = f"bearer-{uuid.uuid4().hex}"
+
+
+async def test_an_http_server_with_a_bearer_token_from_the_workers_environment(
+    governed: Make, http_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JJ_MCP_TEST_BEARER", HTTP_TOKEN)
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    monkeypatch.setenv("JJ_MCP_TEST_WRONG", wrong)
+    servers = {
+        "web": {
+            "transport": "streamable_http",
+            "url": http_server,
+            "headers": {"Authorization": "Bearer ${JJ_MCP_TEST_BEARER}"},
+        },
+        "intruder": {"url": http_server, "headers": {"Authorization": "Bearer ${JJ_MCP_TEST_WRONG}"}},
+    }
+    gov = await governed(servers)
+    run_id = f"http-{uuid.uuid4().hex[:8]}"
+    result = await gov.client.execute_workflow(
+        Tour.run,
+        args=["web", [("add", {"a": 2, "b": 5}), ("shout", {"text": "over http"})]],
+        id=run_id,
+        task_queue=gov.queue,
+    )
+    assert result["results"] == [{"result": 7.0}, "OVER HTTP"]
+    history = await gov.client.get_workflow_handle(run_id).fetch_history()
+    assert HTTP_TOKEN not in readable(json.loads(history.to_json()))
+
+    failed_id, cause = await gov.fail(CallTool.run, "intruder", "echo", {"text": "x"}, True)
+    error = root(cause)
+    assert error.type == "McpServerError" and "'intruder'" in error.message
+    history = await gov.client.get_workflow_handle(failed_id).fetch_history()
+    assert wrong not in readable(json.loads(history.to_json())), "the token leaked in the error"
