@@ -33,7 +33,10 @@ The tree::
     ├── EngramError                  long-term memory could not do what was asked
     │   └── ExtractionError          the model's fact extraction was not valid (raw answer kept)
     ├── McpServerError               an MCP server could not be started, reached or understood
-    └── McpToolError                 an MCP tool answered with an error result (isError)
+    ├── McpToolError                 an MCP tool answered with an error result (isError)
+    ├── RemoteAgentError             an A2A agent could not be reached, or broke the protocol
+    └── DelegationError              an A2A agent's task failed, was refused, or lacks the skill
+        └── InputRequiredError       ... the remote task stopped to ask for input
 
 Errors raised inside workflow code are registered by ``JamJetPlugin`` as workflow failure
 types: a plain exception there would fail the workflow *task* and retry it forever, ours fail
@@ -61,6 +64,7 @@ __all__ = [
     "BudgetExceededError",
     "ConfigError",
     "ConfigFileError",
+    "DelegationError",
     "DevServerError",
     "EngramError",
     "EvalFailedError",
@@ -69,6 +73,7 @@ __all__ = [
     "ExtractionError",
     "GateError",
     "IdentityError",
+    "InputRequiredError",
     "JamJetError",
     "KeyFileError",
     "McpServerError",
@@ -78,6 +83,7 @@ __all__ = [
     "PipelineRuntimeError",
     "PipelineSpecError",
     "PolicyError",
+    "RemoteAgentError",
     "SigningKeyError",
     "TemplateError",
     "ToolDeniedError",
@@ -541,3 +547,87 @@ class McpToolError(JamJetError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (McpToolError, (self.server, self.tool, self.reason))
+
+
+class RemoteAgentError(JamJetError):
+    """A remote A2A agent could not be reached, or its card or answers broke the protocol.
+
+    Raised on the worker, where it reaches the workflow as an ``ApplicationError`` of this
+    type; the message names the agent (alias or URL) and what failed. Retryable when trying
+    again may help (a network error, a timeout, a server error), final when not (no agent card
+    at the URL, no interface this worker speaks, the agent lost the task it was running).
+    """
+
+
+class DelegationError(JamJetError):
+    """A remote A2A agent's task did not complete: it failed, was rejected or canceled, needs
+    authentication, or names a skill the agent's card does not list.
+
+    Raised on the worker as a non-retryable ``ApplicationError`` of this type (sending the
+    same request again would not change the answer, and would be a second task): catch
+    ``ActivityError`` and compare ``cause.type``; ``cause.details[0]`` holds the fields below.
+
+    Attributes:
+        agent: The agent's alias, or its URL.
+        skill: The skill asked for (None: the agent chose).
+        state: The remote task's final state (``failed``, ``rejected``, ``canceled``,
+            ``auth-required``, ``input-required``), or None when no task was sent.
+        task_id: The remote task's id, when there is one.
+        reason: What the agent said (its status message), or why nothing was sent.
+    """
+
+    def __init__(
+        self,
+        agent: str,
+        skill: str | None,
+        reason: str,
+        *,
+        state: str | None = None,
+        task_id: str | None = None,
+    ) -> None:
+        self.agent = agent
+        self.skill = skill
+        self.reason = reason
+        self.state = state
+        self.task_id = task_id
+        target = f"'{agent}'" if skill is None else f"'{agent}' (skill '{skill}')"
+        if state is None:
+            message = f"delegation to {target} not sent: {reason}"
+        else:
+            message = f"delegation to {target} ended {state} (remote task {task_id}): {reason}"
+        super().__init__(message)
+
+    def details(self) -> dict[str, str | None]:
+        """The fields, as the ``ApplicationError``'s first detail."""
+        return {
+            "agent": self.agent,
+            "skill": self.skill,
+            "state": self.state,
+            "task_id": self.task_id,
+            "reason": self.reason,
+        }
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _delegation_error,
+            (type(self), self.agent, self.skill, self.reason, self.state, self.task_id),
+        )
+
+
+class InputRequiredError(DelegationError):
+    """The remote task stopped in ``input-required``: the agent asks a question.
+
+    Answering it (a second message on the same task) is not supported yet; the remote task is
+    left waiting, and its id is in the error's details for whoever answers it.
+    """
+
+
+def _delegation_error(
+    cls: type[DelegationError],
+    agent: str,
+    skill: str | None,
+    reason: str,
+    state: str | None,
+    task_id: str | None,
+) -> DelegationError:
+    return cls(agent, skill, reason, state=state, task_id=task_id)

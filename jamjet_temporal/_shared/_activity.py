@@ -68,9 +68,21 @@ def idempotency_key() -> str:
             "(or activity) body, where the step it names is known"
         )
     info = activity.info()
+    return step_key(
+        info.workflow_namespace, info.workflow_id, info.workflow_run_id, info.activity_id
+    )
+
+
+def step_key(namespace: str, workflow_id: str | None, run_id: str | None, activity_id: str) -> str:
+    """The idempotency key of one step, from its names (pure: workflow code may compute it
+    before scheduling the step, as ``a2a.delegate`` does for its message id).
+
+    Returns:
+        ``"jj-"`` followed by 32 hex digits: what :func:`idempotency_key` returns in that step.
+    """
     # Attempt is deliberately left out: every retry of this step must get the same key. The run
     # id is in: a reset or continue-as-new is a new execution whose steps are new steps.
-    parts = (info.workflow_namespace, info.workflow_id, info.workflow_run_id, info.activity_id)
+    parts = (namespace, workflow_id, run_id, activity_id)
     raw = "\x1f".join(part or "" for part in parts)
     return "jj-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
 

@@ -13,16 +13,19 @@ from typing import Final
 from temporalio.common import SearchAttributeKey
 
 # Activity types. The reserved namespace is ``jamjet.``; only the runtime schedules its names,
-# except the model call and the MCP tool call, which are governed calls like any tool (see
-# ``_shared._runtime``).
+# except the model call, the MCP tool call and the A2A delegation, which are governed calls like
+# any tool (see ``_shared._runtime``).
 RESERVED_PREFIX: Final = "jamjet."
 CHAT_ACTIVITY: Final = "jamjet.llm.chat"
 #: One call of one MCP server's tool: decided by the gate as the tool ``ALIAS.TOOL``.
 MCP_CALL_ACTIVITY: Final = "jamjet.mcp.call_tool"
 #: Listing an MCP server's tools: runtime-internal (not a tool call, not decided).
 MCP_LIST_ACTIVITY: Final = "jamjet.mcp.list_tools"
+#: One delegation to a remote A2A agent (send the message, follow its task to the end): decided
+#: by the gate as the tool ``a2a:ALIAS.SKILL``.
+A2A_SEND_ACTIVITY: Final = "jamjet.a2a.send"
 #: The reserved names that are governed calls, decided by the gate like any tool.
-GOVERNED_ACTIVITIES: Final = frozenset({CHAT_ACTIVITY, MCP_CALL_ACTIVITY})
+GOVERNED_ACTIVITIES: Final = frozenset({CHAT_ACTIVITY, MCP_CALL_ACTIVITY, A2A_SEND_ACTIVITY})
 RECORD_ACTIVITY: Final = "jamjet.audit.record"
 QUOTE_ACTIVITY: Final = "jamjet.budget.quote"
 CONTEXT_ACTIVITY: Final = "jamjet.engram.context"
@@ -64,6 +67,9 @@ PIPELINE_WAITING_QUERY: Final = "jamjet.pipeline.waiting"
 GOVERNANCE_PATCH: Final = "jamjet.governance"
 #: Heartbeat detail key under which a governed activity keeps its model spend.
 SPEND_DETAIL: Final = "jamjet.spend"
+#: Heartbeat detail key under which an A2A delegation keeps the remote task it follows (its id,
+#: state and last status text): a retried attempt follows that task instead of sending again.
+A2A_TASK_DETAIL: Final = "jamjet.a2a.task"
 #: The audit event that closes a run's trail (completed or failed).
 RUN_CLOSED: Final = "run.closed"
 #: Key, in an MCP ``tools/call`` request's ``_meta``, of the call's idempotency key.

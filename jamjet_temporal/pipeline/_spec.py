@@ -1037,8 +1037,12 @@ class _Validator:
         for index, scorer in enumerate(node.scorers):
             if isinstance(scorer, AssertionScorer):
                 for c_index, check in enumerate(scorer.checks):
+                    # `output` is the value evaluated (JamJet's templates write output['x']).
                     self._check_condition(
-                        check, (*at, "scorers", index, "checks", c_index), node_id
+                        check,
+                        (*at, "scorers", index, "checks", c_index),
+                        node_id,
+                        names=("output",),
                     )
         if node.input is not None:
             self._check_condition(node.input, (*at, "input"), node_id)
@@ -1112,9 +1116,11 @@ class _Validator:
             )
             self._check_condition(edge.when, cond_path, node_id)
 
-    def _check_condition(self, text: str, path: tuple[str | int, ...], node: str) -> None:
+    def _check_condition(
+        self, text: str, path: tuple[str | int, ...], node: str, *, names: tuple[str, ...] = ()
+    ) -> None:
         try:
-            compile_condition(text)
+            compile_condition(text, names=names)
         except ValueError as exc:
             raise self._error(
                 f"invalid condition {text!r}: {exc}", path, node=node, fix=_CONDITION_FIX
