@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 #: none may be reachable from a workflow-side module.
 IO_MODULES = frozenset(
     {
+        "a2a",
         "httpcore",
         "httpx",
         "httpx2",
@@ -56,6 +57,8 @@ WORKFLOW_SIDE_EXTRA = frozenset(
         f"{PACKAGE}.llm._call",
         f"{PACKAGE}.mcp",
         f"{PACKAGE}.mcp._config",
+        f"{PACKAGE}.a2a",
+        f"{PACKAGE}.a2a._config",
         f"{PACKAGE}.authoring._task",
         f"{PACKAGE}.authoring._agent",
         f"{PACKAGE}.authoring._strategies",

@@ -18,6 +18,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.worker import Worker
 
 from jamjet_temporal._shared._connect import connect
+from jamjet_temporal.approvals._identity import SigningIdentity, load_identity
 from jamjet_temporal.cli._crash import check_crash_node, crash_plan, report_missed
 from jamjet_temporal.cli._format import fail, say
 from jamjet_temporal.cli._options import (
@@ -46,6 +47,7 @@ from jamjet_temporal.pipeline import (
 from jamjet_temporal.pipeline._spec import check_input
 from jamjet_temporal.pipeline._workflow import AgentSpec, ToolSignature
 from jamjet_temporal.plugin._config import DEFAULT_AUDIT_STORE, JamJetConfig
+from jamjet_temporal.plugin._interceptor import acting_as
 from jamjet_temporal.plugin._plugin import JamJetPlugin
 
 DEFAULT_TASK_QUEUE = "jamjet"
@@ -94,9 +96,25 @@ def run(
     policy: PolicyOption = None,
     audit_store: AuditStoreOption = DEFAULT_AUDIT_STORE,
     approvals: ApprovalsOption = None,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="The user the run acts for (its requester for four-eyes), proven by --signer.",
+        ),
+    ] = None,
+    signer: Annotated[
+        Path | None,
+        typer.Option(
+            "--signer",
+            help="Key file of the client the approvals config trusts to say whom runs act "
+            "for (or an approver's own key, acting for themselves).",
+        ),
+    ] = None,
 ) -> None:
     """Run a YAML pipeline and stream its progress."""
     try:
+        identity = _identity(user, signer)
         spec = load_pipeline(file)
         governance = Governance(policy, audit_store, approvals, (str(file),))
         config = governance.config()
@@ -141,9 +159,19 @@ def run(
             model_latency_ms,
             governance,
             config,
+            identity,
         )
     )
     raise typer.Exit(code)
+
+
+def _identity(user: str | None, signer: Path | None) -> tuple[str, SigningIdentity] | None:
+    if user is None and signer is None:
+        return None
+    if signer is None:
+        raise fail("--as needs --signer: the key of a client the approvals config trusts")
+    key = load_identity(signer)
+    return (user or key.approver, key)
 
 
 async def _run(
@@ -161,6 +189,7 @@ async def _run(
     model_latency_ms: int,
     governance: Governance,
     config: JamJetConfig,
+    identity: tuple[str, SigningIdentity] | None = None,
 ) -> int:
     async with runtime(address, model_latency_ms=model_latency_ms) as env:
         plugin = JamJetPlugin(config, tasks=activities_of(tools))
@@ -184,14 +213,20 @@ async def _run(
                     Worker(client, task_queue=task_queue, identity="worker-1")
                 )
             say(f"▸ Starting execution {run_id}...")
-            handle: WorkflowHandle[Any, PipelineResult] = await client.start_workflow(
-                PIPELINE_WORKFLOW,
-                PipelineRun(spec=spec, input=state, tool_params=signatures, agents=agents),
-                id=run_id,
-                task_queue=task_queue,
-                result_type=PipelineResult,
-                execution_timeout=_seconds(spec.timeouts.workflow_timeout),
+            acting = (
+                acting_as(identity[0], signer=identity[1])
+                if identity is not None
+                else contextlib.nullcontext()
             )
+            with acting:
+                handle: WorkflowHandle[Any, PipelineResult] = await client.start_workflow(
+                    PIPELINE_WORKFLOW,
+                    PipelineRun(spec=spec, input=state, tool_params=signatures, agents=agents),
+                    id=run_id,
+                    task_queue=task_queue,
+                    result_type=PipelineResult,
+                    execution_timeout=_seconds(spec.timeouts.workflow_timeout),
+                )
             report = await follow(handle, say, crash=crash)
             if crash is not None:
                 report_missed(crash)

@@ -55,7 +55,9 @@ from jamjet_temporal.gate._workflow import (
     Clearance,
     SpentResult,
     TaskSpend,
+    a2a_call,
     digest,
+    is_a2a_call,
     is_mcp_call,
     mcp_call,
 )
@@ -414,13 +416,15 @@ class GateActivityInbound(ActivityInboundInterceptor):
         clearance = activity.payload_converter().from_payloads([payload], [Clearance])[0]
         assert isinstance(clearance, Clearance)
         self._check_governance(clearance.governance)
-        if is_mcp_call(info.activity_type) and clearance.decision.subject != tool["tool"]:
+        governed = is_mcp_call(info.activity_type) or is_a2a_call(info.activity_type)
+        if governed and clearance.decision.subject != tool["tool"]:
             # The decision travels beside the arguments: one decided for another tool (a
             # header copied onto another call) clears nothing.
+            what = "MCP tool" if is_mcp_call(info.activity_type) else "A2A delegation"
             await self._refuse(
                 info,
                 f"the gate decision is for '{clearance.decision.subject}', not this call",
-                f"MCP tool '{tool['tool']}' refused: its gate decision was made for "
+                f"{what} '{tool['tool']}' refused: its gate decision was made for "
                 f"'{clearance.decision.subject}'",
                 tool,
             )
@@ -627,7 +631,17 @@ class GateActivityInbound(ActivityInboundInterceptor):
 
 def _tool_fields(info: activity.Info, input: ExecuteActivityInput) -> dict[str, JsonValue]:
     """How the audit trail names the tool an activity is: its activity type, or for an MCP
-    call the tool ``ALIAS.TOOL`` with the server's alias and the activity type beside it."""
+    call the tool ``ALIAS.TOOL`` with the server's alias and the activity type beside it (for
+    an A2A delegation ``a2a:ALIAS.SKILL``, with the agent's alias or URL)."""
+    if is_a2a_call(info.activity_type):
+        delegation = a2a_call(input.args)
+        if delegation is None:
+            return {"tool": info.activity_type}
+        return {
+            "tool": delegation.subject,
+            "a2a_agent": delegation.agent,
+            "activity": info.activity_type,
+        }
     if not is_mcp_call(info.activity_type):
         return {"tool": info.activity_type}
     call = mcp_call(input.args)

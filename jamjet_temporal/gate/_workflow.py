@@ -46,6 +46,7 @@ from jamjet_temporal._shared._runtime import (
     scheduled_by_runtime,
 )
 from jamjet_temporal._shared._wire import (
+    A2A_SEND_ACTIVITY,
     BUDGET_HEADER,
     CHAT_ACTIVITY,
     ENGRAM_ACTIVITIES,
@@ -59,6 +60,7 @@ from jamjet_temporal._shared._wire import (
     USER_HEADER,
     fold_name,
 )
+from jamjet_temporal.a2a._types import A2ADelegation, delegation_problem
 from jamjet_temporal.approvals._check import verify_run_user
 from jamjet_temporal.approvals._identity import RunUser
 from jamjet_temporal.approvals._load import ApprovalConfig
@@ -345,10 +347,13 @@ class Gate:
         decided on the model it names, and refused when it names none. A call to
         ``jamjet.mcp.call_tool`` is a call of the tool ``ALIAS.TOOL`` it names (never of the
         activity), refused when it names none or spells the name in characters outside MCP's.
+        A call to ``jamjet.a2a.send`` is a delegation, decided as the tool ``a2a:ALIAS.SKILL``.
         """
         scopes = self.scopes()
         if is_mcp_call(activity):
             return self._decided("policy.decision", _mcp_decision(scopes, activity, args), args)
+        if is_a2a_call(activity):
+            return self._decided("policy.decision", _a2a_decision(scopes, activity, args), args)
         if activity != CHAT_ACTIVITY:
             return self._decided("policy.decision", decide_tool(scopes, activity), args)
         request = _chat_request(args)
@@ -438,6 +443,41 @@ def _mcp_decision(scopes: PolicyScopes, activity: str, args: Sequence[object]) -
     problem = call_problem(call)
     if problem is not None and decision.decision != "BLOCKED":
         return _refusal(call.subject, problem, "runtime")
+    return decision
+
+
+def is_a2a_call(activity: str) -> bool:
+    """Whether ``activity`` is the A2A delegation (in any spelling that folds to its name)."""
+    return fold_name(activity) == A2A_SEND_ACTIVITY
+
+
+def a2a_call(args: Sequence[object]) -> A2ADelegation | None:
+    """The ``A2ADelegation`` a delegation's arguments hold, or None when they hold none."""
+    if len(args) != 1:
+        return None
+    if isinstance(args[0], A2ADelegation):
+        return args[0]
+    try:
+        return A2ADelegation.model_validate(args[0])
+    except ValidationError:
+        return None
+
+
+def _a2a_decision(scopes: PolicyScopes, activity: str, args: Sequence[object]) -> Decision:
+    """A delegation, decided as the tool ``a2a:ALIAS.SKILL`` (a refusal for one that names none,
+    or names its agent or skill in characters a policy glob could be fooled by)."""
+    delegation = a2a_call(args)
+    if delegation is None:
+        return _refusal(
+            activity,
+            "an A2A delegation whose argument is not an A2ADelegation (agent, skill, input, "
+            "message_id)",
+            "runtime",
+        )
+    decision = decide_tool(scopes, delegation.subject)
+    problem = delegation_problem(delegation)
+    if problem is not None and decision.decision != "BLOCKED":
+        return _refusal(delegation.subject, problem, "runtime")
     return decision
 
 
@@ -564,6 +604,10 @@ def make_workflow_interceptor(
                 call = mcp_call(input.args)
                 if call is not None:
                     input.args = [call]
+            elif is_a2a_call(input.activity):
+                delegation = a2a_call(input.args)
+                if delegation is not None:
+                    input.args = [delegation]
             decision, event = gate.decide(input.activity, input.args)
             if decision.decision == "WAITING_FOR_APPROVAL" and gate.approvals is not None:
                 approved = self._approved(gate, gate.approvals, input, decision, event, start)
@@ -598,6 +642,10 @@ def make_workflow_interceptor(
             if call is not None:
                 # Approvers see the tool (ALIAS.TOOL) and its arguments by name.
                 action, shown = call.subject, dict(call.arguments)
+            delegation = a2a_call(input.args) if is_a2a_call(input.activity) else None
+            if delegation is not None:
+                # Approvers see the delegation (a2a:ALIAS.SKILL) and what would be sent.
+                action, shown = delegation.subject, {"input": delegation.input}
             if shown is None:
                 shown = {"args": to_jsonable_python(list(input.args), fallback=repr)}
             approval = await book.request(action, shown, None)

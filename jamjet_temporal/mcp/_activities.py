@@ -37,6 +37,7 @@ from jamjet_temporal.mcp._types import McpCall, McpToolInfo
 try:
     import httpx2
     from mcp import Client, MCPError, StdioServerParameters
+    from mcp.client.stdio import stdio_client
     from mcp.client.streamable_http import streamable_http_client
     from mcp.types import (
         CONNECTION_CLOSED,
@@ -178,7 +179,7 @@ class _Connection:
             params = StdioServerParameters(
                 command=server.command, args=server.args, env=server.env or None, cwd=server.cwd
             )
-            transport = stdio_transport(params, self._stderr.writer)
+            transport = stdio_client(params, errlog=self._stderr.writer)
             try:
                 return await stack.enter_async_context(
                     Client(transport, read_timeout_seconds=timeout)
@@ -211,13 +212,8 @@ class _Connection:
             self._owner.cancel()
         with contextlib.suppress(BaseException):
             await self._owner
-
-
-def stdio_transport(params: StdioServerParameters, errlog: TextIO) -> Any:
-    """The ``mcp`` SDK's stdio transport, with the server's stderr going to ``errlog``."""
-    from mcp.client.stdio import stdio_client
-
-    return stdio_client(params, errlog=errlog)
+        if self._ready.done() and not self._ready.cancelled():
+            self._ready.exception()  # seen: a failed connect nobody waited for is not an error
 
 
 class McpActivities:
@@ -445,7 +441,8 @@ def tool_value(result: CallToolResult) -> JsonValue:
     string (JSON-looking text stays text); else the content as a list (texts as strings, other
     items as MCP sends them); None when there is no content."""
     if result.structured_content is not None:
-        return result.structured_content
+        structured: dict[str, JsonValue] = result.structured_content
+        return structured
     items = result.content
     if not items:
         return None

@@ -90,7 +90,8 @@ class McpServer(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    transport: Literal["stdio", "http"]
+    #: Inferred when left out (from ``command`` or ``url``); the default is never used as is.
+    transport: Literal["stdio", "http"] = "stdio"
     command: str | None = None
     args: list[str] = []
     env: dict[str, str] = {}

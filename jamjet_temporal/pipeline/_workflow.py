@@ -470,7 +470,7 @@ class PipelineWorkflow:
         spec = self._request.spec
         target = render(node.remote_agent, state, node=node_id)
         message = render_value(node.input, state, node=node_id)
-        return await delegate(  # type: ignore[no-any-return]
+        return await delegate(
             target,
             skill=node.skill,
             input=message,

@@ -1,8 +1,8 @@
 """Plugin configuration (pure: safe on both sides of the determinism boundary).
 
 ``JamJetConfig`` holds the governance inputs (``policy``, ``approvals``) itself and one section
-per capability (``llm``, ``audit``, ``memory``, ``budget``, ``mcp_servers``): a new capability
-adds a section.
+per capability (``llm``, ``audit``, ``memory``, ``budget``, ``mcp_servers``, ``a2a_agents``): a
+new capability adds a section.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from jamjet_temporal.a2a._config import RemoteAgent, agents_from_config
 from jamjet_temporal.approvals._load import ApprovalConfig
 from jamjet_temporal.errors import ConfigError
 from jamjet_temporal.mcp._config import McpServer, servers_from_config
@@ -123,6 +124,12 @@ class JamJetConfig:
             (docs/mcp.md). Values may hold ``${VAR}``, filled from the worker's environment
             when it connects. Validated here (a bad entry raises ``ConfigError``); None: no MCP
             servers (and no need for the ``[mcp]`` extra).
+        a2a_agents: The remote A2A agents workers delegate to, by alias: ``RemoteAgent``
+            models or plain dicts, e.g. ``{"research": {"url": "https://...", "auth": {"type":
+            "bearer", "token_env": "RESEARCH_TOKEN"}}}`` (docs/a2a.md). Only these get
+            credentials, read from the worker's environment. Any mapping, even empty, turns
+            delegation on (to these agents, to agents given by URL, and to agents a pipeline
+            declares without credentials); None: off (and no need for the ``[a2a]`` extra).
     """
 
     policy: Policy | str | os.PathLike[str] | None = None
@@ -132,8 +139,12 @@ class JamJetConfig:
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     mcp_servers: Mapping[str, McpServer | Mapping[str, Any]] | None = None
+    a2a_agents: Mapping[str, RemoteAgent | Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.mcp_servers is not None:
             servers = servers_from_config(self.mcp_servers, where="JamJetConfig.mcp_servers")
             object.__setattr__(self, "mcp_servers", servers)
+        if self.a2a_agents is not None:
+            agents = agents_from_config(self.a2a_agents, where="JamJetConfig.a2a_agents")
+            object.__setattr__(self, "a2a_agents", agents)

@@ -203,6 +203,11 @@ class JamJetPlugin(SimplePlugin):
             # Each worker's event loop keeps one connection per server; its last worker to
             # stop closes them (stdio servers' processes end with them).
             run_context = mcp.run_context
+        if self.config.a2a_agents is not None:
+            # Imported only when delegation is on: the a2a-sdk client is the [a2a] extra.
+            from jamjet_temporal.a2a._activities import A2AActivities
+
+            activities.append(A2AActivities(self.config.a2a_agents).send)
         super().__init__(
             PLUGIN_NAME,
             data_converter=_sealing(sink),

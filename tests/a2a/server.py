@@ -60,7 +60,9 @@ SKILLS = ("echo", "slow", "fail", "ask", "reject")
 
 
 def _message(text: str) -> Message:
-    return Message(role=Role.ROLE_AGENT, parts=[new_text_part(text)], message_id=os.urandom(8).hex())
+    return Message(
+        role=Role.ROLE_AGENT, parts=[new_text_part(text)], message_id=os.urandom(8).hex()
+    )
 
 
 class TestAgent(AgentExecutor):

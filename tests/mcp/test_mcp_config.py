@@ -133,7 +133,12 @@ def test_jamjet_toml_mcp_dot_servers_and_both_shapes_together(tmp_path: Path) ->
             None,
         ),
         ('[[mcp_servers]\nname = "x"\n', "not valid TOML", 1, "fix the TOML syntax"),
-        ("mcp_servers = 3\n", "mcp_servers is a int, not an array of tables", None, "[[mcp_servers]]"),
+        (
+            "mcp_servers = 3\n",
+            "mcp_servers is a int, not an array of tables",
+            None,
+            "[[mcp_servers]]",
+        ),
     ],
 )
 def test_a_bad_jamjet_toml_names_the_file_line_and_fix(
@@ -251,3 +256,22 @@ def test_an_mcp_call_is_the_tool_alias_dot_tool() -> None:
     call = McpCall(server="files", tool="write_file", arguments={"path": "a"})
     assert call.subject == "files.write_file"
     assert McpCall.model_validate(call.model_dump(mode="json")) == call
+
+
+def test_a_tool_result_as_a_json_value() -> None:
+    from mcp.types import CallToolResult, ImageContent, TextContent
+
+    from jamjet_temporal.mcp._activities import tool_value
+
+    def text(value: str) -> TextContent:
+        return TextContent(type="text", text=value)
+
+    image = ImageContent(type="image", data="aGk=", mime_type="image/png")
+    assert tool_value(CallToolResult(content=[text("x")], structured_content={"a": 1})) == {"a": 1}
+    assert tool_value(CallToolResult(content=[text('{"a": 1}')])) == '{"a": 1}'
+    assert tool_value(CallToolResult(content=[])) is None
+    assert tool_value(CallToolResult(content=[text("a"), text("b")])) == ["a", "b"]
+    assert tool_value(CallToolResult(content=[text("a"), image])) == [
+        "a",
+        {"type": "image", "data": "aGk=", "mimeType": "image/png"},
+    ]

@@ -4,6 +4,7 @@ kept out of history, typed failures, a server that dies, replay without any serv
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -23,11 +24,15 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import Replayer, Worker
 
-from jamjet_temporal import JamJetConfig, JamJetPlugin
+from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as
+from jamjet_temporal.approvals._client import find_pending, sign, submit
+from jamjet_temporal.approvals._identity import generate_identity
+from jamjet_temporal.approvals._load import ApprovalConfig, parse_approvals
 from jamjet_temporal.audit import AuditEvent, open_store
 from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.plugin import AuditConfig
 from jamjet_temporal.policy import Policy
+from tests.identities import PORTAL
 from tests.mcp.mcp_workflows import Attempts, CallTool, Raw, RawOnQueue, Tour
 
 SERVER = Path(__file__).with_name("server.py")
@@ -80,12 +85,15 @@ async def governed(
     workers: list[Worker] = []
 
     async def make(
-        servers: dict[str, Any] | None = None, policy: Policy | None = None
+        servers: dict[str, Any] | None = None,
+        policy: Policy | None = None,
+        approvals: ApprovalConfig | None = None,
     ) -> Governed:
         url = f"sqlite:///{tmp_path / f'audit-{len(workers)}.db'}"
         config = JamJetConfig(
             audit=AuditConfig(store=url),
             policy=policy,
+            approvals=approvals,
             mcp_servers=servers if servers is not None else {"files": stdio()},
         )
         client = await Client.connect(temporal_server.address, plugins=[JamJetPlugin(config)])
@@ -214,6 +222,55 @@ async def test_a_blocked_mcp_tool_is_refused_by_its_alias_dot_tool_name(
     assert await gov.run(CallTool.run, "files", "echo", {"text": "hi"}, True) == {"result": "hi"}
 
 
+async def test_require_approval_holds_an_mcp_tool_until_an_approver_signs(
+    governed: Make, tmp_path: Path
+) -> None:
+    alice, _ = generate_identity("alice@example.com", tmp_path / "keys")
+    approvals = parse_approvals(
+        f"""
+approvers:
+  - {{id: alice@example.com, public_key: "{alice.public_key}"}}
+clients:
+  - {{id: portal, public_key: "{PORTAL.public_key}", acts_for: ["*@example.com"]}}
+rules:
+  - {{action: "files.write_*", approvers: [alice@example.com]}}
+""",
+        "approvals.yaml",
+    )
+    gov = await governed(
+        policy=Policy(require_approval_for=("files.write_*",)), approvals=approvals
+    )
+    target = tmp_path / "approved.txt"
+    run_id = f"held-{uuid.uuid4().hex[:8]}"
+    with acting_as("requester@example.com", signer=PORTAL):
+        handle = await gov.client.start_workflow(
+            CallTool.run,
+            args=["files", "write_file", {"path": str(target), "text": "once"}, False],
+            id=run_id,
+            task_queue=gov.queue,
+        )
+    request = None
+    for _ in range(100):
+        try:
+            request = await find_pending(gov.client, run_id, None)
+            break
+        except Exception:
+            await asyncio.sleep(0.1)
+    assert request is not None, "the call was not held for approval"
+    # The approver sees the tool as the policy names it, with its arguments by name.
+    assert request.action == "files.write_file"
+    assert request.args == {"path": str(target), "text": "once"}
+    assert not target.exists(), "the tool ran before it was approved"
+    assert (await submit(gov.client, sign(alice, request, "approved"))).complete
+    assert str(await handle.result()).startswith("wrote 4 characters")
+    assert target.read_text() == "once\n"
+    decisions = [e.data for e in await gov.events(run_id) if e.kind == "policy.decision"]
+    assert [(d["subject"], d["decision"], d["rule"]) for d in decisions] == [
+        ("files.write_file", "ALLOWED", "files.write_*")
+    ]
+    assert decisions[0]["reason"] == "approved by alice@example.com (apr_1)"
+
+
 async def test_look_alike_names_do_not_slip_past_a_block_rule(
     governed: Make, tmp_path: Path
 ) -> None:
@@ -328,9 +385,7 @@ async def test_an_unknown_alias_is_a_final_error_naming_the_known_ones(governed:
     assert "unknown MCP server 'nowhere'" in error.message
     assert "this worker knows files, other" in error.message
     refusals = [e for e in await gov.events(run_id) if e.kind == "tool.call"]
-    assert [(e.data["tool"], e.data["outcome"]) for e in refusals] == [
-        ("nowhere.echo", "failed")
-    ]
+    assert [(e.data["tool"], e.data["outcome"]) for e in refusals] == [("nowhere.echo", "failed")]
 
 
 async def test_a_server_that_does_not_start_names_its_command_and_stderr(governed: Make) -> None:
@@ -398,13 +453,18 @@ async def test_a_worker_refuses_an_mcp_call_that_reached_it_undecided(
     plain = await Client.connect(temporal_server.address)
     queue = f"plain-{uuid.uuid4().hex[:8]}"
     run_id = f"ungated-{uuid.uuid4().hex[:8]}"
-    call = {"server": "files", "tool": "write_file", "arguments": {"path": str(target), "text": "x"}}
+    call = {
+        "server": "files",
+        "tool": "write_file",
+        "arguments": {"path": str(target), "text": "x"},
+    }
     async with Worker(plain, task_queue=queue, workflows=[RawOnQueue]):
         with pytest.raises(WorkflowFailureError) as failed:
             await plain.execute_workflow(
                 RawOnQueue.run, args=[gov.queue, call], id=run_id, task_queue=queue
             )
-    error = root(failed.value.cause)  # type: ignore[arg-type]
+    assert failed.value.cause is not None
+    error = root(failed.value.cause)
     assert error.type == "ToolNotClearedError"
     assert "'files.write_file' refused" in error.message
     assert not target.exists()
@@ -464,7 +524,10 @@ async def test_an_http_server_with_a_bearer_token_from_the_workers_environment(
             "url": http_server,
             "headers": {"Authorization": "Bearer ${JJ_MCP_TEST_BEARER}"},
         },
-        "intruder": {"url": http_server, "headers": {"Authorization": "Bearer ${JJ_MCP_TEST_WRONG}"}},
+        "intruder": {
+            "url": http_server,
+            "headers": {"Authorization": "Bearer ${JJ_MCP_TEST_WRONG}"},
+        },
     }
     gov = await governed(servers)
     run_id = f"http-{uuid.uuid4().hex[:8]}"

@@ -326,7 +326,8 @@ nodes:
       - if: "state.approved == false"
         next: revise
     default: execute
-  execute: {type: tool, tool: nodes.note, arguments: {text: "go {{ state.draft }}"}, output_key: out}
+  execute: {type: tool, tool: nodes.note, arguments: {text: "go {{ state.draft }}"},
+            output_key: out}
   revise: {type: tool, tool: nodes.note, arguments: {text: "fix {{ state.feedback }}"},
            output_key: out}
   auto: {type: tool, tool: nodes.note, arguments: {text: auto}, output_key: out}
