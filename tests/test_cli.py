@@ -78,6 +78,92 @@ def test_run_streams_every_node_and_closes_with_figures(env: dict[str, str], tas
     assert "completed" in status.stdout and "[Analyze] completed · attempt 1" in status.stdout
 
 
+def test_run_with_no_input_takes_the_state_schemas_defaults(
+    env: dict[str, str], task_queue: str
+) -> None:
+    # The product page's first command, exactly: no --input.
+    proc = jamjet("run", str(RESEARCH), "--task-queue", task_queue, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert lines(proc.stdout)[-1] == "▸ Execution complete · 5/5 nodes · 0 events lost"
+
+
+def test_required_input_missing_is_refused_before_the_run_starts(tmp_path: Path) -> None:
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(
+        "workflow:\n  id: x\n  state_schema:\n    type: object\n"
+        "    properties: {ticket: {type: string}, n: {type: integer}}\n"
+        "    required: [ticket]\n"
+        "nodes:\n  a: {type: model, prompt: '{{ state.ticket }}'}\n"
+    )
+    env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+    proc = jamjet("run", str(pipeline), "--input", '{"n": "two"}', env=env, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "missing required input 'ticket'" in proc.stderr
+    assert "'n': 'two' is not of type 'integer'" in proc.stderr
+    assert """--input '{"ticket": "...", "n": 1}'""" in proc.stderr
+    assert not (tmp_path / ".jamjet").exists(), "nothing was started"
+
+
+def test_resume_sends_the_event_a_waiting_run_waits_for(
+    env: dict[str, str], task_queue: str, tmp_path: Path
+) -> None:
+    pipeline = tmp_path / "wait.yaml"
+    pipeline.write_text(
+        "workflow: {id: w}\n"
+        "nodes:\n"
+        "  ask: {type: wait, event: reviewed, timeout_hours: 1, next: route}\n"
+        "  route:\n    type: branch\n"
+        "    conditions: [{if: 'state.approved == true', next: yes_path}]\n"
+        "    default: no_path\n"
+        "  yes_path: {type: model, prompt: 'approved by {{ state.by }}', output_key: out}\n"
+        "  no_path: {type: end}\n"
+    )
+    run_id = f"exec_{task_queue}"
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jamjet_temporal",
+            "run",
+            str(pipeline),
+            "--id",
+            run_id,
+            "--task-queue",
+            task_queue,
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        sent = None
+        for _ in range(100):
+            sent = jamjet(
+                "resume",
+                run_id,
+                "--event",
+                "reviewed",
+                "--data",
+                '{"approved": true, "by": "rita"}',
+                "--as",
+                "rita@example.com",
+                env=env,
+            )
+            if sent.returncode == 0:
+                break
+            time.sleep(0.2)
+        assert sent is not None and sent.returncode == 0, sent.stderr if sent else ""
+        assert f"▸ {run_id}: sent 'reviewed'" in sent.stdout
+        out, err = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 0, out + err
+    assert lines(out)[-1] == "▸ Execution complete · 1/1 nodes · 0 events lost"
+
+
 def test_crash_at_kills_the_worker_and_a_second_one_resumes(
     env: dict[str, str], task_queue: str, model_server: ModelServer
 ):
@@ -167,7 +253,7 @@ def test_failing_task_gives_a_typed_readable_failure(env: dict[str, str], task_q
         line.startswith("▸ [Boom] ✗ failed after 2 attempt(s): ValueError: cannot process: HI")
         for line in out
     )
-    assert out[-2] == "▸ Execution failed · 1/2 nodes · 0 events lost"
+    assert out[-2] == "▸ Execution failed · 1 of 2 nodes, failed at boom · 0 events lost"
     assert "node 'boom'" in out[-1] and "ValueError: cannot process: HI" in out[-1]
 
 
@@ -175,14 +261,14 @@ def test_failing_task_gives_a_typed_readable_failure(env: dict[str, str], task_q
     ("text", "expected"),
     [
         ("workflow: {id: x, start: a\nnodes: {}\n", ":2"),
-        ("workflow: {id: x, start: a}\nnodes:\n  a:\n    type: mcp_tool\n", "not supported yet"),
+        ("workflow: {id: x, start: a}\nnodes:\n  a:\n    type: mcp_tool\n", "'server'"),
         (
             "workflow: {id: x, start: a}\nnodes:\n  a:\n    type: model\n    prompt: hi\n"
             "    next: nowhere\n",
             "nowhere",
         ),
     ],
-    ids=["yaml-syntax", "future-node-type", "missing-next"],
+    ids=["yaml-syntax", "mcp-node-without-server", "missing-next"],
 )
 def test_bad_pipeline_is_refused_before_anything_starts(
     tmp_path: Path, text: str, expected: str

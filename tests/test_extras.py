@@ -23,6 +23,7 @@ CASES = [
     ("jamjet_temporal.modelserver", "starlette", "cli"),
     ("jamjet_temporal.cli._app", "typer", "cli"),
     ("jamjet_temporal.mcp._activities", "mcp", "mcp"),
+    ("jamjet_temporal.a2a._activities", "a2a", "a2a"),
 ]
 
 
@@ -51,7 +52,8 @@ def test_the_core_needs_no_extra() -> None:
     """Writing and running governed workflows needs none of the extras' packages."""
     code = (
         "import importlib, sys\n"
-        "for name in ('psycopg', 'reportlab', 'starlette', 'uvicorn', 'typer', 'rich', 'mcp'):\n"
+        "for name in ('psycopg', 'reportlab', 'starlette', 'uvicorn', 'typer', 'rich', 'mcp',\n"
+        "             'a2a'):\n"
         "    sys.modules[name] = None\n"
         "import jamjet_temporal\n"
         "from jamjet_temporal import JamJetPlugin, JamJetConfig, task, workflow, llm, guard\n"
@@ -61,6 +63,9 @@ def test_the_core_needs_no_extra() -> None:
         "from jamjet_temporal import mcp\n"
         "from jamjet_temporal.mcp import McpServer, call_tool, list_tools, read_jamjet_toml\n"
         "JamJetConfig(mcp_servers={'files': {'command': 'npx'}})\n"
+        "from jamjet_temporal import a2a\n"
+        "from jamjet_temporal.a2a import RemoteAgent, agents_from_mapping, delegate\n"
+        "JamJetConfig(a2a_agents={'research': {'url': 'https://agents.example.com'}})\n"
         "print('ok')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
@@ -80,3 +85,18 @@ def test_a_plugin_with_mcp_servers_names_the_extra() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode != 0
     assert "pip install 'jamjet-temporal[mcp]'" in done.stderr.strip().splitlines()[-1]
+
+
+def test_a_plugin_with_a2a_delegation_names_the_extra() -> None:
+    """Delegation (any a2a_agents, even empty) needs the a2a-sdk: without it the plugin says
+    which extra."""
+    code = (
+        "import sys\n"
+        "sys.modules['a2a'] = None\n"
+        "from jamjet_temporal import JamJetPlugin, JamJetConfig\n"
+        "from jamjet_temporal.plugin import AuditConfig\n"
+        "JamJetPlugin(JamJetConfig(audit=AuditConfig(store=None), a2a_agents={}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode != 0
+    assert "pip install 'jamjet-temporal[a2a]'" in done.stderr.strip().splitlines()[-1]
