@@ -17,6 +17,7 @@ INTERNAL = {
     "_HttpError": "approvals/_ui.py",
     "YamlSourceError": "_shared/_yaml.py",
     "TemplateSyntaxError": "pipeline/_template.py",
+    "_NotJson": "pipeline/_template.py",
     "KeyFormatError": "_shared/_keys.py",
     "PrivateKeyFileError": "_shared/_keys.py",
     # The local model server is a program of its own (python -m jamjet_temporal.modelserver).

@@ -73,7 +73,9 @@ def idempotency_key() -> str:
     )
 
 
-def step_key(namespace: str, workflow_id: str | None, run_id: str | None, activity_id: str) -> str:
+def step_key(
+    namespace: str | None, workflow_id: str | None, run_id: str | None, activity_id: str
+) -> str:
     """The idempotency key of one step, from its names (pure: workflow code may compute it
     before scheduling the step, as ``a2a.delegate`` does for its message id).
 

@@ -46,7 +46,6 @@ try:
     import httpx
     from a2a.client import (
         A2ACardResolver,
-        A2AClientError,
         A2AClientTimeoutError,
         AgentCardResolutionError,
         Client,
@@ -363,7 +362,7 @@ def _message(call: A2ADelegation) -> Message:
     if isinstance(call.input, str):
         part = Part(text=call.input)
     else:
-        part = Part(data=json_format.ParseDict(call.input, Value()))
+        part = Part(data=json_format.ParseDict(call.input, Value()))  # type: ignore[arg-type]
     message = Message(message_id=call.message_id, role=Role.ROLE_USER, parts=[part])
     if call.skill is not None:
         message.metadata.update({"skill": call.skill})
@@ -448,14 +447,21 @@ def _result(job: _Delegation, task: Task) -> JsonValue:
         return parts_value(parts)
     name = state_name(state)
     said = _text(task.status.message) if task.status.HasField("message") else ""
-    error_class = (
-        InputRequiredError if state == TaskState.TASK_STATE_INPUT_REQUIRED else DelegationError
+    reason = job.redact(
+        said
+        or {
+            "input-required": "the agent asks for input, which delegation cannot give yet",
+            "auth-required": "the agent asks for authentication (configure auth for it on the "
+            "worker)",
+        }.get(name, "the agent gave no reason")
     )
-    reason = said or {
-        "input-required": "the agent asks for input, which delegation cannot give yet",
-        "auth-required": "the agent asks for authentication (configure auth for it on the worker)",
-    }.get(name, "the agent gave no reason")
-    error = error_class(job.name, job.call.skill, job.redact(reason), state=name, task_id=task.id)
+    error: DelegationError
+    if state == TaskState.TASK_STATE_INPUT_REQUIRED:
+        # Answering (a second message on the same task) is not supported yet: the remote task
+        # is left waiting, its id in the error's details.
+        error = InputRequiredError(job.name, job.call.skill, reason, state=name, task_id=task.id)
+    else:
+        error = DelegationError(job.name, job.call.skill, reason, state=name, task_id=task.id)
     job.fail(error, details=error.details())
 
 

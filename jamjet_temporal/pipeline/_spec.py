@@ -65,7 +65,13 @@ from jamjet_temporal._shared._yaml import (
     read_file,
     short,
 )
-from jamjet_temporal.errors import PipelineInputError, PipelineSpecError, PolicyError
+from jamjet_temporal.errors import (
+    ConfigFileError,
+    PipelineInputError,
+    PipelineSpecError,
+    PolicyError,
+)
+from jamjet_temporal.mcp._config import McpServer
 from jamjet_temporal.pipeline._expr import ALLOWED_SYNTAX, compile_condition
 from jamjet_temporal.pipeline._nodes import (
     END,
@@ -111,7 +117,6 @@ __all__ = [
     "check_pipeline",
     "load_pipeline",
     "parse_pipeline",
-    "read_toml_servers",
 ]
 
 _T = TypeVar("_T")
@@ -707,17 +712,34 @@ class _Validator:
         return {str(k): v for k, v in entries.items()}
 
     def _mcp(self, data: dict[object, object]) -> dict[str, dict[str, JsonValue]]:
-        servers = dict(self._toml_servers())
-        servers.update(self._block(data, "mcp", "servers"))
-        return servers
+        """The MCP servers: a ``jamjet.toml`` beside the file, then the file's ``mcp:`` block
+        (which wins for an alias declared in both), validated now, kept as plain settings."""
+        from jamjet_temporal.mcp._config import read_jamjet_toml, servers_from_mapping
 
-    def _toml_servers(self) -> dict[str, dict[str, JsonValue]]:
-        if self.base_dir is None:
-            return {}
-        toml = self.base_dir / "jamjet.toml"
-        if not toml.is_file():
-            return {}
-        return read_toml_servers(toml)
+        servers: dict[str, McpServer] = {}
+        if self.base_dir is not None and (self.base_dir / "jamjet.toml").is_file():
+            try:
+                servers.update(read_jamjet_toml(self.base_dir / "jamjet.toml"))
+            except ConfigFileError as err:
+                raise PipelineSpecError(
+                    err.reason, file=err.file, line=err.line, fix=err.fix
+                ) from None
+        block = self._block(data, "mcp", "servers")
+        for alias, entry in block.items():
+            try:
+                servers.update(servers_from_mapping({"servers": {alias: entry}}, self.file))
+            except ConfigFileError as err:
+                raise self._error(err.reason, ("mcp", "servers", alias), fix=err.fix) from None
+        return {alias: self._settings(server) for alias, server in servers.items()}
+
+    def _settings(self, server: McpServer) -> dict[str, JsonValue]:
+        """A server's settings as data; a stdio server starts in the pipeline's folder."""
+        settings: dict[str, JsonValue] = server.model_dump(mode="json", exclude_none=True)
+        if server.transport == "stdio" and self.base_dir is not None:
+            cwd = Path(server.cwd) if server.cwd else Path()
+            if "${" not in str(cwd) and not cwd.is_absolute():
+                settings["cwd"] = str((self.base_dir / cwd).resolve())
+        return settings
 
     def _a2a(self, data: dict[object, object]) -> dict[str, dict[str, JsonValue]]:
         return self._block(data, "a2a", "remote_agents")
@@ -1262,47 +1284,6 @@ def _schema_defaults(schema: Mapping[str, JsonValue]) -> list[tuple[str, JsonVal
         for name, spec in props.items()
         if isinstance(spec, dict) and "default" in spec
     ]
-
-
-def read_toml_servers(path: Path) -> dict[str, dict[str, JsonValue]]:
-    """The MCP servers a ``jamjet.toml`` declares, as JamJet's templates and docs write them.
-
-    Both ``[[mcp_servers]]`` (templates) and ``[[mcp.servers]]`` (docs) are read; each entry's
-    ``name`` is its alias.
-
-    Raises:
-        PipelineSpecError: The file is not valid TOML, or an entry has no ``name``.
-    """
-    import tomllib
-
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise PipelineSpecError(
-            f"cannot read jamjet.toml: {exc}",
-            file=str(path),
-            fix="fix the TOML syntax (see https://toml.io)",
-        ) from None
-    entries: list[object] = []
-    for table in (data.get("mcp_servers"), (data.get("mcp") or {}).get("servers")):
-        if isinstance(table, list):
-            entries.extend(table)
-        elif table is not None:
-            raise PipelineSpecError(
-                "MCP servers must be an array of tables",
-                file=str(path),
-                fix="write each server as `[[mcp_servers]]` with `name`, `command`, `args`",
-            )
-    servers: dict[str, dict[str, JsonValue]] = {}
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise PipelineSpecError(
-                "an MCP server entry has no `name`",
-                file=str(path),
-                fix='give each `[[mcp_servers]]` a `name = "alias"`',
-            )
-        servers[entry["name"]] = {k: v for k, v in entry.items() if k != "name"}
-    return servers
 
 
 def _yaml_error(exc: YamlSourceError, file: str) -> PipelineSpecError:

@@ -92,6 +92,14 @@ def start_agent(folder: Path, *args: str, env: dict[str, str] | None = None) -> 
         time.sleep(0.1)
 
 
+def start_worker(
+    address: str, queue: str, audit: str, agents: dict[str, Any]
+) -> subprocess.Popen[bytes]:
+    """A governed worker in a process of its own (tests/a2a/worker.py)."""
+    command = [sys.executable, "-m", "tests.a2a.worker", address, queue, audit, json.dumps(agents)]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE)
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
@@ -426,7 +434,8 @@ async def test_cancelling_the_run_cancels_the_remote_task(
     governed: Make, agents: dict[str, Agent]
 ) -> None:
     gov = await governed()
-    for alias, agent in (("research", agents["streaming"]), ("poller", agents["polling"])):
+
+    async def cancel_one(alias: str, agent: Agent) -> None:
         run_id = f"cancel-{uuid.uuid4().hex[:8]}"
         handle = await gov.start(alias, "slow", "x", None, {"heartbeat": 1}, run_id=run_id)
         message_id = await _wait_for(lambda: _scheduled_message_id(gov.client, run_id))
@@ -435,29 +444,29 @@ async def test_cancelling_the_run_cancels_the_remote_task(
         with pytest.raises(WorkflowFailureError):
             await handle.result()
         task_id = sent[0]["task_id"]
-        assert await _wait_for(lambda: _state_if(agent, task_id, "TASK_STATE_CANCELED"), timeout=15)
+        canceled = await _wait_for(
+            lambda: _state_if(agent, task_id, "TASK_STATE_CANCELED"), within=15
+        )
+        assert canceled, f"remote task of {alias} not canceled"
+
+    await cancel_one("research", agents["streaming"])
+    await cancel_one("poller", agents["polling"])
 
 
+@pytest.mark.parametrize("kind", ["streaming", "polling"])
 async def test_a_caller_worker_killed_mid_delegation_makes_exactly_one_remote_task(
-    temporal_server: DevServer, tmp_path: Path, task_queue: str, agents: dict[str, Agent]
+    temporal_server: DevServer,
+    tmp_path: Path,
+    task_queue: str,
+    agents: dict[str, Agent],
+    kind: str,
 ) -> None:
     """The first worker dies (SIGKILL) while the remote task runs; the retry, on a second
-    worker, follows the task the first recorded instead of sending the message again."""
+    worker, follows the task the first recorded (by tasks/subscribe on a streaming agent, by
+    tasks/get on the other) instead of sending the message again."""
     audit = f"sqlite:///{tmp_path / 'audit.db'}"
-    worker_agents = {"research": {"url": agents["streaming"].url}}
-    first = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.a2a.worker",
-            temporal_server.address,
-            task_queue,
-            audit,
-            json.dumps(worker_agents),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-    )
+    worker_agents = {"research": {"url": agents[kind].url}}
+    first = start_worker(temporal_server.address, task_queue, audit, worker_agents)
     try:
         assert first.stdout is not None
         assert (await asyncio.to_thread(first.stdout.readline)).strip() == b"worker ready"
@@ -480,7 +489,7 @@ async def test_a_caller_worker_killed_mid_delegation_makes_exactly_one_remote_ta
                         return dict(kept)
             return None
 
-        kept = await _wait_for(recorded, timeout=20)
+        kept = await _wait_for(recorded, within=20)
         assert kept["state"] in ("submitted", "working")
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
@@ -491,7 +500,7 @@ async def test_a_caller_worker_killed_mid_delegation_makes_exactly_one_remote_ta
             first.kill()
             first.wait()
 
-    sent = agents["streaming"].received(kept["message_id"])
+    sent = agents[kind].received(kept["message_id"])
     assert [e["task_id"] for e in sent] == [kept["task_id"]], "the message was sent again"
     history = await handle.fetch_history()
     attempts = [
@@ -535,15 +544,15 @@ async def test_a_worker_refuses_a_delegation_that_reached_it_undecided(
             await plain.execute_workflow(
                 Raw.run, args=["jamjet.a2a.send", call, gov.queue], id=run_id, task_queue=queue
             )
-    error = root(failed.value.cause)  # type: ignore[arg-type]
+    error = root(failed.value.cause)
     assert error.type == "ToolNotClearedError" and "'a2a:research.echo' refused" in error.message
     assert agents["streaming"].received(message_id) == []
     refused = [e.data for e in await gov.events(run_id)]
     assert [(d["tool"], d["a2a_agent"]) for d in refused] == [("a2a:research.echo", "research")]
 
 
-async def _wait_for(probe: Callable[[], Any], timeout: float = 10) -> Any:
-    deadline = time.monotonic() + timeout
+async def _wait_for(probe: Callable[[], Any], within: float = 10) -> Any:
+    deadline = time.monotonic() + within
     while True:
         found = probe()
         if asyncio.iscoroutine(found):
