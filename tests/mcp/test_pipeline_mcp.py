@@ -70,7 +70,10 @@ def project(tmp_path: Path, next_node: str) -> PipelineSpec:
         .replace("{next}", next_node)
     )
     (tmp_path / "workflow.yaml").write_text(text)
-    return load_pipeline(tmp_path / "workflow.yaml")
+    spec = load_pipeline(tmp_path / "workflow.yaml")
+    # The toml's server runs `python server.py` in the pipeline's folder.
+    assert spec.mcp_servers["files"]["cwd"] == str(tmp_path.resolve())
+    return spec
 
 
 async def run(
@@ -95,7 +98,6 @@ async def test_mcp_nodes_from_jamjet_toml_and_the_mcp_block(
     temporal_server: DevServer, tmp_path: Path
 ) -> None:
     spec = project(tmp_path, "route")
-    assert spec.mcp_servers["files"]["cwd"] == str(tmp_path.resolve())
     result = await run(temporal_server, spec, {"a": 40}, f"sqlite:///{tmp_path / 'a.db'}")
     assert result.state["sum"] == {"result": 42.0}
     assert result.state["loud"] == "TOTAL 42.0"
