@@ -61,6 +61,7 @@ def test_engram_public_api_is_pinned() -> None:
 
 
 FEATURE_PACKAGES = [
+    "a2a",
     "approvals",
     "audit",
     "budget",

@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 
 from jamjet_temporal import agent, task
 from jamjet_temporal._shared._wire import PIPELINE_EVENT_SIGNAL, PIPELINE_WAITING_QUERY
+from jamjet_temporal.audit import open_store
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule, ScriptToolCall
 from jamjet_temporal.pipeline import PIPELINE_WORKFLOW, PipelineResult, PipelineRun
 from jamjet_temporal.pipeline._spec import parse_pipeline
@@ -350,7 +351,7 @@ async def waiting_for(handle: WorkflowHandle[Any, Any], event: str) -> None:
     ],
 )
 async def test_wait_survives_a_worker_restart_and_routes_on_the_events_data(
-    client: Client, task_queue: str, data: dict[str, Any], out: str
+    client: Client, task_queue: str, data: dict[str, Any], out: str, audit_url: str
 ) -> None:
     async with Worker(client, task_queue=task_queue, activities=[bump, note]):
         handle = await start(client, task_queue, WAIT, {})
@@ -368,6 +369,21 @@ async def test_wait_survives_a_worker_restart_and_routes_on_the_events_data(
     assert result.state["approved"] is data["approved"]  # the data merged into the state
     review = next(r for r in result.nodes if r.node == "review")
     assert review.detail == "'reviewed' from rita"
+    # The audit trail records the event, its data and who sent it.
+    store = open_store(audit_url)
+    try:
+        events = [s.event for s in await store.events(handle.id)]
+    finally:
+        await store.close()
+    received = [e for e in events if e.kind == "pipeline.event"]
+    assert len(received) == 1
+    assert received[0].data == {
+        "node": "review",
+        "event": "reviewed",
+        "sender": "rita",
+        "data": data,
+    }
+    assert received[0].actor["sender"] == "rita"
 
 
 async def test_wait_times_out_to_on_timeout(client: Client, task_queue: str) -> None:
@@ -485,6 +501,39 @@ async def test_eval_log_and_continue_and_escalate(
     result = await run(client, task_queue, text, {"m": marker})
     assert went in result.state
     assert result.state["verdict"]["passed"] is False  # type: ignore[index]
+
+
+async def test_eval_latency_and_cost_scorers(
+    client: Client, task_queue: str, model_server: ModelServer
+) -> None:
+    marker = uuid.uuid4().hex
+    model_server.add_rules(
+        [ScriptRule(marker=marker, responses=[ScriptResponse(content="ok", delay_ms=300)])]
+    )
+    text = """
+workflow: {id: lc, start: write}
+nodes:
+  write: {type: model, prompt: "go {{ state.m }}", output_key: draft, next: fast}
+  fast:
+    type: eval
+    scorers: [{type: latency, max_ms: 50}, {type: cost, max_usd: 0.000001}]
+    on_fail: log_and_continue
+    output_key: fast_verdict
+    next: slow
+  slow:
+    type: eval
+    scorers: [{type: latency, threshold_ms: 60000}, {type: cost, threshold_usd: 5}]
+    output_key: slow_verdict
+"""
+    result = await run(client, task_queue, text, {"m": marker})
+    fast = result.state["fast_verdict"]
+    slow = result.state["slow_verdict"]
+    assert isinstance(fast, dict) and isinstance(slow, dict)
+    assert fast["passed"] is False and slow["passed"] is True
+    latency, cost = fast["scores"]  # type: ignore[misc]
+    assert latency["passed"] is False and latency["score"] >= 300
+    # The run's model spend, priced like budgets: above a millionth of a dollar, under $5.
+    assert cost["passed"] is False and 0.000001 < cost["score"] < 5
 
 
 # ------------------------------------------------------------------------------------------
