@@ -3,7 +3,8 @@
 The runtime's own bookkeeping (``jamjet.audit.record``, ``jamjet.budget.quote``,
 ``jamjet.engram.*``, ``jamjet.mcp.list_tools``) and every other name in the reserved ``jamjet.``
 namespace, except the governed calls (the model call ``jamjet.llm.chat``, decided as a model
-call, and the MCP tool call ``jamjet.mcp.call_tool``, decided as the tool ``ALIAS.TOOL``), run
+call, the MCP tool call ``jamjet.mcp.call_tool``, decided as the tool ``ALIAS.TOOL``, and the A2A
+delegation ``jamjet.a2a.send``, decided as the tool ``a2a:ALIAS.SKILL``), run
 only when the runtime itself scheduled them: it marks its calls with :func:`runtime_call`, the
 gate refuses a reserved name scheduled without the mark (a pipeline's tool node, plain workflow
 code) and puts the ``JamJetInternal`` header on those with it, and the activity side refuses a
@@ -31,7 +32,7 @@ _RUNTIME: ContextVar[bool] = ContextVar("jamjet_runtime_call", default=False)
 
 def is_reserved(activity: str) -> bool:
     """Whether only the runtime may schedule ``activity`` (``jamjet.*`` but the governed calls:
-    the model call and the MCP tool call)."""
+    the model call, the MCP tool call and the A2A delegation)."""
     folded = fold_name(activity)
     return folded.startswith(RESERVED_PREFIX) and folded not in GOVERNED_ACTIVITIES
 

@@ -159,15 +159,14 @@ class _Delegation:
 
     def saw(self, task_id: str, status: TaskStatus | None) -> None:
         """The remote task's id and latest status: kept, and heartbeated when they changed."""
-        state = None if status is None else state_name(status.state)
-        text = None if status is None or not status.HasField("message") else _text(status.message)
+        state, text = self.state, self.text
+        if status is not None and status.state != TaskState.TASK_STATE_UNSPECIFIED:
+            state = state_name(status.state)
+        if status is not None and status.HasField("message"):
+            text = _text(status.message)[:500] or text
         if (task_id, state, text) == (self.task_id, self.state, self.text):
             return
-        self.task_id = task_id
-        if state is not None and state != "unspecified":
-            self.state = state
-        if text:
-            self.text = text[:500]
+        self.task_id, self.state, self.text = task_id, state, text
         detail = {
             "task_id": self.task_id,
             "state": self.state,
@@ -292,17 +291,30 @@ class A2AActivities:
                     _protocol_failure(job, err)
 
     def _agent(self, call: A2ADelegation) -> RemoteAgent:
-        """The agent a delegation names: the worker's entry for the alias (or for the URL), else
-        the workflow's declaration (without credentials), else the bare URL."""
-        if is_url(call.agent):
-            wanted = call.agent.rstrip("/")
-            for agent in self._agents.values():
-                if agent.url.rstrip("/") == wanted:
-                    return agent  # the worker chose the credentials for this URL
-            return RemoteAgent(url=call.agent)
+        """The agent a delegation names: the worker's entry for the alias, else the workflow's
+        declaration (without credentials), else the URL it gives.
+
+        An agent the worker declares is reached by its alias only: the policy decides on
+        ``a2a:ALIAS.SKILL``, so its URL given directly, or declared by the workflow under
+        another alias, would slip past a rule written for the alias.
+        """
         known = self._agents.get(call.agent)
         if known is not None:
             return known
+        url = call.agent if is_url(call.agent) else None
+        if url is None and call.declared is not None:
+            url = call.declared.url
+        owner = None if url is None else self._owner(url)
+        if owner is not None:
+            raise ApplicationError(
+                f"A2A agent '{call.agent}' is {url}, which this worker declares as '{owner}': "
+                f"delegate to '{owner}' by its alias (the policy decides on a2a:{owner}.SKILL, "
+                "and a rule written for it must not be passed by another name)",
+                type=ConfigError.__name__,
+                non_retryable=True,
+            )
+        if is_url(call.agent):
+            return RemoteAgent(url=call.agent)
         if call.declared is not None:
             if call.declared.auth is not None:
                 raise ApplicationError(
@@ -321,6 +333,22 @@ class A2AActivities:
             type=ConfigError.__name__,
             non_retryable=True,
         )
+
+    def _owner(self, url: str) -> str | None:
+        """The alias under which this worker declares the agent at ``url``, if it does."""
+        wanted = _same_url(url)
+        for alias, agent in self._agents.items():
+            if _same_url(agent.url) == wanted:
+                return alias
+        return None
+
+
+def _same_url(url: str) -> str:
+    """A URL as compared with another: scheme and host lower-cased, no trailing slash."""
+    try:
+        return str(httpx.URL(url)).rstrip("/")
+    except httpx.InvalidURL:
+        return url.rstrip("/")
 
 
 async def _card(job: _Delegation, http: httpx.AsyncClient) -> AgentCard:

@@ -421,6 +421,16 @@ async def test_agents_declared_by_the_workflow_or_given_by_url(
     error = root(cause)
     assert error.type == "ConfigError" and "unknown A2A agent 'nowhere'" in error.message
 
+    # An agent the worker declares answers to its alias only: its URL, or another alias for it,
+    # would pass a rule written for 'a2a:research.*'.
+    strict = await governed(policy=Policy(blocked_tools=("a2a:research.*",)))
+    for target, given in [(url + "/", None), ("alias2", {"alias2": {"url": url}})]:
+        run_id, cause = await strict.fail(Delegate.run, target, "echo", "x", given, {})
+        error = root(cause)
+        assert error.type == "ConfigError" and error.non_retryable, error.message
+        assert "which this worker declares as 'research'" in error.message
+        assert agents["streaming"].received(await message_id_of(strict.client, run_id)) == []
+
 
 async def test_an_unreachable_agent_is_a_retryable_remote_agent_error(governed: Make) -> None:
     gov = await governed(a2a_agents={"gone": {"url": f"http://127.0.0.1:{free_port()}"}})

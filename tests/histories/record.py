@@ -11,9 +11,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from jamjet_temporal._connect import connect
-
 from jamjet_temporal import JamJetPlugin
+from jamjet_temporal._shared._connect import connect
 
 
 async def main(run_ids: list[str]) -> None:
