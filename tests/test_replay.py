@@ -12,7 +12,7 @@ from temporalio.worker import Replayer, Worker
 
 from activities.research import search
 from jamjet_temporal import JamJetConfig, JamJetPlugin
-from jamjet_temporal.plugin import AuditConfig
+from jamjet_temporal._shared._wire import PIPELINE_EVENT_SIGNAL
 from jamjet_temporal.approvals._load import load_approvals
 from jamjet_temporal.pipeline import (
     PIPELINE_WORKFLOW,
@@ -21,8 +21,8 @@ from jamjet_temporal.pipeline import (
     load_pipeline,
     parse_pipeline,
 )
-from jamjet_temporal._shared._wire import PIPELINE_EVENT_SIGNAL
 from jamjet_temporal.pipeline._workflow import PipelineEvent, ToolSignature
+from jamjet_temporal.plugin import AuditConfig
 from tests.changed_workflow import changed_pipeline
 from tests.pipeline.test_pipeline_run import LOOP, SIGS, bump, join
 from workflows.crash_safe import analyze, fetch_data, pipeline
