@@ -114,12 +114,19 @@ class Governance:
             store = absolute_store_url(
                 self.audit_store, what="audit store", fix="give --audit-store sqlite:///PATH"
             )
+        # The pipelines' MCP servers and A2A agents are served by the workers this command
+        # starts: the user runs their own file on their own machine (a worker of a shared
+        # fleet declares its own instead, in JamJetConfig).
         servers: dict[str, Any] = {}
+        agents: dict[str, Any] = {}
         for pipeline in self.pipelines:
-            servers.update(load_pipeline(pipeline).mcp_servers)
+            spec = load_pipeline(pipeline)
+            servers.update(spec.mcp_servers)
+            agents.update(spec.remote_agents)
         return JamJetConfig(
             policy=policy,
             audit=AuditConfig(store=store),
             approvals=os.path.abspath(self.approvals) if self.approvals else None,
             mcp_servers=servers or None,
+            a2a_agents=agents or None,
         )

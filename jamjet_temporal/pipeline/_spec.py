@@ -742,7 +742,24 @@ class _Validator:
         return settings
 
     def _a2a(self, data: dict[object, object]) -> dict[str, dict[str, JsonValue]]:
-        return self._block(data, "a2a", "remote_agents")
+        """The remote A2A agents of the ``a2a:`` block, validated now, kept as plain data."""
+        from jamjet_temporal.a2a._config import agents_from_mapping
+
+        agents: dict[str, dict[str, JsonValue]] = {}
+        for alias, entry in self._block(data, "a2a", "remote_agents").items():
+            try:
+                found = agents_from_mapping({"remote_agents": {alias: entry}}, self.file)
+            except ConfigFileError as err:
+                raise self._error(
+                    err.reason, ("a2a", "remote_agents", alias), fix=err.fix
+                ) from None
+            agents.update(
+                {
+                    name: agent.model_dump(mode="json", exclude_none=True)
+                    for name, agent in found.items()
+                }
+            )
+        return agents
 
     # ----------------------------------------------------------------------------------------
     # nodes

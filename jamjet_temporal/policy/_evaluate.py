@@ -26,7 +26,7 @@ _SEVERITY: Final[dict[Verdict, int]] = {
 
 
 def _scope_verdict(
-    policy: Policy, name: str
+    policy: Policy, name: str, holds: frozenset[str] | None = None
 ) -> tuple[Verdict, str | None, Action | None, str] | None:
     """What one scope says about a tool: (verdict, glob, rule kind, reason), or None."""
     compiled = policy._compiled
@@ -36,7 +36,7 @@ def _scope_verdict(
     entry = compiled.approval.first(name)
     if entry is not None:
         return "WAITING_FOR_APPROVAL", entry.glob, "require_approval", entry.reason
-    entry = compiled.rules.first(name)
+    entry = compiled.rules.first(name, holds)
     if entry is not None:
         return entry.verdict, entry.glob, entry.action, entry.reason
     if policy.closed:
@@ -46,7 +46,9 @@ def _scope_verdict(
     return None
 
 
-def decide_tool(scopes: PolicyScopes, tool: str) -> Decision:
+def decide_tool(
+    scopes: PolicyScopes, tool: str, *, holds: frozenset[str] | None = None
+) -> Decision:
     """Decides whether ``tool`` may be called under ``scopes``.
 
     Each scope answers on its own, in this order: its ``blocked_tools`` block; its
@@ -60,6 +62,9 @@ def decide_tool(scopes: PolicyScopes, tool: str) -> Decision:
     Args:
         scopes: The policies in force, least specific first.
         tool: The tool name.
+        holds: The conditions true of the tool (for an MCP tool, from the annotations its
+            server listed: ``destructive``, ``read_only``, ...), which rules with ``when:``
+            test; None: nothing is known, and those rules do not apply.
 
     Returns:
         The decision, with the deciding scope, rule and policy version.
@@ -67,7 +72,7 @@ def decide_tool(scopes: PolicyScopes, tool: str) -> Decision:
     folded = fold_name(tool)
     best: tuple[int, str, Policy, tuple[Verdict, str | None, Action | None, str]] | None = None
     for scope, policy in scopes.scopes:
-        said = _scope_verdict(policy, folded)
+        said = _scope_verdict(policy, folded, holds)
         if said is None:
             continue
         severity = _SEVERITY[said[0]]

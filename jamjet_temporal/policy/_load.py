@@ -8,6 +8,9 @@ A policy file is JamJet's portable format, its workflow-level keys, or both::
         action: block
       - match: "wire_*"
         action: require_approval
+      - match: "*"              # an MCP tool its server marks destructive
+        when: destructive
+        action: require_approval
       - match: "*"
         action: allow
     blocked_tools: ["shell.*"]  # or under a top-level `policy:` key
@@ -40,7 +43,7 @@ from jamjet_temporal._shared._yaml import (
     short,
 )
 from jamjet_temporal.errors import PolicyError
-from jamjet_temporal.policy._types import ACTIONS, Glob, Policy, Rule
+from jamjet_temporal.policy._types import ACTIONS, CONDITIONS, Glob, Policy, Rule
 
 __all__ = ["load_policy", "parse_policy"]
 
@@ -50,6 +53,10 @@ _SYNONYMS: Final = {"deny": "block", "reject": "block", "permit": "allow", "appr
 _RULE_FIX: Final = (
     'write each rule as `- match: "<glob>"` with `action: <action>` under it '
     f"(actions: {_ACTION_LIST})"
+)
+_WHEN_FIX: Final = (
+    f"conditions are {', '.join(CONDITIONS)} (the MCP tool annotations), each optionally "
+    'preceded by `not`, e.g. `when: destructive` or `when: [open_world, "not read_only"]`'
 )
 _GLOB_FIX: Final = (
     "write a tool name, or a pattern where `*` is any characters and `?` one character, "
@@ -229,7 +236,7 @@ class _Validator:
         return parsed.model_copy(update={**nested.model_dump(exclude_unset=True), "policy": None})
 
     def _check_reachable(self, rules: list[Rule]) -> None:
-        first_of: dict[str, int] = {}
+        first_of: dict[tuple[str, tuple[str, ...] | None], int] = {}
         catch_all: int | None = None
         for index, rule in enumerate(rules):
             path = ("rules", index, "match")
@@ -240,15 +247,18 @@ class _Validator:
                     path,
                     "move the catch-all rule last (first match wins), or remove this rule",
                 )
-            if rule.match in first_of:
+            key = (rule.match, rule.when)
+            if key in first_of:
+                same = f" and conditions ({', '.join(rule.when)})" if rule.when else ""
                 raise self._error(
-                    f"rule {index + 1} repeats the glob '{rule.match}' of rule "
-                    f"{first_of[rule.match] + 1}, so it can never match",
+                    f"rule {index + 1} repeats the glob '{rule.match}'{same} of rule "
+                    f"{first_of[key] + 1}, so it can never match",
                     path,
                     "remove one of them (first match wins)",
                 )
-            first_of[rule.match] = index
-            if set(rule.match) == {"*"}:
+            first_of[key] = index
+            # A rule with conditions may not match what its glob does: it hides no later rule.
+            if set(rule.match) == {"*"} and rule.when is None:
                 catch_all = index
 
 
@@ -270,6 +280,8 @@ def _explain(error: ErrorDetails, path: tuple[str | int, ...]) -> tuple[str, str
     name = _name(path)
     last = path[-1] if path else ""
     in_rule = len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int)
+    if kind.startswith("when_"):
+        return f"{name}: {error['msg']}", _WHEN_FIX
     if kind.startswith("glob_"):
         fix = "remove the spaces around the glob" if kind == "glob_whitespace" else _GLOB_FIX
         return f"{name}: {error['msg']}, got {given}", fix
@@ -294,7 +306,7 @@ def _explain(error: ErrorDetails, path: tuple[str | int, ...]) -> tuple[str, str
             fix = (
                 f"did you mean '{close}'?"
                 if close
-                else "remove it: a rule has only match and action"
+                else "remove it: a rule has only match, action and when"
             )
             return f"unknown key '{last}' in {_name(path[:2])}", fix
     if path == ("rules",) and kind == "list_type":

@@ -8,10 +8,16 @@ Globs: ``*`` is zero or more of any character (dots included), ``?`` exactly one
 everything else is literal (``[`` too); a glob must match the whole name. Case and Unicode
 compatibility forms do not matter (:func:`fold_name`): ``*delete*`` catches ``Delete_Database``
 and ``ｄｅｌｅｔｅ``, so a look-alike spelling cannot slip past a block.
+
+A rule may add ``when:`` conditions on what an MCP server says about the tool (its annotations,
+recorded in the run's history when the run listed the server's tools): the rule then matches a
+tool its glob matches only when every condition holds. Conditions never hold for a tool with no
+annotations to go by (a ``@task`` tool), so such a rule does not apply to it.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -20,9 +26,12 @@ from typing import Annotated, Final, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     PrivateAttr,
+    SerializerFunctionWrapHandler,
     field_validator,
+    model_serializer,
 )
 from pydantic_core import PydanticCustomError
 
@@ -30,7 +39,16 @@ from jamjet_temporal._shared._canonical import DIGEST_PREFIX, digest
 from jamjet_temporal._shared._models import CompiledModel
 from jamjet_temporal._shared._wire import fold_name
 
-__all__ = ["Action", "Decision", "Policy", "PolicyScopes", "Rule", "Verdict", "fold_name"]
+__all__ = [
+    "CONDITIONS",
+    "Action",
+    "Decision",
+    "Policy",
+    "PolicyScopes",
+    "Rule",
+    "Verdict",
+    "fold_name",
+]
 
 Action = Literal["allow", "block", "require_approval", "audit"]
 """What a rule does with a tool it matches."""
@@ -63,6 +81,71 @@ def _check_glob(glob: str) -> str:
 Glob = Annotated[str, AfterValidator(_check_glob)]
 """A tool (or model) name pattern: ``*`` any characters, ``?`` one character."""
 
+#: What a rule's ``when:`` may test: the MCP tool annotations, read with the defaults of the MCP
+#: specification (a tool that says nothing is not read-only, is destructive and open-world).
+CONDITIONS: Final = ("destructive", "read_only", "idempotent", "open_world")
+#: MCP's own names of the annotations, and the condition each one is.
+_HINT_NAMES: Final = {
+    "destructivehint": "destructive",
+    "readonlyhint": "read_only",
+    "idempotenthint": "idempotent",
+    "openworldhint": "open_world",
+    "readonly": "read_only",
+    "read-only": "read_only",
+    "open-world": "open_world",
+}
+
+
+def _as_conditions(value: object) -> object:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+        raise PydanticCustomError(
+            "when_type",
+            "'when' must be a condition or a list of conditions, got {value}",
+            {"value": repr(value)},
+        )
+    return value
+
+
+def _check_when(conditions: tuple[str, ...]) -> tuple[str, ...]:
+    if not conditions:
+        raise PydanticCustomError(
+            "when_empty", "'when' lists no condition (leave it out for a rule without one)"
+        )
+    checked: list[str] = []
+    for condition in conditions:
+        words = condition.split()
+        negated = len(words) == 2 and words[0] == "not"
+        name = words[-1] if words else ""
+        if name not in CONDITIONS or len(words) != (2 if negated else 1):
+            close = _HINT_NAMES.get(name.lower()) or next(
+                iter(difflib.get_close_matches(name.lower(), CONDITIONS, n=1)), None
+            )
+            hint = f" (did you mean '{'not ' if negated else ''}{close}'?)" if close else ""
+            raise PydanticCustomError(
+                "when_condition",
+                "unknown condition {condition}{hint}",
+                {"condition": repr(condition), "hint": hint},
+            )
+        checked.append(f"not {name}" if negated else name)
+    return tuple(checked)
+
+
+When = Annotated[tuple[str, ...], BeforeValidator(_as_conditions), AfterValidator(_check_when)]
+"""A rule's conditions, all of which must hold: names from :data:`CONDITIONS`, each optionally
+preceded by ``not`` (``destructive``, ``[open_world, "not read_only"]``)."""
+
+
+def conditions_hold(when: tuple[str, ...], holds: frozenset[str] | None) -> bool:
+    """Whether every condition of ``when`` holds for a tool of which ``holds`` is true
+    (None: nothing is known about the tool, and no condition holds)."""
+    if holds is None:
+        return False
+    return all(
+        (c[4:] not in holds) if c.startswith("not ") else (c in holds) for c in when
+    )
+
 
 def glob_to_regex(glob: str) -> str:
     """The regular expression that, with ``fullmatch`` and ``DOTALL``, matches what ``glob`` does.
@@ -91,6 +174,9 @@ class Entry:
     action: Action
     verdict: Verdict
     reason: str
+    #: The rule's ``when:`` conditions (empty: none), and its own regex when it has some.
+    when: tuple[str, ...] = ()
+    regex: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +194,28 @@ class Matcher:
     def build(cls, entries: Iterable[Entry]) -> Matcher:
         """Compiles ``entries`` in order."""
         entries = tuple(entries)
+        if any(entry.when for entry in entries):
+            # Conditions: each entry also gets its own regex, for when the first glob that
+            # matches belongs to a rule whose conditions do not hold.
+            entries = tuple(
+                Entry(
+                    entry.glob,
+                    entry.action,
+                    entry.verdict,
+                    entry.reason,
+                    entry.when,
+                    re.compile(glob_to_regex(fold_name(entry.glob)), re.DOTALL),
+                )
+                for entry in entries
+            )
         if not entries:
             return cls(None, ())
         source = "|".join(f"({glob_to_regex(fold_name(entry.glob))})" for entry in entries)
         return cls(re.compile(source, re.DOTALL), entries)
 
-    def first(self, name: str) -> Entry | None:
-        """The first entry whose glob matches all of ``name`` (already :func:`fold_name`-ed)."""
+    def first(self, name: str, holds: frozenset[str] | None = None) -> Entry | None:
+        """The first entry whose glob matches all of ``name`` (already :func:`fold_name`-ed)
+        and whose ``when:`` conditions hold (``holds``: what is true of the tool)."""
         if self.pattern is None:
             return None
         found = self.pattern.fullmatch(name)
@@ -122,7 +223,17 @@ class Matcher:
             return None
         index = found.lastindex
         assert index is not None
-        return self.entries[index - 1]
+        entry = self.entries[index - 1]
+        if not entry.when or conditions_hold(entry.when, holds):
+            return entry
+        # The glob matched but its conditions do not hold: the later entries, one by one.
+        for later in self.entries[index:]:
+            assert later.regex is not None
+            if (not later.when or conditions_hold(later.when, holds)) and later.regex.fullmatch(
+                name
+            ):
+                return later
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +248,8 @@ class Compiled:
     models: Matcher | None
     has_rules: bool
     has_tool_config: bool
+    #: Whether a rule has ``when:`` conditions (its decisions then depend on annotations).
+    has_conditions: bool = False
 
 
 class Rule(BaseModel):
@@ -145,12 +258,26 @@ class Rule(BaseModel):
     Attributes:
         match: The glob, matched against the whole tool name.
         action: ``allow``, ``block``, ``require_approval`` or ``audit`` (allow and record).
+        when: Conditions on the MCP tool's annotations, all of which must hold for the rule
+            to match (None: the glob alone decides): ``destructive``, ``read_only``,
+            ``idempotent``, ``open_world``, each optionally preceded by ``not``. A tool with
+            no annotations to go by (a ``@task`` tool) never satisfies one.
     """
 
     model_config = _CONFIG
 
     match: Glob
     action: Action
+    when: When | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_when(self, handler: SerializerFunctionWrapHandler) -> object:
+        # A rule without conditions dumps as it did before they existed: a policy's digest
+        # (pinned in run histories through its version id) must not change.
+        data = handler(self)
+        if self.when is None and isinstance(data, dict):
+            data.pop("when", None)
+        return data
 
 
 class Policy(CompiledModel):
@@ -223,7 +350,9 @@ class Policy(CompiledModel):
                 rule.match,
                 rule.action,
                 VERDICTS[rule.action],
-                f"matched {rule.action} rule '{rule.match}'",
+                f"matched {rule.action} rule '{rule.match}'"
+                + (f" when {', '.join(rule.when)}" if rule.when else ""),
+                rule.when or (),
             )
             for rule in self.rules
         )
@@ -243,6 +372,7 @@ class Policy(CompiledModel):
             models=models,
             has_rules=has_rules,
             has_tool_config=has_rules or bool(self.blocked_tools or self.require_approval_for),
+            has_conditions=any(rule.when for rule in self.rules),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -311,6 +441,7 @@ class PolicyScopes(CompiledModel):
     _reversed: tuple[tuple[str, Policy], ...] = PrivateAttr()
     _has_rules: bool = PrivateAttr()
     _has_tool_config: bool = PrivateAttr()
+    _has_conditions: bool = PrivateAttr()
     _version_id: str = PrivateAttr()
 
     @field_validator("scopes")
@@ -333,6 +464,7 @@ class PolicyScopes(CompiledModel):
         self._reversed = self.scopes[::-1]
         self._has_rules = any(policy._compiled.has_rules for _, policy in self.scopes)
         self._has_tool_config = any(policy._compiled.has_tool_config for _, policy in self.scopes)
+        self._has_conditions = any(policy._compiled.has_conditions for _, policy in self.scopes)
         used = [[name, policy.version_id] for name, policy in self.scopes if not policy.is_empty]
         if not used:
             self._version_id = "none"
@@ -355,6 +487,11 @@ class PolicyScopes(CompiledModel):
     def version_id(self) -> str:
         """A hash of every non-empty scope's name and policy version; ``"none"`` if none."""
         return self._version_id
+
+    @property
+    def has_conditions(self) -> bool:
+        """Whether a rule in force has ``when:`` conditions (decisions depend on annotations)."""
+        return self._has_conditions
 
 
 class Decision(BaseModel):

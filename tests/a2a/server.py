@@ -85,7 +85,7 @@ class TestAgent(AgentExecutor):
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         message = context.message
         assert message is not None
-        skill = str(context.metadata.get("skill") or MessageToDict(message.metadata).get("skill"))
+        skill = str(MessageToDict(message.metadata).get("skill"))  # JamJet's convention
         self._record(context, skill)
         task = context.current_task or new_task_from_user_message(message)
         await event_queue.enqueue_event(task)

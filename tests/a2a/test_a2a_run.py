@@ -28,6 +28,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import Replayer, Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin
+from jamjet_temporal._shared._activity import step_key
 from jamjet_temporal._shared._wire import A2A_TASK_DETAIL
 from jamjet_temporal.audit import AuditEvent, open_store
 from jamjet_temporal.cli._devserver import DevServer, free_port
@@ -248,7 +249,15 @@ async def test_a_delegation_returns_the_remote_result_and_is_audited(
     assert await gov.run("poller", "slow", "p", None, {"heartbeat": 2}) == "slow done: p"
 
     message_id = await message_id_of(gov.client, run_id)
-    assert message_id.startswith("jj-") and len(message_id) == 35
+    # The message id is the step's idempotency key (what idempotency_key() gives in the step).
+    scheduled = next(
+        e.activity_task_scheduled_event_attributes
+        for e in (await handle.fetch_history()).events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    )
+    assert scheduled.activity_id.startswith("a2a-")
+    run = handle.result_run_id
+    assert message_id == step_key("default", run_id, run, scheduled.activity_id)
     got = agents["streaming"].received(message_id)
     assert [(e["skill"], e["authorized"]) for e in got] == [("echo", False)]
 

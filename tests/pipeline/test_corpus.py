@@ -10,6 +10,7 @@ documented shapes; each runs with no ``--input`` unless a scenario needs a marke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -17,25 +18,34 @@ import subprocess
 import sys
 import tomllib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from click.testing import Result
 from temporalio.client import Client
 from temporalio.service import RPCError
+from temporalio.worker import Worker
 from typer.testing import CliRunner
 
+from jamjet_temporal import JamJetConfig, JamJetPlugin
 from jamjet_temporal._shared._wire import PIPELINE_WAITING_QUERY
 from jamjet_temporal.approvals import find_pending
 from jamjet_temporal.cli._app import app
-from jamjet_temporal.cli._devserver import DevServer
+from jamjet_temporal.cli._devserver import DevServer, free_port
 from jamjet_temporal.cli._init import describe, templates
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule, ScriptToolCall
-from jamjet_temporal.pipeline import PipelineResult
+from jamjet_temporal.pipeline import (
+    PIPELINE_WORKFLOW,
+    PipelineResult,
+    PipelineRun,
+    load_pipeline,
+)
+from jamjet_temporal.plugin import AuditConfig, LLMConfig
 
 TEMPLATES = templates()
 #: JamJet's template kinds this project must ship (its `jamjet init` registry, minus the ones
@@ -439,6 +449,47 @@ async def multi_agent_review(p: Project) -> None:
         assert one.started_at < other.finished_at and other.started_at < one.finished_at
 
 
+@contextlib.asynccontextmanager
+async def local_agent(project: Path) -> AsyncIterator[None]:
+    """The template's agent.py on a free port, and its workflow.yaml pointed at it."""
+    port = free_port()
+    agent = await asyncio.create_subprocess_exec(
+        sys.executable, "agent.py", "--port", str(port), cwd=project,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(200):
+                try:
+                    card = await http.get(f"http://127.0.0.1:{port}/.well-known/agent-card.json")
+                    if card.status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        pipeline = project / "workflow.yaml"
+        text = pipeline.read_text(encoding="utf-8")
+        assert "http://127.0.0.1:7700" in text
+        pipeline.write_text(text.replace(":7700", f":{port}"), encoding="utf-8")
+        yield
+    finally:
+        agent.terminate()
+        await agent.wait()
+
+
+A2A_RESULT = (
+    "Summarise the Q3 sales report: Q3 revenue grew 12% to $4.2M, led by the enterprise plan. "
+    "(27 words summarised)"
+)
+
+
+async def a2a_delegator(p: Project) -> None:
+    async with local_agent(p.path):
+        result, _ = await p.run()
+    assert route(result) == ["delegate", "summarize"]
+    assert result.state["agent_result"] == A2A_RESULT
+
+
 SCENARIOS: dict[str, Callable[[Project], Awaitable[None]]] = {
     "hello-agent": hello_agent,
     "single-agent-tool-flow": single_agent_tool_flow,
@@ -449,6 +500,7 @@ SCENARIOS: dict[str, Callable[[Project], Awaitable[None]]] = {
     "rag-assistant": rag_assistant,
     "code-reviewer": code_reviewer,
     "multi-agent-review": multi_agent_review,
+    "a2a-delegator": a2a_delegator,
 }
 
 
@@ -470,3 +522,29 @@ async def test_template_runs_end_to_end(
     }
     project = await asyncio.to_thread(init, name, tmp_path)
     await SCENARIOS[name](Project(name, project, client, temporal_server, model_server, env))
+
+
+async def test_a2a_delegator_delegates_on_a_worker_that_serves_its_agents(
+    tmp_path: Path, temporal_server: DevServer, model_server: ModelServer, audit_url: str
+) -> None:
+    """The template on a worker given its `a2a.remote_agents` (what `jamjet run` must do)."""
+    project = await asyncio.to_thread(init, "a2a-delegator", tmp_path)
+    async with local_agent(project):
+        spec = load_pipeline(project / "workflow.yaml")
+        config = JamJetConfig(
+            llm=LLMConfig(base_url=model_server.base_url),
+            audit=AuditConfig(store=audit_url),
+            a2a_agents=dict(spec.remote_agents),
+        )
+        client = await Client.connect(temporal_server.address, plugins=[JamJetPlugin(config)])
+        queue = f"a2a-{uuid.uuid4().hex[:8]}"
+        async with Worker(client, task_queue=queue):
+            result = await client.execute_workflow(
+                PIPELINE_WORKFLOW,
+                PipelineRun(spec=spec),
+                id=queue,
+                task_queue=queue,
+                result_type=PipelineResult,
+            )
+    assert route(result) == ["delegate", "summarize"]
+    assert result.state["agent_result"] == A2A_RESULT
