@@ -6,7 +6,8 @@ plain Temporal), or run YAML pipelines with ``jamjet run``.
 Every name here is imported on first use, so ``import jamjet_temporal`` in a workflow module is
 cheap and safe inside Temporal's sandbox, with or without the plugin. Each feature's further
 public names live in its package: ``jamjet_temporal.approvals``, ``.audit``, ``.budget``,
-``.llm``, ``.memory``, ``.pipeline``, ``.policy`` (see ``docs/index.md`` for the folder map).
+``.llm``, ``.mcp``, ``.memory``, ``.pipeline``, ``.policy`` (see ``docs/index.md`` for the folder
+map).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from jamjet_temporal._shared._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from jamjet_temporal import agent, guard, llm
+    from jamjet_temporal import agent, guard, llm, mcp
     from jamjet_temporal import memory as engram
     from jamjet_temporal._shared._activity import idempotency_key
     from jamjet_temporal.authoring._task import default_task_config, task
@@ -37,6 +38,7 @@ __all__ = [
     "guard",
     "idempotency_key",
     "llm",
+    "mcp",
     "run_budget",
     "task",
     "workflow",
@@ -49,6 +51,7 @@ __getattr__, __dir__ = lazy_exports(
         ".agent:module": ["agent"],
         ".guard:module": ["guard"],
         ".llm:module": ["llm"],
+        ".mcp:module": ["mcp"],
         ".memory:module": ["engram"],
         "._shared._activity": ["idempotency_key"],
         ".authoring._task": ["default_task_config", "task"],

@@ -34,6 +34,7 @@ The tree::
     │   └── ExtractionError          the model's fact extraction was not valid (raw answer kept)
     ├── McpServerError               an MCP server could not be started, reached or understood
     ├── McpToolError                 an MCP tool answered with an error result (isError)
+    ├── McpToolDriftError            an MCP tool changed its schema or annotations since listed
     ├── RemoteAgentError             an A2A agent could not be reached, or broke the protocol
     └── DelegationError              an A2A agent's task failed, was refused, or lacks the skill
         └── InputRequiredError       ... the remote task stopped to ask for input
@@ -77,6 +78,7 @@ __all__ = [
     "JamJetError",
     "KeyFileError",
     "McpServerError",
+    "McpToolDriftError",
     "McpToolError",
     "ModelDeniedError",
     "PipelineInputError",
@@ -547,6 +549,35 @@ class McpToolError(JamJetError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (McpToolError, (self.server, self.tool, self.reason))
+
+
+class McpToolDriftError(JamJetError):
+    """An MCP tool's definition changed between the run's listing and the call: refused.
+
+    A run lists each server's tools once and decides its calls on that list (the annotations
+    feed the policy, approvers approve the tool as listed). Right before a call the worker lists
+    the server's tools again; a tool whose input schema or annotations are not what the run
+    recorded, that disappeared, or that appeared after the run listed none by its name, is not
+    called. Raised on the worker as a non-retryable ``ApplicationError`` of this type, recorded
+    in the audit trail as a failed call.
+
+    Attributes:
+        server: The server's alias.
+        tool: The tool's name.
+        reason: What changed.
+    """
+
+    def __init__(self, server: str, tool: str, reason: str) -> None:
+        self.server = server
+        self.tool = tool
+        self.reason = reason
+        super().__init__(
+            f"MCP tool '{server}.{tool}' refused: {reason} since the run listed the server's "
+            "tools (tool-definition drift; start a new run to use the tool as it is now)"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (McpToolDriftError, (self.server, self.tool, self.reason))
 
 
 class RemoteAgentError(JamJetError):

@@ -27,6 +27,7 @@ def test_public_api_is_pinned() -> None:
         "guard",
         "idempotency_key",
         "llm",
+        "mcp",
         "run_budget",
         "task",
         "workflow",

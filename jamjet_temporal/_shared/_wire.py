@@ -63,6 +63,8 @@ PIPELINE_WORKFLOW: Final = "JamJetPipeline"
 PIPELINE_EVENT_SIGNAL: Final = "jamjet.pipeline.event"
 #: The events a pipeline run waits for now.
 PIPELINE_WAITING_QUERY: Final = "jamjet.pipeline.waiting"
+#: The nodes a pipeline run has visited so far, with their outcomes.
+PIPELINE_NODES_QUERY: Final = "jamjet.pipeline.nodes"
 #: Prefix of the patch marker that pins a run's governance.
 GOVERNANCE_PATCH: Final = "jamjet.governance"
 #: Heartbeat detail key under which a governed activity keeps its model spend.

@@ -21,9 +21,11 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from jamjet_temporal import llm
-from jamjet_temporal.authoring._task import AGENT_TOOLS, TaskDefinition, task_definition
+from jamjet_temporal._shared._wire import MCP_CALL_ACTIVITY
+from jamjet_temporal.authoring._task import AGENT_TOOLS, AgentTool, TaskDefinition, task_definition
 from jamjet_temporal.errors import ConfigError, GateError
 from jamjet_temporal.llm._types import ChatRequest, ToolCall, Usage
+from jamjet_temporal.mcp._types import McpTools
 
 __all__ = ["TOOL_UNAVAILABLE", "AgentResult", "AgentToolCall", "run", "run_tools"]
 
@@ -85,7 +87,7 @@ class _Tool:
 
     name: str
     schema: dict[str, JsonValue]
-    bind: Callable[[dict[str, JsonValue]], list[JsonValue]]
+    bind: Callable[[dict[str, JsonValue]], Sequence[object]]
     options: Mapping[str, Any]
     fn: Callable[..., Awaitable[object]] | None = None
 
@@ -149,7 +151,7 @@ async def run_tools(
 async def run(
     prompt: str,
     *,
-    tools: Sequence[Callable[..., Awaitable[object]]] | None = None,
+    tools: Sequence[AgentTool] | None = None,
     model: str = llm.DEFAULT_MODEL,
     system: str | None = None,
     max_turns: int = 8,
@@ -158,7 +160,10 @@ async def run(
 
     Args:
         prompt: The user's request.
-        tools: ``@task`` tools offered to the model. Default: the tools of the agent task
+        tools: ``@task`` tools offered to the model, and MCP servers' tools
+            (``mcp_tools(...)``: listed once per run, offered as ``ALIAS__TOOL`` with their
+            JSON schemas, each call decided as ``ALIAS.TOOL``; an error result goes back to the
+            model as a tool error). Default: the tools of the agent task
             (``@task(tools=[...])``) this runs in.
         model: Model id.
         system: Optional system message.
@@ -175,6 +180,12 @@ async def run(
     offered = tuple(tools) if tools is not None else (AGENT_TOOLS.get() or ())
     defs: dict[str, _Tool] = {}
     for tool in offered:
+        if isinstance(tool, McpTools):
+            from jamjet_temporal.mcp._workflow import agent_tools
+
+            for name, schema, bind, options in await agent_tools(tool):
+                defs[name] = _Tool(MCP_CALL_ACTIVITY, schema, bind, options)
+            continue
         defn = task_definition(tool)
         if defn is None or defn.inline:
             raise ConfigError(f"agent.run: {tool!r} is not a @task tool")

@@ -26,9 +26,14 @@ from temporalio.workflow import ActivityConfig
 from jamjet_temporal._shared._activity import DEFAULT_RETRY_POLICY, auto_heartbeat
 from jamjet_temporal.budget._ledger import Budget
 from jamjet_temporal.errors import ConfigError
+from jamjet_temporal.mcp._types import McpTools
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+AgentTool = Callable[..., Awaitable[object]] | McpTools
+"""What an agent task may be given as a tool: a ``@task`` function, or an MCP server's tools
+(``mcp_tools(...)``)."""
 
 
 def default_task_config() -> ActivityConfig:
@@ -55,8 +60,8 @@ class TaskDefinition:
         name: The activity type name (the stable wire name), or the agent's name.
         config: The activity options used when a workflow awaits the task.
         fn: The undecorated function.
-        tools: For an agent task (``@task(tools=[...])``), the tools it may use; None for a
-            plain task.
+        tools: For an agent task (``@task(tools=[...])``), the tools it may use (``@task``
+            functions and ``mcp_tools(...)`` sets); None for a plain task.
         inline: The body runs in the workflow (agent, strategy or budgeted task), not as an
             activity.
     """
@@ -64,7 +69,7 @@ class TaskDefinition:
     name: str
     config: ActivityConfig
     fn: Callable[..., Awaitable[object]]
-    tools: tuple[Callable[..., Awaitable[object]], ...] | None = None
+    tools: tuple[AgentTool, ...] | None = None
     inline: bool = False
 
 
@@ -80,7 +85,7 @@ class StrategySettings:
 STRATEGY: ContextVar[StrategySettings | None] = ContextVar("jamjet_strategy", default=None)
 
 #: The tools of the agent task running now (read by ``agent.run``).
-AGENT_TOOLS: ContextVar[tuple[Callable[..., Awaitable[object]], ...] | None] = ContextVar(
+AGENT_TOOLS: ContextVar[tuple[AgentTool, ...] | None] = ContextVar(
     "jamjet_agent_tools", default=None
 )
 
@@ -127,7 +132,7 @@ def task(fn: Callable[P, Awaitable[R]], /) -> Callable[P, Awaitable[R]]: ...
 def task(
     *,
     name: str | None = None,
-    tools: Sequence[Callable[..., Awaitable[object]]] | None = None,
+    tools: Sequence[AgentTool] | None = None,
     strategy: Literal["reflection"] | None = None,
     max_iters: int | None = None,
     max_cost: float | str | Decimal | None = None,
@@ -141,7 +146,7 @@ def task(
     /,
     *,
     name: str | None = None,
-    tools: Sequence[Callable[..., Awaitable[object]]] | None = None,
+    tools: Sequence[AgentTool] | None = None,
     strategy: Literal["reflection"] | None = None,
     max_iters: int | None = None,
     max_cost: float | str | Decimal | None = None,
@@ -164,7 +169,9 @@ def task(
         fn: The async function (when used as ``@task`` without parentheses).
         name: Activity type name. Defaults to the function's ``__name__``; set it explicitly to
             keep running workflows working across a rename.
-        tools: Makes this an agent task allowed to use these ``@task`` tools and no other.
+        tools: Makes this an agent task allowed to use these tools and no other: ``@task``
+            functions, and MCP servers' tools as ``mcp_tools("files", only=[...])`` (allowed
+            as ``ALIAS.TOOL``).
         strategy: ``"reflection"``: the body's ``strategies.loop_until_confident(...)`` drafts,
             critiques and refines until confident, within ``max_iters`` and the budget.
         max_iters: Most iterations of the strategy's loop.
@@ -262,7 +269,7 @@ def _inline_task(
     func: Callable[P, Awaitable[R]],
     options: ActivityConfig,
     *,
-    tools: tuple[Callable[..., Awaitable[object]], ...] | None,
+    tools: tuple[AgentTool, ...] | None,
     budget: Budget | None,
     strategy: str | None,
     max_iters: int | None,
@@ -272,8 +279,11 @@ def _inline_task(
     from jamjet_temporal.gate._workflow import policy_scope  # the gate imports this module
     from jamjet_temporal.policy import Policy
 
-    tool_names = []
+    tool_names: list[str] = []
     for tool in tools or ():
+        if isinstance(tool, McpTools):
+            tool_names += tool.globs
+            continue
         defn = task_definition(tool)
         if defn is None or defn.inline:
             raise ConfigError(

@@ -21,6 +21,7 @@ from jamjet_temporal.cli._format import fail, say
 DEFAULT_TEMPLATE = "hello-agent"
 _PLACEHOLDER = "__PROJECT__"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_LEFTOVERS = frozenset({"__pycache__", "reviews"})
 
 
 def templates() -> dict[str, Traversable]:
@@ -95,7 +96,8 @@ def init(
 def _files(entry: Traversable, rel: Path) -> list[tuple[Path, Traversable]]:
     found: list[tuple[Path, Traversable]] = []
     for child in sorted(entry.iterdir(), key=lambda e: e.name):
-        if child.name == "__pycache__" or child.name.endswith(".pyc"):
+        # What running a template's own test leaves behind is not part of it.
+        if child.name.startswith(".") or child.name in _LEFTOVERS or child.name.endswith(".pyc"):
             continue
         if child.is_dir():
             found.extend(_files(child, rel / child.name))

@@ -151,9 +151,15 @@ async def follow(
     return reader.report
 
 
-def closing_lines(run_id: str, report: RunReport) -> list[str]:
-    """The closing lines of a run, every figure taken from its history."""
-    done, total = len(report.completed), len(report.steps)
+def closing_lines(
+    run_id: str, report: RunReport, nodes: tuple[int, int] | None = None
+) -> list[str]:
+    """The closing lines of a run, every figure taken from its history.
+
+    ``nodes`` is (completed, visited) as the pipeline run itself counts its nodes, including
+    those that run no activity (branch, wait, approval, eval); else activity steps are counted.
+    """
+    done, total = nodes if nodes is not None else (len(report.completed), len(report.steps))
     if report.status == "completed":
         lines = [f"▸ Execution complete · {done}/{total} nodes · {report.lost} events lost"]
         if report.resumed:
@@ -170,7 +176,7 @@ def closing_lines(run_id: str, report: RunReport) -> list[str]:
     if failed_at is not None:
         node = failed_at.group(1)
         where = f", failed at {node}"
-        if not any(s.activity_id.split("#")[0] == node for s in report.steps):
+        if nodes is None and not any(s.activity_id.split("#")[0] == node for s in report.steps):
             total += 1
     return [
         f"▸ Execution {report.status} · {done} of {total} nodes{where} · {report.lost} events lost",

@@ -18,6 +18,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.worker import Worker
 
 from jamjet_temporal._shared._connect import connect
+from jamjet_temporal._shared._wire import PIPELINE_NODES_QUERY
 from jamjet_temporal.approvals._identity import SigningIdentity, load_identity
 from jamjet_temporal.cli._crash import check_crash_node, crash_plan, report_missed
 from jamjet_temporal.cli._format import fail, say
@@ -45,7 +46,7 @@ from jamjet_temporal.pipeline import (
     load_pipeline,
 )
 from jamjet_temporal.pipeline._spec import check_input
-from jamjet_temporal.pipeline._workflow import AgentSpec, ToolSignature
+from jamjet_temporal.pipeline._workflow import AgentSpec, NodeRecord, ToolSignature
 from jamjet_temporal.plugin._config import DEFAULT_AUDIT_STORE, JamJetConfig
 from jamjet_temporal.plugin._interceptor import acting_as
 from jamjet_temporal.plugin._plugin import JamJetPlugin
@@ -230,10 +231,24 @@ async def _run(
             report = await follow(handle, say, crash=crash)
             if crash is not None:
                 report_missed(crash)
-        for line in closing_lines(run_id, report):
+            counts = await _node_counts(handle) if with_worker or crash else None
+        for line in closing_lines(run_id, report, counts):
             if line:
                 say(line)
         return 0 if report.status == "completed" else 1
+
+
+async def _node_counts(handle: WorkflowHandle[Any, PipelineResult]) -> tuple[int, int] | None:
+    """(completed, visited) nodes, as the run counts them; None when it cannot be asked."""
+    try:
+        records = await handle.query(
+            PIPELINE_NODES_QUERY, result_type=list[NodeRecord], rpc_timeout=timedelta(seconds=10)
+        )
+    except Exception:  # an old run, or no worker to answer: the history's count stands
+        return None
+    visited = {r.node for r in records if r.type != "end"}
+    done = {r.node for r in records if r.type != "end" and r.outcome != "failed"}
+    return len(done), len(visited)
 
 
 def _seconds(value: float | None) -> timedelta | None:

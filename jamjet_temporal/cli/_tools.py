@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -35,7 +36,7 @@ def load_tools(specs: list[str]) -> list[Callable[..., Any]]:
             tools.setdefault(defn.name, value)
             for used in defn.tools or ():
                 used_defn = task_definition(used)
-                if used_defn is not None:
+                if used_defn is not None and callable(used):  # not an MCP server's tools
                     tools.setdefault(used_defn.name, used)
     return list(tools.values())
 
@@ -50,7 +51,9 @@ def _import(spec: str) -> ModuleType:
     if spec.endswith(".py"):
         if not path.exists():
             raise JamJetError(f"tool module {spec} does not exist")
-        name = f"jamjet_tools_{path.stem}"
+        # One module per file: every project's tools.py has the same stem.
+        where = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+        name = f"jamjet_tools_{path.stem}_{where}"
         if name in sys.modules:
             return sys.modules[name]
         module_spec = importlib.util.spec_from_file_location(name, path)
@@ -97,7 +100,15 @@ def agent_specs(spec: PipelineSpec, tools: list[Callable[..., Any]]) -> dict[str
         offered = []
         for tool in defn.tools:
             tool_defn = task_definition(tool)
-            assert tool_defn is not None
+            if tool_defn is None:
+                raise PipelineSpecError(
+                    f"agent '{node.agent_ref}' offers MCP tools ({tool!r}); a pipeline's agent "
+                    "nodes take @task tools only",
+                    file=spec.source,
+                    node=node_id,
+                    fix="call the MCP tools from mcp_tool nodes, or run the agent from a "
+                    "Python workflow",
+                )
             params = list(inspect.signature(tool_defn.fn).parameters.values())
             offered.append(
                 AgentTool(

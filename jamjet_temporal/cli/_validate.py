@@ -80,7 +80,7 @@ def _validate_one(file: Path, tools: list[str] | None) -> bool:
                         fix="fix the module, or pass --tools MODULE",
                     )
                 )
-    for problem in problems:
+    for problem in sorted(problems, key=lambda p: (p.file != name, p.line or 0)):
         say(f"✗ {problem}")
     for warning in warnings:
         say(f"! {warning}")

@@ -647,7 +647,15 @@ def _tool_fields(info: activity.Info, input: ExecuteActivityInput) -> dict[str, 
     call = mcp_call(input.args)
     if call is None:
         return {"tool": info.activity_type}
-    return {"tool": call.subject, "mcp_server": call.server, "activity": info.activity_type}
+    fields: dict[str, JsonValue] = {
+        "tool": call.subject,
+        "mcp_server": call.server,
+        "activity": info.activity_type,
+    }
+    if call.listed is not None and call.listed.annotations is not None:
+        # What the decision's `when:` rules tested, as the run listed it.
+        fields["mcp_annotations"] = call.listed.annotations
+    return fields
 
 
 def _with_spend(err: Exception, calls: tuple[CallCost, ...]) -> ApplicationError:

@@ -88,6 +88,7 @@ from jamjet_temporal.errors import (
 from jamjet_temporal.gate._precall import after_precall
 from jamjet_temporal.llm._types import ChatRequest, ChatResult
 from jamjet_temporal.mcp._types import McpCall, call_problem
+from jamjet_temporal.mcp._workflow import ToolCatalog, decide_call, list_options
 from jamjet_temporal.policy import Decision, Policy, PolicyScopes, decide_model, decide_tool
 
 # Which scopes and agent are in force for the code running now. Context variables follow the
@@ -265,6 +266,8 @@ class Gate:
         self._model_cache: dict[PolicyScopes, tuple[ModelScope, ...]] = {}
         self.budget = BudgetKeeper()
         self._budget_count = 0
+        #: The MCP tools this run listed, by server: what its MCP calls are decided on.
+        self.mcp = ToolCatalog()
         #: None when the plugin has no approvals config: approval requests are then refused.
         self.approvals = ApprovalBook(self, approvals) if approvals is not None else None
 
@@ -346,7 +349,8 @@ class Gate:
         A call to ``jamjet.llm.chat`` is a model call whatever shape its argument has: it is
         decided on the model it names, and refused when it names none. A call to
         ``jamjet.mcp.call_tool`` is a call of the tool ``ALIAS.TOOL`` it names (never of the
-        activity), refused when it names none or spells the name in characters outside MCP's.
+        activity), refused when it names none or spells the name in characters outside MCP's;
+        rules with ``when:`` test the annotations the run listed for the tool.
         A call to ``jamjet.a2a.send`` is a delegation, decided as the tool ``a2a:ALIAS.SKILL``.
         """
         scopes = self.scopes()
@@ -439,7 +443,7 @@ def _mcp_decision(scopes: PolicyScopes, activity: str, args: Sequence[object]) -
             "an MCP tool call whose argument is not an McpCall (server, tool, arguments)",
             "runtime",
         )
-    decision = decide_tool(scopes, call.subject)
+    decision = decide_call(scopes, call)
     problem = call_problem(call)
     if problem is not None and decision.decision != "BLOCKED":
         return _refusal(call.subject, problem, "runtime")
@@ -603,7 +607,11 @@ def make_workflow_interceptor(
             elif is_mcp_call(input.activity):
                 call = mcp_call(input.args)
                 if call is not None:
-                    input.args = [call]
+                    if gate.mcp.needs_listing(call, gate.scopes()):
+                        # Decided on the server's annotations as this run lists them (once).
+                        listing = self._mcp_listed(gate, call, input, start)
+                        return after_precall(input.activity, "tool listing", listing)
+                    input.args = [gate.mcp.stamp(call)]
             elif is_a2a_call(input.activity):
                 delegation = a2a_call(input.args)
                 if delegation is not None:
@@ -621,6 +629,21 @@ def make_workflow_interceptor(
                 return after_precall(input.activity, "budget", cleared)
             self._clear(gate, input, decision, event)
             return start(input)
+
+        async def _mcp_listed(
+            self, gate: Gate, call: McpCall, input: _Input, start: _Start
+        ) -> object:
+            try:
+                await gate.mcp.ensure(call.server, list_options(input))
+            except ActivityError as err:
+                # Not decided, so not made: recorded as such, and the listing's failure (an
+                # unknown alias, a server that does not start) is what the caller gets.
+                cause = err.cause.message if isinstance(err.cause, ApplicationError) else err
+                reason = f"the tools of MCP server '{call.server}' could not be listed: {cause}"
+                _, event = gate.refusal(call.subject, input.args, reason[:500], "runtime")
+                await gate.record([event])
+                raise
+            return await self._gated(input, start)
 
         async def _once_gated(self, input: _Input, start: _Start) -> object:
             inbound = self._inbound

@@ -9,6 +9,12 @@ there (a stdio server is one process, not one per call). A connection that broke
 exited, its transport closed, a request timed out) is dropped and the next attempt connects
 afresh; Temporal retries the attempt that saw it break. Connections close when the last worker
 using them stops.
+
+Before calling a tool, the worker lists the server's tools again and refuses the call
+(``McpToolDriftError``) when the tool's input schema or annotations are not those the run
+recorded when it listed them (carried by the call, ``McpCall.listed``). An attempt that gets no
+answer before its ``start_to_close_timeout`` fails a moment before it, saying which server and
+operation hung, and its connection is dropped.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from typing import Any, Final, TextIO, TypeVar
 
 from pydantic import JsonValue, ValidationError
@@ -28,9 +35,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from jamjet_temporal._shared._activity import auto_heartbeat, idempotency_key
+from jamjet_temporal._shared._canonical import digest
 from jamjet_temporal._shared._extras import missing_extra
 from jamjet_temporal._shared._wire import MCP_CALL_ACTIVITY, MCP_IDEMPOTENCY_META, MCP_LIST_ACTIVITY
-from jamjet_temporal.errors import ConfigError, McpServerError, McpToolError
+from jamjet_temporal.errors import ConfigError, McpServerError, McpToolDriftError, McpToolError
 from jamjet_temporal.mcp._config import McpServer, servers_from_config
 from jamjet_temporal.mcp._types import McpCall, McpToolInfo
 
@@ -48,6 +56,7 @@ try:
         REQUEST_TIMEOUT,
         CallToolResult,
         TextContent,
+        Tool,
     )
 except ImportError as err:
     raise missing_extra("mcp", err) from err
@@ -243,46 +252,21 @@ class McpActivities:
         """Every tool ``server`` lists (all pages)."""
 
         async def operation(client: Client) -> list[McpToolInfo]:
-            tools: list[McpToolInfo] = []
-            cursor: str | None = None
-            seen: set[str | None] = set()
-            while True:
-                page = await client.list_tools(cursor=cursor, cache_mode="bypass")
-                for tool in page.tools:
-                    annotations = tool.annotations
-                    tools.append(
-                        McpToolInfo(
-                            name=tool.name,
-                            description=tool.description,
-                            input_schema=tool.input_schema,
-                            title=tool.title,
-                            annotations=None
-                            if annotations is None
-                            else annotations.model_dump(
-                                mode="json", by_alias=True, exclude_none=True
-                            ),
-                        )
-                    )
-                seen.add(cursor)
-                cursor = page.next_cursor
-                if cursor is None:
-                    return tools
-                if cursor in seen:
-                    raise ApplicationError(
-                        f"MCP server '{server}' repeated a pagination cursor while listing tools",
-                        type=McpServerError.__name__,
-                        non_retryable=True,
-                    )
+            return await _list_all(client, server)
 
         async with auto_heartbeat():
             return await self._run(server, "list its tools", operation)
 
     @activity.defn(name=MCP_CALL_ACTIVITY)
     async def call_tool(self, call: McpCall) -> JsonValue:
-        """Call one tool; an error result (``isError``) fails with ``McpToolError``."""
+        """Call one tool; an error result (``isError``) fails with ``McpToolError``, a tool
+        that changed since the run listed it is refused (``McpToolDriftError``)."""
         meta: Any = {MCP_IDEMPOTENCY_META: call.idempotency_key or idempotency_key()}
 
         async def operation(client: Client) -> CallToolResult:
+            refusal = _drift(call, await _list_all(client, call.server))
+            if refusal is not None:
+                raise refusal
             return await client.call_tool(call.tool, call.arguments, meta=meta)
 
         async with auto_heartbeat():
@@ -293,6 +277,36 @@ class McpActivities:
         return tool_value(result)
 
     async def _run(self, alias: str, what: str, operation: Callable[[Client], Awaitable[_T]]) -> _T:
+        """One operation on ``alias``'s connection, failing a moment before the activity's
+        start-to-close timeout would, with a message that says what hung."""
+        left, allowed = _time_left()
+        scope = asyncio.timeout(left)
+        try:
+            async with scope:
+                return await self._attempt(alias, what, operation)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            connection = self._connections.get((asyncio.get_running_loop(), alias))
+            if connection is not None:
+                self._drop(connection)  # it may be stuck: the retry connects afresh
+            stderr = "" if connection is None else connection.stderr()
+            text = (
+                f"MCP server '{alias}' did not answer in time: it was asked to {what} and gave "
+                f"no answer within the activity's start_to_close_timeout ({allowed}), so the "
+                "attempt timed out"
+            )
+            if stderr:
+                text += f"; its stderr ends with:\n{stderr}\n"
+            text = text if connection is None else connection.redact(text)
+            raise ApplicationError(
+                text + " (retried on a new connection, as the retry policy allows)",
+                type=McpServerError.__name__,
+            ) from None
+
+    async def _attempt(
+        self, alias: str, what: str, operation: Callable[[Client], Awaitable[_T]]
+    ) -> _T:
         connection = await self._connection(alias)
         try:
             client = await connection.client()
@@ -303,7 +317,7 @@ class McpActivities:
             raise _connect_error(connection, err) from err
         try:
             return await operation(client)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, ApplicationError):
             raise
         except MCPError as err:
             broken = err.code in _BROKEN_CODES
@@ -396,6 +410,98 @@ class McpActivities:
         for key in mine:
             self._locks.pop(key, None)
         await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
+
+
+def _time_left() -> tuple[float | None, str]:
+    """Seconds until a moment before this attempt's start-to-close timeout (None: no limit),
+    and the timeout as written for a message."""
+    if not activity.in_activity():
+        return None, ""
+    info = activity.info()
+    allowed = info.start_to_close_timeout
+    if not allowed:
+        return None, ""
+    total = allowed.total_seconds()
+    margin = min(max(0.5, total * 0.05), 5.0)
+    elapsed = (datetime.now(UTC) - info.started_time).total_seconds()
+    return max(total - margin - elapsed, 0.05), f"{total:g} s"
+
+
+def _tool_info(tool: Tool) -> McpToolInfo:
+    annotations = tool.annotations
+    return McpToolInfo(
+        name=tool.name,
+        description=tool.description,
+        input_schema=tool.input_schema,
+        title=tool.title,
+        annotations=None
+        if annotations is None
+        else annotations.model_dump(mode="json", by_alias=True, exclude_none=True),
+    )
+
+
+async def _list_all(client: Client, server: str) -> list[McpToolInfo]:
+    """Every tool ``server`` lists now (all pages, never from a cache)."""
+    tools: list[McpToolInfo] = []
+    cursor: str | None = None
+    seen: set[str | None] = set()
+    while True:
+        page = await client.list_tools(cursor=cursor, cache_mode="bypass")
+        tools += [_tool_info(tool) for tool in page.tools]
+        seen.add(cursor)
+        cursor = page.next_cursor
+        if cursor is None:
+            return tools
+        if cursor in seen:
+            raise ApplicationError(
+                f"MCP server '{server}' repeated a pagination cursor while listing tools",
+                type=McpServerError.__name__,
+                non_retryable=True,
+            )
+
+
+def _drift(call: McpCall, live: list[McpToolInfo]) -> ApplicationError | None:
+    """Why ``call`` must not be made with the server's tools as they are now (None: it may).
+
+    The call carries the tool as the run listed it; a tool that changed its input schema or
+    annotations since, disappeared, or appeared, is not the tool the run decided on.
+    """
+    listed = call.listed
+    tool = next((info for info in live if info.name == call.tool), None)
+    reason: str | None = None
+    if listed is None:
+        return ApplicationError(
+            f"MCP tool '{call.subject}' refused: the call does not carry the tool as the run "
+            "listed it (calls are stamped by the gate of a worker with JamJetPlugin), so "
+            "nothing tells what the run decided on",
+            type=McpToolDriftError.__name__,
+            non_retryable=True,
+        )
+    if not listed.found:
+        if tool is None:
+            names = ", ".join(sorted(info.name for info in live)) or "none"
+            return ApplicationError(
+                f"MCP tool '{call.subject}' does not exist: server '{call.server}' lists no "
+                f"tool '{call.tool}' (it lists: {names})",
+                type=McpToolError.__name__,
+                non_retryable=True,
+            )
+        reason = "the server lists it now, but did not list it"
+    elif tool is None:
+        reason = "the server does not list it any more"
+    else:
+        changed = []
+        if digest(tool.input_schema) != listed.schema_digest:
+            changed.append("its input schema changed")
+        if tool.annotations != listed.annotations:
+            changed.append(
+                f"its annotations changed (listed: {listed.annotations}, now: {tool.annotations})"
+            )
+        reason = " and ".join(changed) or None
+    if reason is None:
+        return None
+    error = McpToolDriftError(call.server, call.tool, reason)
+    return ApplicationError(str(error), type=McpToolDriftError.__name__, non_retryable=True)
 
 
 def _connect_error(connection: _Connection, err: BaseException) -> ApplicationError:

@@ -262,6 +262,13 @@ def _merge_all_of(schema: Mapping[str, Any], root: Mapping[str, Any]) -> dict[st
 
 
 def _number(schema: Mapping[str, Any], integer: bool) -> int | float:
+    # A number with both bounds is a rating scale: the top of it, so an offline run's judge
+    # (score 1..5) passes unless a test scripts otherwise. Otherwise the lowest valid value.
+    if isinstance(schema.get("maximum"), int | float) and isinstance(
+        schema.get("minimum"), int | float
+    ):
+        top: int | float = schema["maximum"]
+        return math.floor(top) if integer else top
     value: int | float = 0
     if isinstance(schema.get("minimum"), int | float):
         value = schema["minimum"]

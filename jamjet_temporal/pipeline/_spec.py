@@ -501,7 +501,7 @@ class _Validator:
         if "policy" in data:
             policy = self._attempt(lambda: self._policy(data["policy"], ("policy",)))
         extras = self._attempt(lambda: self._sections(data))
-        if meta is None or nodes is None or extras is None or self.problems:
+        if meta is None or nodes is None or extras is None:
             return None
         try:
             spec = PipelineSpec.model_validate(
@@ -512,6 +512,13 @@ class _Validator:
             return None
         self._check_graph(spec)
         return spec
+
+    def _soft(self, check: Callable[..., None], *args: object, **kwargs: object) -> None:
+        """Run one check, reporting its problem instead of stopping at it."""
+        try:
+            check(*args, **kwargs)
+        except PipelineSpecError as err:
+            self._report(err)
 
     def _attempt(self, step: Callable[[], _T]) -> _T | None:
         try:
@@ -584,7 +591,7 @@ class _Validator:
                     f"{intro}: '{key}' is written {_OLD_SPELLINGS[key]} now",
                     path,
                     node=node,
-                    fix=f"write {_OLD_SPELLINGS[key]}; docs/pipelines.md shows the whole shape",
+                    fix="docs/pipelines.md shows the whole shape, with every node type",
                 )
             )
         return True
@@ -841,13 +848,24 @@ class _Validator:
                     err.reason, file=err.file, line=err.line, node=node_id, fix=err.fix
                 ) from None
             raw = {**raw, "policy": None}
+        article = "an" if node_type[0] in "aeiou" else "a"
+        what = f"{article} {node_type} node"
         try:
             node = model.model_validate(raw)
         except ValidationError as exc:
-            article = "an" if node_type[0] in "aeiou" else "a"
-            raise self._from_pydantic(
-                exc, path, model, f"{article} {node_type} node", node=node_id
-            ) from None
+            errors = exc.errors(include_url=False)
+            unknown = [e["loc"][0] for e in errors if e["type"] == "extra_forbidden" and e["loc"]]
+            if len(unknown) < len(errors):
+                raise self._from_pydantic(exc, path, model, what, node=node_id) from None
+            # Only unknown keys (typos): report each, then check the rest of the node and the
+            # graph as if they were not there, so one run of validate shows every problem.
+            for key in unknown:
+                one = ValidationError.from_exception_data(
+                    exc.title,
+                    [e for e in errors if e["loc"][:1] == (key,)],  # type: ignore[misc]
+                )
+                self._report(self._from_pydantic(one, path, model, what, node=node_id))
+            node = model.model_validate({k: v for k, v in raw.items() if k not in unknown})
         return node if policy is None else node.model_copy(update={"policy": policy})
 
     def _check_spellings(
@@ -977,14 +995,14 @@ class _Validator:
             for name in ("system", "prompt"):
                 text = getattr(node, name)
                 if text is not None:
-                    self._check_template(text, (*at, name), node_id)
+                    self._soft(self._check_template, text, (*at, name), node_id)
             self._check_model(spec, node.model, (*at, "model"), node_id)
         if isinstance(node, ModelNode) and node.output_schema is not None:
-            self._check_json_schema(node.output_schema, (*at, "output_schema"), node_id)
+            self._soft(self._check_json_schema, node.output_schema, (*at, "output_schema"), node_id)
         if isinstance(node, AgentNode) and node.input is not None:
-            self._check_arguments(node.input, (*at, "input"), node_id)
+            self._soft(self._check_arguments, node.input, (*at, "input"), node_id)
         if isinstance(node, ToolNode | McpToolNode):
-            self._check_arguments(node.arguments, (*at, "arguments"), node_id)
+            self._soft(self._check_arguments, node.arguments, (*at, "arguments"), node_id)
             server = node.server
             if server is not None and server not in spec.mcp_servers:
                 self.warnings.append(
@@ -998,8 +1016,8 @@ class _Validator:
                     )
                 )
         if isinstance(node, A2ATaskNode):
-            self._check_arguments(node.input, (*at, "input"), node_id)
-            self._check_template(node.remote_agent, (*at, "remote_agent"), node_id)
+            self._soft(self._check_arguments, node.input, (*at, "input"), node_id)
+            self._soft(self._check_template, node.remote_agent, (*at, "remote_agent"), node_id)
             if not _is_url(node.remote_agent) and node.remote_agent not in spec.remote_agents:
                 self.warnings.append(
                     self._error(
@@ -1012,11 +1030,11 @@ class _Validator:
                     )
                 )
         if isinstance(node, HumanApprovalNode):
-            self._check_arguments(node.arguments, (*at, "arguments"), node_id)
+            self._soft(self._check_arguments, node.arguments, (*at, "arguments"), node_id)
             if node.description is not None:
-                self._check_template(node.description, (*at, "description"), node_id)
+                self._soft(self._check_template, node.description, (*at, "description"), node_id)
         if isinstance(node, EvalNode):
-            self._check_eval(spec, node_id, node)
+            self._soft(self._check_eval, spec, node_id, node)
         if isinstance(node, NodeBase) and node.retry_policy is not None:
             known = [*spec.retry_policies, *BUILTIN_RETRY_POLICIES]
             if node.retry_policy not in known:
@@ -1029,16 +1047,18 @@ class _Validator:
                     + f"define it under `retry_policies:` or use one of {', '.join(known)}",
                 )
         if isinstance(node, ConditionNode):
-            self._check_routes(node_id, node, spec.nodes)
+            self._soft(self._check_routes, node_id, node, spec.nodes)
         elif isinstance(node, NodeBase):
-            self._check_next(node_id, node, spec.nodes)
+            self._soft(self._check_next, node_id, node, spec.nodes)
         for target, path in _targets(node):
             if not self._is_target(target, spec.nodes):
-                raise self._error(
-                    f"{_what_names(path)} '{target}', which is not a node",
-                    (*at, *path),
-                    node=node_id,
-                    fix=self._node_fix(target, spec.nodes),
+                self._report(
+                    self._error(
+                        f"{_what_names(path)} '{target}', which is not a node",
+                        (*at, *path),
+                        node=node_id,
+                        fix=self._node_fix(target, spec.nodes),
+                    )
                 )
         if isinstance(node, ParallelNode):
             join = node.join or (node.next if isinstance(node.next, str) else None)

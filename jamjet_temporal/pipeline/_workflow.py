@@ -24,6 +24,7 @@ from jamjet_temporal._shared._activity import NON_RETRYABLE_ERROR_TYPES
 from jamjet_temporal._shared._wire import (
     CHAT_ACTIVITY,
     PIPELINE_EVENT_SIGNAL,
+    PIPELINE_NODES_QUERY,
     PIPELINE_WAITING_QUERY,
     PIPELINE_WORKFLOW,
 )
@@ -178,14 +179,14 @@ def next_node(
 ) -> str | None:
     """The node that follows ``node_id``: the first edge whose condition holds, in order."""
     if target is None or isinstance(target, str):
-        return None if target == END else target
+        return target  # `end` with no node of that name ends the walk (see _walk)
     return _first_match(node_id, target, state)
 
 
 def _first_match(node_id: str, edges: list[Edge], state: dict[str, JsonValue]) -> str | None:
     for edge in edges:
         if edge.when is None or evaluate_condition(edge.when, state, node=node_id):
-            return None if edge.to == END else edge.to
+            return edge.to
     raise PipelineRuntimeError(
         "no route matched the state; add a `default:` (or a last edge without `when`)",
         node=node_id,
@@ -199,7 +200,7 @@ def _failure_reason(err: ActivityError) -> str:
     return str(cause) if cause is not None else str(err)
 
 
-_SCORE_RE = re.compile(r"(?i)score\D{0,5}(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)")
+_SCORE_RE = re.compile(r"(?i)\bscore\b\W{0,3}(\d+(?:\.\d+)?)")
 
 
 @workflow.defn(name=PIPELINE_WORKFLOW)
@@ -224,6 +225,11 @@ class PipelineWorkflow:
     def waiting(self) -> list[str]:
         """The events the run waits for now."""
         return list(self._waiting)
+
+    @workflow.query(name=PIPELINE_NODES_QUERY)
+    def visited(self) -> list[NodeRecord]:
+        """The node visits so far (also of a failed run: the CLI counts them)."""
+        return list(self._records)
 
     @workflow.run
     async def run(self, request: PipelineRun) -> PipelineResult:
@@ -572,7 +578,7 @@ class PipelineWorkflow:
             raise PipelineRuntimeError(f"branch '{start}' failed: {error}", node=node_id)
         detail = None if not failures else f"{len(failures)} branch(es) failed, continuing"
         written: object = report if node.output_key else _NOTHING
-        return _Outcome(written, "ok", detail), (None if join == END else join)
+        return _Outcome(written, "ok", detail), join
 
     # ----------------------------------------------------------------------------------------
     # waiting for people and events
@@ -610,7 +616,7 @@ class PipelineWorkflow:
                         f"no '{node.event}' event within {deadline:g} s and no on_timeout",
                         node=node_id,
                     ) from None
-                target = None if node.on_timeout == END else node.on_timeout
+                target = node.on_timeout
                 return _Outcome(_NOTHING, "timed out", f"no '{node.event}' event"), target
         finally:
             self._waiting.remove(node.event)
@@ -672,13 +678,13 @@ class PipelineWorkflow:
             if node.on_reject is None:
                 raise
             value = {"approved": False, "reason": err.reason}
-            target = None if node.on_reject == END else node.on_reject
+            target = node.on_reject
             return _Outcome(value if node.output_key else _NOTHING, "rejected", err.reason), target
         except ApprovalTimeoutError as err:
             if node.fallback is None:
                 raise
             value = {"approved": False, "reason": err.reason}
-            target = None if node.fallback == END else node.fallback
+            target = node.fallback
             outcome = _Outcome(value if node.output_key else _NOTHING, "timed out", err.reason)
             return outcome, target
         value = {
@@ -689,7 +695,7 @@ class PipelineWorkflow:
         }
         detail = f"approved by {', '.join(decision.approved_by)}"
         if node.on_approve is not None:
-            target = None if node.on_approve == END else node.on_approve
+            target = node.on_approve
             return _Outcome(value if node.output_key else _NOTHING, "ok", detail), target
         return _Outcome(value if node.output_key else _NOTHING, "ok", detail), follow
 
@@ -813,7 +819,16 @@ class PipelineWorkflow:
                     },
                     {"role": "user", "content": f"Rubric:\n{scorer.rubric}\n\nAnswer:\n{text}"},
                 ],
-                json_output=True,
+                response_schema={
+                    "type": "object",
+                    "properties": {
+                        "score": {"type": "number", "minimum": 1, "maximum": scorer.scale},
+                        "reason": {"type": "string"},
+                    },
+                    "required": ["score", "reason"],
+                    "additionalProperties": False,
+                },
+                response_schema_name="evaluation",
             ),
             result_type=ChatResult,
             **{
@@ -874,10 +889,11 @@ def _judge_score(content: str) -> tuple[float | None, str | None]:
         reason = data.get("reason")
         if isinstance(score, int | float) and not isinstance(score, bool):
             return float(score), reason if isinstance(reason, str) else None
+    # A model that ignored the schema may still say "Score: 4"; any other number is not a score.
     match = _SCORE_RE.search(content)
     if match is None:
         return None, None
-    return float(match.group(1) or match.group(2)), None
+    return float(match.group(1)), None
 
 
 def _run_budget(spec: PipelineSpec) -> Budget | None:

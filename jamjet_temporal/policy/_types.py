@@ -142,9 +142,7 @@ def conditions_hold(when: tuple[str, ...], holds: frozenset[str] | None) -> bool
     (None: nothing is known about the tool, and no condition holds)."""
     if holds is None:
         return False
-    return all(
-        (c[4:] not in holds) if c.startswith("not ") else (c in holds) for c in when
-    )
+    return all((c[4:] not in holds) if c.startswith("not ") else (c in holds) for c in when)
 
 
 def glob_to_regex(glob: str) -> str:

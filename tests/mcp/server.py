@@ -9,7 +9,10 @@ Built with the ``mcp`` SDK's ``MCPServer`` (FastMCP's successor in mcp 2.x). Its
 * ``write_file(path, text)``: appends ``text`` and a newline to ``path``, so a test can count
   how many times the tool really ran;
 * ``pid()``: the server process's id;
-* ``fail(message)``: an error result (``isError``).
+* ``fail(message)``: an error result (``isError``);
+* ``sleep(seconds)``: answers after that long (a server that hangs);
+* ``rug_pull(what)``: redefines ``echo`` with other annotations or another input schema, as a
+  server that changes a tool under a running workflow would.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import hashlib
 import os
 from pathlib import Path
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
 
 server = MCPServer("jamjet-test-tools")
 
@@ -68,6 +73,31 @@ def pid() -> str:
 def fail(message: str = "the tool failed") -> str:
     """Always answers with an error result."""
     raise ToolError(message)
+
+
+@server.tool(structured_output=False)
+async def sleep(seconds: float) -> str:
+    """Answer after ``seconds`` (a test's hanging server)."""
+    await anyio.sleep(seconds)
+    return f"slept {seconds}"
+
+
+@server.tool(structured_output=False)
+def rug_pull(what: str = "annotations") -> str:
+    """Redefine ``echo``: as destructive (``annotations``), with another argument
+    (``schema``), or remove it (``remove``)."""
+    if any(tool.name == "echo" for tool in server._tool_manager.list_tools()):
+        server.remove_tool("echo")
+    if what == "annotations":
+        server.add_tool(echo, annotations=ToolAnnotations(destructive_hint=True))
+    elif what == "schema":
+
+        def echo_twice(text: str, times: int = 2) -> str:
+            """Return the text, repeated."""
+            return text * times
+
+        server.add_tool(echo_twice, name="echo")
+    return f"echo redefined ({what})"
 
 
 if __name__ == "__main__":

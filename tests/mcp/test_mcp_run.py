@@ -5,8 +5,6 @@ kept out of history, typed failures, a server that dies, replay without any serv
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
 import hashlib
 import json
 import os
@@ -14,129 +12,26 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 from temporalio.worker import Replayer, Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as
+from jamjet_temporal._shared._canonical import digest
 from jamjet_temporal.approvals._client import find_pending, sign, submit
 from jamjet_temporal.approvals._identity import generate_identity
-from jamjet_temporal.approvals._load import ApprovalConfig, parse_approvals
-from jamjet_temporal.audit import AuditEvent, open_store
+from jamjet_temporal.approvals._load import parse_approvals
 from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.plugin import AuditConfig
 from jamjet_temporal.policy import Policy
 from tests.identities import PORTAL
-from tests.mcp.mcp_workflows import Attempts, CallTool, Raw, RawOnQueue, Tour
-
-SERVER = Path(__file__).with_name("server.py")
-WORKFLOWS = [CallTool, Tour, Attempts, Raw]
-
-
-def stdio(**settings: Any) -> dict[str, Any]:
-    """The test server, started by the worker with this interpreter."""
-    return {"command": sys.executable, "args": [str(SERVER)], **settings}
-
-
-@dataclass
-class Governed:
-    """A client whose plugin has MCP servers, a worker on its own queue, and the audit store."""
-
-    client: Client
-    queue: str
-    url: str
-
-    async def run(self, workflow: Any, *args: Any) -> Any:
-        return await self.client.execute_workflow(
-            workflow, args=list(args), id=f"mcp-{uuid.uuid4().hex[:10]}", task_queue=self.queue
-        )
-
-    async def fail(self, workflow: Any, *args: Any) -> tuple[str, BaseException]:
-        run_id = f"mcp-{uuid.uuid4().hex[:10]}"
-        with pytest.raises(WorkflowFailureError) as failed:
-            await self.client.execute_workflow(
-                workflow, args=list(args), id=run_id, task_queue=self.queue
-            )
-        assert failed.value.cause is not None
-        return run_id, failed.value.cause
-
-    async def events(self, run_id: str | None = None) -> list[AuditEvent]:
-        store = open_store(self.url)
-        try:
-            return [stored.event for stored in await store.events(run_id)]
-        finally:
-            await store.close()
-
-
-Make = Callable[..., Any]
-
-
-@pytest.fixture
-async def governed(
-    temporal_server: DevServer, tmp_path: Path, task_queue: str
-) -> AsyncIterator[Make]:
-    """Starts a governed worker for the test (stopped at the end of the test)."""
-    workers: list[Worker] = []
-
-    async def make(
-        servers: dict[str, Any] | None = None,
-        policy: Policy | None = None,
-        approvals: ApprovalConfig | None = None,
-    ) -> Governed:
-        url = f"sqlite:///{tmp_path / f'audit-{len(workers)}.db'}"
-        config = JamJetConfig(
-            audit=AuditConfig(store=url),
-            policy=policy,
-            approvals=approvals,
-            mcp_servers=servers if servers is not None else {"files": stdio()},
-        )
-        client = await Client.connect(temporal_server.address, plugins=[JamJetPlugin(config)])
-        queue = f"{task_queue}-{len(workers)}"
-        worker = Worker(client, task_queue=queue, workflows=WORKFLOWS)
-        workers.append(worker)
-        await worker.__aenter__()
-        return Governed(client, queue, url)
-
-    try:
-        yield make
-    finally:
-        for worker in reversed(workers):
-            await worker.__aexit__(None, None, None)
-
-
-def readable(node: object) -> str:
-    """A history's JSON with every payload's base64 ``data`` decoded beside it."""
-    parts: list[str] = []
-
-    def walk(value: object) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if key == "data" and isinstance(item, str):
-                    with contextlib.suppress(ValueError):
-                        parts.append(base64.b64decode(item).decode("utf-8", "replace"))
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-        else:
-            parts.append(str(value))
-
-    walk(node)
-    return "\n".join(parts)
-
-
-def root(cause: BaseException) -> ApplicationError:
-    """The ApplicationError at the bottom of a workflow failure."""
-    while isinstance(cause, ActivityError) and cause.cause is not None:
-        cause = cause.cause
-    assert isinstance(cause, ApplicationError), repr(cause)
-    return cause
+from tests.mcp.helpers import Make, readable, root, stdio
+from tests.mcp.mcp_workflows import WORKFLOWS, Attempts, CallTool, Raw, RawOnQueue, Tour
 
 
 async def test_a_workflow_lists_and_calls_tools_and_each_call_is_audited(
@@ -179,12 +74,19 @@ async def test_a_workflow_lists_and_calls_tools_and_each_call_is_audited(
     assert decision["subject"] == "files.write_file" and decision["decision"] == "ALLOWED"
     assert decision["mcp_server"] == "files" and decision["activity"] == "jamjet.mcp.call_tool"
     assert call["mcp_server"] == "files" and call["outcome"] == "completed"
+    listed = names["write_file"]
     assert call["args"] == [
         {
             "server": "files",
             "tool": "write_file",
             "arguments": {"path": str(target), "text": "first line"},
             "idempotency_key": None,
+            # The tool as the run listed it, stamped by the gate, checked again by the worker.
+            "listed": {
+                "found": True,
+                "schema_digest": digest(listed["input_schema"]),
+                "annotations": listed["annotations"],
+            },
         }
     ]
     assert call["result"] == f"wrote 10 characters to {target}"
@@ -384,8 +286,15 @@ async def test_an_unknown_alias_is_a_final_error_naming_the_known_ones(governed:
     assert error.type == "ConfigError" and error.non_retryable
     assert "unknown MCP server 'nowhere'" in error.message
     assert "this worker knows files, other" in error.message
-    refusals = [e for e in await gov.events(run_id) if e.kind == "tool.call"]
-    assert [(e.data["tool"], e.data["outcome"]) for e in refusals] == [("nowhere.echo", "failed")]
+    # The server's tools could not be listed, so the call was not decided: recorded as refused.
+    events = await gov.events(run_id)
+    assert [e for e in events if e.kind == "tool.call"] == []
+    refusals = [e.data for e in events if e.kind == "policy.decision"]
+    assert [(d["subject"], d["decision"], d["scope"]) for d in refusals] == [
+        ("nowhere.echo", "BLOCKED", "runtime")
+    ]
+    assert "tools of MCP server 'nowhere' could not be listed" in str(refusals[0]["reason"])
+    assert "this worker knows files, other" in str(refusals[0]["reason"])
 
 
 async def test_a_server_that_does_not_start_names_its_command_and_stderr(governed: Make) -> None:

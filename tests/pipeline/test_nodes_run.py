@@ -476,13 +476,19 @@ async def test_eval_halts_when_retries_run_out(
     marker = uuid.uuid4().hex
     model_server.add_rules(
         [
-            ScriptRule(marker=marker, match="Rubric", responses=[ScriptResponse(content="2")]),
+            ScriptRule(
+                marker=marker,
+                match="Rubric",
+                responses=[ScriptResponse(content='{"score": 2, "reason": "thin"}')],
+            ),
             ScriptRule(marker=marker, responses=[ScriptResponse(content=f"GOOD, weak {marker}")]),
         ]
     )
     cause = await failure(client, task_queue, EVAL, {"m": marker})
     assert cause.type == "EvalFailedError"
-    assert "after 3 attempt(s)" in cause.message and "judge scored 2/5" in cause.message
+    assert (
+        "after 3 attempt(s)" in cause.message and "judge scored 2/5 (min 3): thin" in cause.message
+    )
 
 
 @pytest.mark.parametrize(

@@ -118,7 +118,8 @@ def test_module_docstring_example_parses() -> None:
     assert doc is not None
     example = doc.split("::\n", 1)[1].split("\n\n", 1)[0]
     policy = parse(example)
-    assert len(policy.rules) == 3
+    assert len(policy.rules) == 4
+    assert policy.rules[2].when == ("destructive",)
     assert policy.blocked_tools == ("shell.*",)
 
 

@@ -25,7 +25,7 @@ def _name(owner: str, repo: str, pull_number: int) -> str:
 async def get_pull_request(owner: str, repo: str, pull_number: int) -> dict[str, str]:
     """A pull request: its title, description, author and diff."""
     stem = PROJECT / "pulls" / _name(owner, repo, pull_number)
-    data = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+    data: dict[str, str] = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
     data["diff"] = stem.with_suffix(".diff").read_text(encoding="utf-8")
     return data
 

@@ -79,8 +79,8 @@ def test_approved_reply_is_executed(tmp_path: Path) -> None:
                     break
             time.sleep(0.2)
         assert digest is not None, "the run never asked for approval"
-        key = str(tmp_path / "reviewer@example.com.key")
-        approved = jamjet("approve", run_id, "--key", key, "--digest", digest)
+        reviewer = str(tmp_path / "reviewer@example.com.key")
+        approved = jamjet("approve", run_id, "--key", reviewer, "--digest", digest)
         assert approved.returncode == 0, approved.stdout + approved.stderr
         rest, _ = run.communicate(timeout=300)
     finally:
