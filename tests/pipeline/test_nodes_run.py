@@ -509,6 +509,31 @@ async def test_eval_log_and_continue_and_escalate(
     assert result.state["verdict"]["passed"] is False  # type: ignore[index]
 
 
+async def test_eval_fail_under_fails_on_the_judges_mean_score(
+    client: Client, task_queue: str, model_server: ModelServer
+) -> None:
+    marker = uuid.uuid4().hex
+    model_server.add_rules(
+        [
+            ScriptRule(
+                marker=marker,
+                match="Rubric",
+                responses=[ScriptResponse(content='{"score": 4, "reason": "decent"}')],
+            ),
+            ScriptRule(marker=marker, responses=[ScriptResponse(content=f"GOOD {marker}")]),
+        ]
+    )
+    # Every scorer passes on its own (4 >= min_score 3), but the mean is under fail_under.
+    text = EVAL.replace("    max_retries: 2\n", "    max_retries: 2\n    fail_under: 4.5\n")
+    text = text.replace("on_fail: retry_with_feedback", "on_fail: log_and_continue")
+    result = await run(client, task_queue, text, {"m": marker})
+    verdict = result.state["verdict"]
+    assert isinstance(verdict, dict) and verdict["passed"] is False
+    assert verdict["mean_score"] == 4.0
+    check = next(r for r in result.nodes if r.node == "check")
+    assert check.outcome == "failed" and "under 4.5" in (check.detail or "")
+
+
 async def test_eval_latency_and_cost_scorers(
     client: Client, task_queue: str, model_server: ModelServer
 ) -> None:

@@ -887,3 +887,47 @@ def test_non_utf8_file_is_a_spec_error(tmp_path: Path) -> None:
     with pytest.raises(PipelineSpecError, match="not valid UTF-8") as caught:
         load_pipeline(path)
     assert caught.value.file == str(path)
+
+
+def test_named_retry_policies_and_timeouts_section() -> None:
+    spec = parse_pipeline(
+        """
+workflow: {id: r}
+retry_policies:
+  patient: {max_attempts: 4, backoff: exponential, base_delay: 2s, max_delay: 1m}
+timeouts: {node_timeout: 45s, heartbeat_interval: 5s, workflow_timeout: 2h}
+nodes:
+  a: {type: tool, tool: t, retry_policy: patient, next: b}
+  b: {type: tool, tool: t, retry_policy: io_default, next: c}
+  c: {type: tool, tool: t, retry: {max_attempts: 2, backoff: constant, delay_ms: 500}}
+"""
+    )
+    a, b, c = (spec.nodes[n] for n in "abc")
+    assert isinstance(a, ToolNode) and isinstance(b, ToolNode) and isinstance(c, ToolNode)
+    patient = spec.retry_for(a)
+    assert (
+        patient.max_attempts,
+        patient.backoff,
+        patient.initial_seconds,
+        patient.max_seconds,
+    ) == (
+        4,
+        2.0,
+        2.0,
+        60.0,
+    )
+    assert spec.retry_for(b).max_attempts == 5
+    mine = spec.retry_for(c)
+    assert (mine.max_attempts, mine.backoff, mine.initial_seconds) == (2, 1.0, 0.5)
+    assert (spec.timeouts.node_timeout, spec.timeouts.heartbeat_interval) == (45.0, 5.0)
+    assert spec.timeouts.workflow_timeout == 7200.0
+
+
+def test_unknown_retry_policy_name_is_refused_with_the_known_ones() -> None:
+    _assert_error(
+        HEAD + "  a: {type: tool, tool: t, retry_policy: io_defualt}\n",
+        line=5,
+        node="a",
+        reason="retry_policy 'io_defualt' is not defined",
+        fix="did you mean 'io_default'?",
+    )
