@@ -8,9 +8,13 @@ import sys
 import uuid
 from typing import Any
 
+from temporalio.worker import Replayer
+
+from jamjet_temporal import JamJetConfig, JamJetPlugin
+from jamjet_temporal.plugin import AuditConfig
 from jamjet_temporal.policy import Policy, Rule
 from tests.mcp.helpers import Make, activity_types
-from tests.mcp.mcp_workflows import Raw, Steps, Together
+from tests.mcp.mcp_workflows import WORKFLOWS, Raw, Steps, Together
 
 
 def call(tool: str, arguments: dict[str, Any] | None = None, **step: Any) -> dict[str, Any]:
@@ -42,8 +46,12 @@ async def test_a_run_lists_a_server_once_however_many_calls_it_makes(governed: M
     calls = [("echo", {"text": str(i)}) for i in range(4)]
     results = await gov.run(Together.run, "files", calls, id=run_id)
     assert results == [{"result": str(i)} for i in range(4)]
-    kinds = activity_types(await gov.history(run_id))
-    assert kinds == ["jamjet.mcp.list_tools"] + ["jamjet.mcp.call_tool"] * 4
+    history = await gov.history(run_id)
+    assert activity_types(history) == ["jamjet.mcp.list_tools"] + ["jamjet.mcp.call_tool"] * 4
+    # The shared wait for one listing replays exactly (no server needed).
+    config = JamJetConfig(audit=AuditConfig(store=gov.url))
+    replayer = Replayer(workflows=WORKFLOWS, plugins=[JamJetPlugin(config)])
+    assert (await replayer.replay_workflow(history)).replay_failure is None
 
 
 async def test_a_tool_whose_annotations_changed_since_the_listing_is_refused(
