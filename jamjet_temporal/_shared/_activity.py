@@ -90,12 +90,18 @@ def step_key(
 
 
 @contextlib.asynccontextmanager
-async def auto_heartbeat() -> AsyncIterator[None]:
+async def auto_heartbeat(*, hold_first: bool = False) -> AsyncIterator[None]:
     """Heartbeat for the current activity while the body runs, if it has a heartbeat timeout.
 
     A task whose author never heard of heartbeats still tells Temporal it is alive, so a killed
     worker is noticed after the heartbeat timeout instead of the (much longer) start-to-close
     timeout, and cancellation reaches the task (it is delivered through heartbeats).
+
+    Args:
+        hold_first: Send the first beat only after half the heartbeat timeout, so that a beat
+            the body sends itself (naming a remote task the moment it exists) is the attempt's
+            first: Temporal records the first heartbeat at once, later ones at most every 0.8
+            heartbeat timeouts.
     """
     timeout = activity.info().heartbeat_timeout if activity.in_activity() else None
     if not timeout:
@@ -104,6 +110,8 @@ async def auto_heartbeat() -> AsyncIterator[None]:
     interval = max(timeout.total_seconds() / 3, 0.05)
 
     async def beat() -> None:
+        if hold_first:
+            await asyncio.sleep(timeout.total_seconds() / 2)
         while True:
             activity.heartbeat(*current_heartbeat_details())
             await asyncio.sleep(interval)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -29,7 +28,11 @@ from pydantic import JsonValue
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from jamjet_temporal._shared._activity import current_heartbeat_details, heartbeat_details
+from jamjet_temporal._shared._activity import (
+    auto_heartbeat,
+    current_heartbeat_details,
+    heartbeat_details,
+)
 from jamjet_temporal._shared._extras import missing_extra
 from jamjet_temporal._shared._wire import A2A_SEND_ACTIVITY, A2A_TASK_DETAIL
 from jamjet_temporal.a2a._config import RemoteAgent, agents_from_config
@@ -194,33 +197,6 @@ def kept_task(info: activity.Info, message_id: str) -> str | None:
     return None
 
 
-@contextlib.asynccontextmanager
-async def _beating() -> AsyncIterator[None]:
-    """Heartbeat (with the kept details) while the body runs, if the activity has a heartbeat
-    timeout; the first beat comes only after half of it, so that the heartbeat naming the remote
-    task, sent as soon as the task exists, is the attempt's first (Temporal records the first
-    heartbeat at once, later ones at most every 0.8 heartbeat timeouts)."""
-    timeout = activity.info().heartbeat_timeout
-    if not timeout:
-        yield
-        return
-    seconds = timeout.total_seconds()
-
-    async def beat() -> None:
-        await asyncio.sleep(seconds / 2)
-        while True:
-            activity.heartbeat(*current_heartbeat_details())
-            await asyncio.sleep(max(seconds / 3, 0.05))
-
-    beater = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        beater.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beater
-
-
 class A2AActivities:
     """The A2A activity of one plugin: ``jamjet.a2a.send``.
 
@@ -278,7 +254,7 @@ class A2AActivities:
                         f"(JSONRPC, HTTP+JSON): {err}; its card offers: {offered or 'none'}"
                     )
                 )
-            async with _beating():
+            async with auto_heartbeat(hold_first=True):
                 try:
                     return await _delegate(job, client, streaming)
                 except asyncio.CancelledError:

@@ -21,6 +21,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from jamjet_temporal._shared._aliases import alias_block
 from jamjet_temporal.errors import ConfigError, ConfigFileError
 
 __all__ = [
@@ -254,32 +255,15 @@ def agents_from_mapping(data: object, source: str = "<inline>") -> dict[str, Rem
     Raises:
         ConfigFileError: The block or an agent in it is invalid (file and fix named).
     """
-    if data is None:
-        return {}
-    example = "a2a: {remote_agents: {research: {url: https://agents.example.com/research}}}"
-    if not isinstance(data, Mapping):
-        raise ConfigFileError(
-            f"the a2a block is a {type(data).__name__}, not a mapping",
-            file=source,
-            fix=f"write it as {example}",
-        )
-    unknown = sorted(str(key) for key in data if key != "remote_agents")
-    if unknown:
-        raise ConfigFileError(
-            f"the a2a block has unknown keys: {', '.join(unknown)}",
-            file=source,
-            fix=f"declare agents under a2a.remote_agents, by alias: {example}",
-        )
-    agents = data.get("remote_agents")
-    if agents is None:
-        return {}
-    if not isinstance(agents, Mapping):
-        raise ConfigFileError(
-            f"a2a.remote_agents is a {type(agents).__name__}, not a mapping of alias to agent",
-            file=source,
-            fix=f"write it as {example}",
-        )
-    return {str(alias): agent_from(alias, value, file=source) for alias, value in agents.items()}
+    return alias_block(
+        data,
+        block="a2a",
+        inner="remote_agents",
+        noun="agent",
+        example="a2a: {remote_agents: {research: {url: https://agents.example.com/research}}}",
+        source=source,
+        entry=lambda alias, value: agent_from(alias, value, file=source),
+    )
 
 
 def agents_from_config(

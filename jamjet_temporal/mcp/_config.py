@@ -26,6 +26,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from jamjet_temporal._shared._aliases import alias_block
 from jamjet_temporal.errors import ConfigError, ConfigFileError
 from jamjet_temporal.mcp._types import alias_problem
 
@@ -264,32 +265,15 @@ def servers_from_mapping(data: object, source: str = "<inline>") -> dict[str, Mc
     Raises:
         ConfigFileError: The block or a server in it is invalid (file and fix named).
     """
-    if data is None:
-        return {}
-    example = "mcp: {servers: {files: {command: npx, args: [...]}}}"
-    if not isinstance(data, Mapping):
-        raise ConfigFileError(
-            f"the mcp block is a {type(data).__name__}, not a mapping",
-            file=source,
-            fix=f"write it as {example}",
-        )
-    unknown = sorted(str(key) for key in data if key != "servers")
-    if unknown:
-        raise ConfigFileError(
-            f"the mcp block has unknown keys: {', '.join(unknown)}",
-            file=source,
-            fix=f"declare servers under mcp.servers, by alias: {example}",
-        )
-    servers = data.get("servers")
-    if servers is None:
-        return {}
-    if not isinstance(servers, Mapping):
-        raise ConfigFileError(
-            f"mcp.servers is a {type(servers).__name__}, not a mapping of alias to server",
-            file=source,
-            fix=f"write it as {example}",
-        )
-    return {str(alias): server_from(alias, value, file=source) for alias, value in servers.items()}
+    return alias_block(
+        data,
+        block="mcp",
+        inner="servers",
+        noun="server",
+        example="mcp: {servers: {files: {command: npx, args: [...]}}}",
+        source=source,
+        entry=lambda alias, value: server_from(alias, value, file=source),
+    )
 
 
 def _line_of(text: str, name: object) -> int | None:

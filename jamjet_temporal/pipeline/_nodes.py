@@ -28,6 +28,7 @@ __all__ = [
     "END",
     "A2ATaskNode",
     "AgentNode",
+    "AnyNode",
     "AssertionScorer",
     "ConditionNode",
     "CostScorer",
@@ -463,7 +464,8 @@ class EndNode(BaseModel):
     output: str | None = None
 
 
-Node = Annotated[
+#: Any node model.
+AnyNode = (
     ModelNode
     | ToolNode
     | McpToolNode
@@ -474,6 +476,7 @@ Node = Annotated[
     | HumanApprovalNode
     | EvalNode
     | AgentNode
-    | EndNode,
-    Field(discriminator="type"),
-]
+    | EndNode
+)
+#: A node, told apart by its ``type``.
+Node = Annotated[AnyNode, Field(discriminator="type")]

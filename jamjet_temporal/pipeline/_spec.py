@@ -77,6 +77,7 @@ from jamjet_temporal.pipeline._nodes import (
     END,
     A2ATaskNode,
     AgentNode,
+    AnyNode,
     AssertionScorer,
     ConditionNode,
     Edge,
@@ -334,20 +335,7 @@ def load_pipeline(path: str | os.PathLike[str]) -> PipelineSpec:
 # Validation
 
 
-_AnyNode = (
-    ModelNode
-    | ToolNode
-    | McpToolNode
-    | A2ATaskNode
-    | ConditionNode
-    | ParallelNode
-    | WaitNode
-    | HumanApprovalNode
-    | EvalNode
-    | AgentNode
-    | EndNode
-)
-_NODE_TYPES: Final[dict[str, type[_AnyNode]]] = {
+_NODE_TYPES: Final[dict[str, type[AnyNode]]] = {
     "model": ModelNode,
     "tool": ToolNode,
     "mcp_tool": McpToolNode,
@@ -771,7 +759,7 @@ class _Validator:
     # ----------------------------------------------------------------------------------------
     # nodes
 
-    def _nodes(self, data: dict[object, object]) -> dict[str, _AnyNode] | None:
+    def _nodes(self, data: dict[object, object]) -> dict[str, AnyNode] | None:
         raw_nodes = data.get("nodes")
         if "nodes" not in data:
             self._report(
@@ -791,7 +779,7 @@ class _Validator:
                 )
             )
             return None
-        nodes: dict[str, _AnyNode] = {}
+        nodes: dict[str, AnyNode] = {}
         ok = True
         for node_id, raw in raw_nodes.items():
             if not isinstance(node_id, str) or not node_id:
@@ -811,7 +799,7 @@ class _Validator:
                 nodes[node_id] = node
         return nodes if ok else None
 
-    def _node(self, node_id: str, raw: object) -> _AnyNode:
+    def _node(self, node_id: str, raw: object) -> AnyNode:
         path = ("nodes", node_id)
         if not isinstance(raw, dict):
             got = "empty" if raw is None else f"a {type(raw).__name__} ({short(raw)})"
@@ -989,7 +977,7 @@ class _Validator:
             f"did you mean '{close}'?" if close else f"use one of the node ids ({known}) or `end`"
         )
 
-    def _check_node(self, spec: PipelineSpec, node_id: str, node: _AnyNode) -> None:
+    def _check_node(self, spec: PipelineSpec, node_id: str, node: AnyNode) -> None:
         at: tuple[str | int, ...] = ("nodes", node_id)
         if isinstance(node, ModelNode | AgentNode):
             for name in ("system", "prompt"):
@@ -1252,7 +1240,7 @@ class _Validator:
                 fix="link them from a reachable node with `next`, or remove them",
             )
 
-    def _check_loops(self, nodes: Mapping[str, _AnyNode]) -> None:
+    def _check_loops(self, nodes: Mapping[str, AnyNode]) -> None:
         # Each node has at most one forced successor, so following them from every node finds
         # each loop with no way out exactly once; a loop that passes a condition is allowed
         # (workflow.max_steps still bounds it at run time).
