@@ -9,6 +9,7 @@ The tree::
     │   │   └── ApprovalConfigError  ... an approvals config
     │   ├── BudgetConfigError        a budget value or budget slice is invalid
     │   ├── UnknownModelPriceError   no price is known for a budgeted model (fail closed)
+    │   ├── TracingConfigError       tracing cannot be set up (provider not replay-safe, exporter)
     │   └── KeyFileError             an approver's private key file cannot be used
     ├── GateError                    the policy gate refused something (recorded in the audit trail)
     │   ├── ToolDeniedError          a tool call was blocked (tool, rule, scope, audit event id)
@@ -90,6 +91,7 @@ __all__ = [
     "TemplateError",
     "ToolDeniedError",
     "ToolNotClearedError",
+    "TracingConfigError",
     "TrustedKeyError",
     "UnknownModelPriceError",
 ]
@@ -257,6 +259,11 @@ class UnknownModelPriceError(ConfigError):
 
 def _rebuild_unknown_price(model: str, provider: str | None, reason: str) -> UnknownModelPriceError:
     return UnknownModelPriceError(model, provider=provider, reason=reason)
+
+
+class TracingConfigError(ConfigError):
+    """Tracing cannot be set up as configured: a tracer provider that is not Temporal's
+    replay-safe one, a second global provider, an exporter that is unknown or not installed."""
 
 
 class BudgetConfigError(ConfigError):

@@ -68,6 +68,9 @@ WORKFLOW_SIDE_EXTRA = frozenset(
         f"{PACKAGE}.memory._api",
         f"{PACKAGE}._shared._lazy",
         f"{PACKAGE}._shared._principal",
+        f"{PACKAGE}._shared._observe",
+        f"{PACKAGE}._shared._details",
+        f"{PACKAGE}.approvals._details",
     }
 )
 

@@ -73,6 +73,7 @@ FEATURE_PACKAGES = [
     "pipeline",
     "plugin",
     "policy",
+    "tracing",
 ]
 
 

@@ -24,6 +24,7 @@ CASES = [
     ("jamjet_temporal.cli._app", "typer", "cli"),
     ("jamjet_temporal.mcp._activities", "mcp", "mcp"),
     ("jamjet_temporal.a2a._activities", "a2a", "a2a"),
+    ("jamjet_temporal.tracing._plugin", "opentelemetry", "otel"),
 ]
 
 
@@ -53,7 +54,7 @@ def test_the_core_needs_no_extra() -> None:
     code = (
         "import importlib, sys\n"
         "for name in ('psycopg', 'reportlab', 'starlette', 'uvicorn', 'typer', 'rich', 'mcp',\n"
-        "             'a2a'):\n"
+        "             'a2a', 'opentelemetry'):\n"
         "    sys.modules[name] = None\n"
         "import jamjet_temporal\n"
         "from jamjet_temporal import JamJetPlugin, JamJetConfig, task, workflow, llm, guard\n"
@@ -66,6 +67,8 @@ def test_the_core_needs_no_extra() -> None:
         "from jamjet_temporal import a2a\n"
         "from jamjet_temporal.a2a import RemoteAgent, agents_from_mapping, delegate\n"
         "JamJetConfig(a2a_agents={'research': {'url': 'https://agents.example.com'}})\n"
+        "from jamjet_temporal.tracing import TracingConfig, run_trace_id\n"
+        "JamJetConfig(tracing=TracingConfig())\n"
         "print('ok')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
@@ -100,3 +103,17 @@ def test_a_plugin_with_a2a_delegation_names_the_extra() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode != 0
     assert "pip install 'jamjet-temporal[a2a]'" in done.stderr.strip().splitlines()[-1]
+
+
+def test_a_plugin_with_tracing_names_the_extra() -> None:
+    """Tracing needs OpenTelemetry: without it the plugin says which extra."""
+    code = (
+        "import sys\n"
+        "sys.modules['opentelemetry'] = None\n"
+        "from jamjet_temporal import JamJetPlugin, JamJetConfig\n"
+        "from jamjet_temporal.plugin import AuditConfig, TracingConfig\n"
+        "JamJetPlugin(JamJetConfig(audit=AuditConfig(store=None), tracing=TracingConfig()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode != 0
+    assert "pip install 'jamjet-temporal[otel]'" in done.stderr.strip().splitlines()[-1]

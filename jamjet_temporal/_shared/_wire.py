@@ -49,6 +49,8 @@ BUDGET_HEADER: Final = "JamJetBudget"
 USER_HEADER: Final = "JamJetUser"
 #: Put by the gate on the runtime's own activities.
 INTERNAL_HEADER: Final = "JamJetInternal"
+#: The model's tool call id an agent's tool activity answers (set only with tracing on).
+TOOL_CALL_HEADER: Final = "JamJetToolCall"
 
 # Approvals: the signal and update that carry a decision, the query listing pending requests,
 # and the search attribute by which pending runs are found.

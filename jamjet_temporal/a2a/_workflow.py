@@ -83,7 +83,8 @@ async def delegate(
     declared: RemoteAgent | None = None
     if agents is not None and not is_url(target) and target in agents:
         declared = agent_from(target, agents[target], file="a2a.remote_agents")
-    options = {**_DEFAULTS, **activity_options}
+    delegated = f"{target}.{skill}" if skill else target
+    options = {"summary": f"delegate {delegated}", **_DEFAULTS, **activity_options}
     if options.get("activity_id") is None:
         # The message id is derived from the activity id, so the id is chosen here (replay-safe:
         # workflow.uuid4 is seeded from the run), not left to the SDK's counter.

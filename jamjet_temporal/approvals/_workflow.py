@@ -23,6 +23,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 from temporalio import workflow
 from temporalio.common import RawValue
 
+from jamjet_temporal._shared._details import show
+from jamjet_temporal._shared._observe import ApprovalOutcome, observer
 from jamjet_temporal._shared._wire import (
     DECIDE_SIGNAL,
     DECIDE_UPDATE,
@@ -36,6 +38,7 @@ from jamjet_temporal.approvals._check import (
     check_decision,
     required_approvals,
 )
+from jamjet_temporal.approvals._details import approval_line
 from jamjet_temporal.approvals._identity import SignedDecision, action_digest
 from jamjet_temporal.approvals._load import ApprovalConfig, ApprovalRule
 from jamjet_temporal.audit._types import AuditEvent, event_id
@@ -114,6 +117,7 @@ class ApprovalBook:
         # Decisions are checked and recorded one at a time: two approvals arriving together
         # must not both be counted against the same state.
         self._lock = asyncio.Lock()
+        self._shown: dict[str, str | None] = {}  # approval id -> its line in current details
 
     def install(self) -> None:
         """Register the signal, update and query handlers on the running workflow."""
@@ -205,6 +209,18 @@ class ApprovalBook:
     def _mark_pending(self) -> None:
         waiting = any(e.outcome is None for e in self._entries.values())
         workflow.upsert_search_attributes([PENDING_ATTRIBUTE.value_set(waiting)])
+        self._show()
+
+    def _show(self) -> None:
+        """Say in the run's current details (Temporal's Web UI) what each open request waits
+        for; take closed ones away. Not in history: a replay says the same again."""
+        pending = {p.approval_id: p for p in self.pending()}
+        for approval_id in self._entries:
+            request = pending.get(approval_id)
+            line = approval_line(request, several=len(pending) > 1) if request else None
+            before = self._shown.get(approval_id)
+            if line != before:
+                self._shown[approval_id] = show(line, instead_of=before)
 
     async def request(
         self,
@@ -213,6 +229,36 @@ class ApprovalBook:
         timeout: timedelta | None,  # noqa: ASYNC109 - a durable Temporal timer, not asyncio's
     ) -> ApprovalDecision:
         """Suspend until the action is approved; raise if rejected or timed out."""
+        waiting = self._request(action, args, timeout)
+        watch = observer()  # tracing: a span from request to decision (None when off)
+        if watch is None:
+            return await waiting
+        approval_id = f"apr_{self._count + 1}"
+        return await watch.approval(action, approval_id, waiting, lambda: self._traced(approval_id))
+
+    def _traced(self, approval_id: str) -> ApprovalOutcome:
+        """How a request ended, for its trace span."""
+        entry = self._entries.get(approval_id)
+        if entry is None:
+            return ApprovalOutcome(None)
+        return ApprovalOutcome(
+            entry.outcome,
+            tuple(d.approver for d in entry.decided_by),
+            tuple(entry.event_ids),
+            tuple(sorted(self._config.eligible(entry.rule, entry.state.stage)))
+            if entry.rule is not None
+            else (),
+            required_approvals(self._config, entry.rule, entry.request)
+            if entry.rule is not None
+            else 0,
+        )
+
+    async def _request(
+        self,
+        action: str,
+        args: dict[str, JsonValue],
+        timeout: timedelta | None,  # noqa: ASYNC109 - a durable Temporal timer, not asyncio's
+    ) -> ApprovalDecision:
         self._count += 1
         approval_id = f"apr_{self._count}"
         info = workflow.info()
@@ -335,6 +381,7 @@ class ApprovalBook:
         """Wait for a decision in this stage, reminding as configured; False on timeout."""
         now = workflow.now()
         entry.deadline = now + timedelta(seconds=stage_timeout) if stage_timeout else None
+        self._show()
         reminders = 0
         while True:
             waits = [rule.remind_every_seconds]
@@ -343,10 +390,13 @@ class ApprovalBook:
             wait = min((w for w in waits if w is not None), default=None)
             if wait is not None and wait <= 0:
                 return False
+            at_deadline = entry.deadline is not None and wait == waits[-1]
+            timer = "approval timeout" if at_deadline else "approval reminder"
             try:
                 await workflow.wait_condition(
                     lambda: entry.outcome is not None,
                     timeout=None if wait is None else timedelta(seconds=wait),
+                    timeout_summary=timer,
                 )
                 return True
             except TimeoutError:
@@ -420,6 +470,7 @@ class ApprovalBook:
                     entry.decided_by.append(decision)
                     if complete:
                         entry.outcome = decision.decision
+                self._show()
             return SubmitResult(
                 accepted=accepted, reason=reason, complete=complete, event_id=event.id
             )

@@ -21,6 +21,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from jamjet_temporal import llm
+from jamjet_temporal._shared._observe import observer, tool_call
 from jamjet_temporal._shared._wire import MCP_CALL_ACTIVITY
 from jamjet_temporal.authoring._task import AGENT_TOOLS, AgentTool, TaskDefinition, task_definition
 from jamjet_temporal.errors import ConfigError, GateError
@@ -196,6 +197,14 @@ async def run(
 async def _loop(
     prompt: str, defs: Mapping[str, _Tool], *, model: str, system: str | None, max_turns: int
 ) -> AgentResult:
+    turns = _turns(prompt, defs, model=model, system=system, max_turns=max_turns)
+    watch = observer()  # tracing: an `invoke_agent {name}` span around the loop (None when off)
+    return await (turns if watch is None else watch.agent(model, prompt, turns))
+
+
+async def _turns(
+    prompt: str, defs: Mapping[str, _Tool], *, model: str, system: str | None, max_turns: int
+) -> AgentResult:
     schemas = [tool.schema for tool in defs.values()]
     messages: list[dict[str, JsonValue]] = []
     if system:
@@ -284,9 +293,10 @@ async def _call(call: ToolCall, defs: Mapping[str, _Tool]) -> AgentToolCall:
     except TypeError as err:
         return _outcome(call, "error", reason=f"invalid arguments: {err}")
     try:
-        with named_arguments(call.arguments):
+        with named_arguments(call.arguments), tool_call(call.id):
             # Temporal numbers each call; a node's own activity id belongs to its model call.
             options = {k: v for k, v in defn.options.items() if k != "activity_id"}
+            options.setdefault("summary", f"tool {call.name}")
             handle = workflow.start_activity(defn.name, args=args, **options)
         result = await handle
     except GateError as err:

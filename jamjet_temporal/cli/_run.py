@@ -50,6 +50,7 @@ from jamjet_temporal.pipeline._workflow import AgentSpec, NodeRecord, ToolSignat
 from jamjet_temporal.plugin._config import DEFAULT_AUDIT_STORE, JamJetConfig
 from jamjet_temporal.plugin._interceptor import acting_as
 from jamjet_temporal.plugin._plugin import JamJetPlugin
+from jamjet_temporal.tracing._client import run_trace_id
 
 DEFAULT_TASK_QUEUE = "jamjet"
 
@@ -214,6 +215,7 @@ async def _run(
                     Worker(client, task_queue=task_queue, identity="worker-1")
                 )
             say(f"▸ Starting execution {run_id}...")
+            meta = spec.workflow
             acting = (
                 acting_as(identity[0], signer=identity[1])
                 if identity is not None
@@ -227,7 +229,12 @@ async def _run(
                     task_queue=task_queue,
                     result_type=PipelineResult,
                     execution_timeout=_seconds(spec.timeouts.workflow_timeout),
+                    # What Temporal's Web UI says the run is (its static summary and details).
+                    static_summary=f"pipeline {meta.id} {meta.version} ({spec.source})",
+                    static_details=meta.description or meta.name,
                 )
+            if config.tracing is not None:
+                say(f"▸ Trace {await run_trace_id(handle) or '(not traced)'} (OpenTelemetry)")
             report = await follow(handle, say, crash=crash)
             if crash is not None:
                 report_missed(crash)

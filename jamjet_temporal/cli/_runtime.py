@@ -17,6 +17,7 @@ from jamjet_temporal.cli._devserver import DEFAULT_UI_PORT, DevServer, is_listen
 from jamjet_temporal.cli._format import fail, say
 from jamjet_temporal.plugin._config import AuditConfig, JamJetConfig
 from jamjet_temporal.policy import load_policy
+from jamjet_temporal.tracing._config import TracingConfig
 
 STATE_DIR = Path(".jamjet")
 
@@ -129,4 +130,6 @@ class Governance:
             approvals=os.path.abspath(self.approvals) if self.approvals else None,
             mcp_servers=servers or None,
             a2a_agents=agents or None,
+            # Traces when the environment asks (OTEL_EXPORTER_OTLP_ENDPOINT, ...).
+            tracing=TracingConfig.from_env(),
         )

@@ -39,6 +39,7 @@ from jamjet_temporal._shared._activity import (
     heartbeat_details,
     idempotency_key,
 )
+from jamjet_temporal._shared._observe import observer
 from jamjet_temporal._shared._runtime import INTERNAL_HEADER, is_reserved
 from jamjet_temporal._shared._wire import GATE_HEADER, RUN_CLOSED, SPEND_DETAIL
 from jamjet_temporal.audit import AuditEvent, AuditStore, event_id, open_store
@@ -267,6 +268,9 @@ class ActivityGate:
             "decision",
             {**decision.model_dump(mode="json"), "args_digest": digest([request])},
         )
+        watch = observer()  # tracing: the decision as a span event (None when off)
+        if watch is not None:
+            watch.gate_decision(decided.kind, decision, decided.id if self._sink else None)
         if not decision.allowed:
             await self._append([decided])
             raise ApplicationError(
@@ -302,6 +306,8 @@ class ActivityGate:
                 {**check.model_dump(mode="json"), "decision": verdict, "scope": "task"},
             )
             before.append(budget_event)
+            if not check.allowed and watch is not None:
+                watch.budget_halt(check, "task", budget_event.id)
             if not check.allowed:
                 await self._append(before)
                 raise ApplicationError(

@@ -38,6 +38,7 @@ from temporalio.worker import (
 )
 
 from jamjet_temporal._shared import _canonical
+from jamjet_temporal._shared._observe import observer
 from jamjet_temporal._shared._principal import same_principal
 from jamjet_temporal._shared._runtime import (
     INTERNAL_HEADER,
@@ -325,6 +326,7 @@ class Gate:
                 events,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
+                summary=f"audit: {', '.join(dict.fromkeys(e.kind for e in events))}",
             )
         await handle
 
@@ -333,7 +335,7 @@ class Gate:
     ) -> tuple[Decision, AuditEvent]:
         self._count += 1
         info = workflow.info()
-        return decision, AuditEvent(
+        event = AuditEvent(
             id=event_id(info.workflow_id, info.run_id, "decision", str(self._count)),
             run_id=info.workflow_id,
             workflow_run_id=info.run_id,
@@ -342,6 +344,10 @@ class Gate:
             actor=self.actor(),
             data={**decision.model_dump(mode="json"), "args_digest": digest(list(args))},
         )
+        watch = observer()  # tracing: the decision as a span event (None when off)
+        if watch is not None:
+            watch.gate_decision(kind, decision, event.id if self._audit else None)
+        return decision, event
 
     def decide(self, activity: str, args: Sequence[object]) -> tuple[Decision, AuditEvent]:
         """Decide one call and build the audit event that records the decision.
@@ -719,6 +725,9 @@ def make_workflow_interceptor(
             if halted:
                 scope, check = halted[0]
                 refusal = gate.budget_event(check, scope.name, allowed=False)
+                watch = observer()  # tracing: the halt as a span event (None when off)
+                if watch is not None:
+                    watch.budget_halt(check, scope.name, refusal.id)
                 await gate.record([refusal])
                 raise BudgetExceededError(check, scope=scope.name, event_id=refusal.id)
             input.args = [request]

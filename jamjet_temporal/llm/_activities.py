@@ -22,6 +22,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from jamjet_temporal._shared._activity import auto_heartbeat
+from jamjet_temporal._shared._observe import observer
 from jamjet_temporal._shared._wire import CHAT_ACTIVITY
 from jamjet_temporal.llm._types import ChatRequest, ChatResult, ToolCall, Usage
 
@@ -55,7 +56,11 @@ class LLMActivities:
         """
         if self._client is None:
             self._client = make_client(self._base_url, self._timeout)
-        return await complete(self._client, request)
+        client = self._client
+        watch = observer()  # tracing: a `chat {model}` span around the call (None when off)
+        if watch is None:
+            return await complete(client, request)
+        return await watch.chat(request, lambda: complete(client, request), str(client.base_url))
 
 
 def make_client(base_url: str | None, timeout: timedelta) -> openai.AsyncOpenAI:

@@ -48,6 +48,7 @@ async def chat(request: ChatRequest) -> ChatResult:
             start_to_close_timeout=_TIMEOUT,
             heartbeat_timeout=timedelta(seconds=30),
             retry_policy=DEFAULT_RETRY_POLICY,
+            summary=f"chat {request.model}",
         )
         return result
     from jamjet_temporal.gate._activities import (

@@ -239,7 +239,7 @@ async def call_tool(
         arguments=dict(arguments or {}),
         idempotency_key=idempotency_key,
     )
-    options = {**_DEFAULTS, **activity_options}
+    options = {"summary": f"tool {server}.{tool}", **_DEFAULTS, **activity_options}
     result: JsonValue = await workflow.execute_activity(MCP_CALL_ACTIVITY, call, **options)
     return result
 
@@ -381,7 +381,8 @@ async def agent_tools(toolset: McpTools) -> list[AgentTool]:
                 "parameters": parameters or {"type": "object", "properties": {}},
             },
         }
-        offered.append((name, schema, _binder(toolset.server, tool.name), options))
+        summary = {"summary": f"tool {toolset.server}.{tool.name}"}  # unless the caller gave one
+        offered.append((name, schema, _binder(toolset.server, tool.name), {**summary, **options}))
     return offered
 
 

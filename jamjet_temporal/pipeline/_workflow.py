@@ -21,6 +21,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from jamjet_temporal._shared._activity import NON_RETRYABLE_ERROR_TYPES
+from jamjet_temporal._shared._details import event_line, show
 from jamjet_temporal._shared._wire import (
     CHAT_ACTIVITY,
     PIPELINE_EVENT_SIGNAL,
@@ -601,6 +602,9 @@ class PipelineWorkflow:
             return bool(found)
 
         self._waiting.append(node.event)
+        seconds = node.deadline_seconds
+        until = None if seconds is None else workflow.now() + timedelta(seconds=seconds)
+        shown = show(event_line(node_id, node.event, until))  # the run's Web UI says what it awaits
         try:
             deadline = node.deadline_seconds
             try:
@@ -620,6 +624,7 @@ class PipelineWorkflow:
                 return _Outcome(_NOTHING, "timed out", f"no '{node.event}' event"), target
         finally:
             self._waiting.remove(node.event)
+            show(None, instead_of=shown)
         event = found[0]
         await self._record_event(node_id, node.event, event, timed_out=False)
         if node.output_key:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     )
     from jamjet_temporal.plugin._interceptor import acting_as, run_budget
     from jamjet_temporal.plugin._plugin import JamJetPlugin
+    from jamjet_temporal.tracing._config import TracingConfig
 
 __all__ = [
     "AuditConfig",
@@ -25,6 +26,7 @@ __all__ = [
     "JamJetPlugin",
     "LLMConfig",
     "MemoryConfig",
+    "TracingConfig",
     "acting_as",
     "run_budget",
 ]
@@ -36,5 +38,6 @@ __getattr__, __dir__ = lazy_exports(
         "._config": ["AuditConfig", "BudgetConfig", "JamJetConfig", "LLMConfig", "MemoryConfig"],
         "._interceptor": ["acting_as", "run_budget"],
         "._plugin": ["JamJetPlugin"],
+        "jamjet_temporal.tracing._config": ["TracingConfig"],
     },
 )

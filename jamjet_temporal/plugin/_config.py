@@ -1,8 +1,8 @@
 """Plugin configuration (pure: safe on both sides of the determinism boundary).
 
 ``JamJetConfig`` holds the governance inputs (``policy``, ``approvals``) itself and one section
-per capability (``llm``, ``audit``, ``memory``, ``budget``, ``mcp_servers``, ``a2a_agents``): a
-new capability adds a section.
+per capability (``llm``, ``audit``, ``memory``, ``budget``, ``mcp_servers``, ``a2a_agents``,
+``tracing``): a new capability adds a section.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from jamjet_temporal.errors import ConfigError
 from jamjet_temporal.mcp._config import McpServer, servers_from_config
 from jamjet_temporal.memory._names import DEFAULT_MEMORY_STORE
 from jamjet_temporal.policy import Policy
+from jamjet_temporal.tracing._config import TracingConfig
 
 #: Where the audit trail goes unless configured: SQLite beside the worker's working directory.
 DEFAULT_AUDIT_STORE = "sqlite:///.jamjet/audit.db"
@@ -130,6 +131,8 @@ class JamJetConfig:
             credentials, read from the worker's environment. Any mapping, even empty, turns
             delegation on (to these agents, to agents given by URL, and to agents a pipeline
             declares without credentials); None: off (and no need for the ``[a2a]`` extra).
+        tracing: OpenTelemetry traces and metrics (``TracingConfig``, docs/observability.md;
+            the ``[otel]`` extra). None: off, and OpenTelemetry is not even imported.
     """
 
     policy: Policy | str | os.PathLike[str] | None = None
@@ -140,6 +143,7 @@ class JamJetConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     mcp_servers: Mapping[str, McpServer | Mapping[str, Any]] | None = None
     a2a_agents: Mapping[str, RemoteAgent | Mapping[str, Any]] | None = None
+    tracing: TracingConfig | None = None
 
     def __post_init__(self) -> None:
         if self.mcp_servers is not None:

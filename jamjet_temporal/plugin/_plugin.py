@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
 
 from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import DataConverter
@@ -137,6 +138,8 @@ class JamJetPlugin(SimplePlugin):
         PolicyError: The configured policy file is unreadable or invalid.
         ApprovalConfigError: The configured approvals file is unreadable or invalid.
         ConfigError: A price override (``JamJetConfig.budget.prices``) is invalid.
+        TracingConfigError: Tracing is on and its tracer provider is not Temporal's
+            replay-safe one, or an exporter the environment names cannot be made.
     """
 
     def __init__(
@@ -193,7 +196,7 @@ class JamJetPlugin(SimplePlugin):
             memory.forget,
             *tasks,
         ]
-        run_context = None
+        run_context: Callable[[], AbstractAsyncContextManager[None]] | None = None
         if self.config.mcp_servers:
             # Imported only when servers are configured: the mcp SDK is the [mcp] extra.
             from jamjet_temporal.mcp._activities import McpActivities
@@ -208,17 +211,28 @@ class JamJetPlugin(SimplePlugin):
             from jamjet_temporal.a2a._activities import A2AActivities
 
             activities.append(A2AActivities(self.config.a2a_agents).send)
+        interceptors: list[Any] = [
+            JamJetInterceptor(
+                policy, sink, approvals, governance_id(policy, approvals, audit_id), llm, table
+            )
+        ]
+        runner: Callable[[WorkflowRunner | None], WorkflowRunner] = _runner
+        if self.config.tracing is not None:
+            # Imported only when tracing is on: OpenTelemetry is the [otel] extra. Temporal's
+            # interceptor goes first (outermost): its trace context is current in all the rest.
+            from jamjet_temporal.tracing._plugin import Tracing
+
+            tracing = Tracing(self.config.tracing, table)
+            interceptors = [*tracing.interceptors, *interceptors]
+            runner = tracing.runner(_runner)
+            run_context = tracing.run_context(run_context)
         super().__init__(
             PLUGIN_NAME,
             data_converter=_sealing(sink),
-            interceptors=[
-                JamJetInterceptor(
-                    policy, sink, approvals, governance_id(policy, approvals, audit_id), llm, table
-                )
-            ],
+            interceptors=interceptors,
             activities=_adding(activities),
             workflows=_adding([PipelineWorkflow]),
-            workflow_runner=_runner,
+            workflow_runner=runner,
             workflow_failure_exception_types=[JamJetError],
             run_context=run_context,
         )
