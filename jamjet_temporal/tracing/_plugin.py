@@ -243,6 +243,7 @@ def _meter_provider(config: TracingConfig) -> MeterProvider:
         provider: MeterProvider = config.meter_provider
         return provider
     current = metrics.get_meter_provider()
+    # Until one is set, the global meter provider is the API's proxy (a private class).
     if type(current).__name__ != "_ProxyMeterProvider":
         return current
     from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
