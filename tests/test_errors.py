@@ -22,6 +22,9 @@ INTERNAL = {
     "PrivateKeyFileError": "_shared/_keys.py",
     # The local model server is a program of its own (python -m jamjet_temporal.modelserver).
     "ScriptError": "modelserver/_script.py",
+    # Caught by the A2A server and answered as the protocol says (HTTP 401, InvalidParams).
+    "CallerRefused": "a2a/_token.py",
+    "InputProblem": "a2a/_skills.py",
 }
 
 

@@ -24,6 +24,9 @@ CASES = [
     ("jamjet_temporal.cli._app", "typer", "cli"),
     ("jamjet_temporal.mcp._activities", "mcp", "mcp"),
     ("jamjet_temporal.a2a._activities", "a2a", "a2a"),
+    ("jamjet_temporal.a2a._token", "jwt", "a2a"),
+    ("jamjet_temporal.a2a._server", "uvicorn", "a2a"),
+    ("jamjet_temporal.a2a._server", "a2a", "a2a"),
     ("jamjet_temporal.tracing._plugin", "opentelemetry", "otel"),
 ]
 

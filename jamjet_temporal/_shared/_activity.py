@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
-from contextvars import ContextVar
+from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar, Token
 from datetime import timedelta
 from typing import Any
 
@@ -33,13 +33,59 @@ DEFAULT_RETRY_POLICY = RetryPolicy(
     non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
 )
 
+
+class _HeartbeatDetails:
+    """A context variable (``get``, ``set``, ``reset``) whose latest value the periodic beat of
+    :func:`auto_heartbeat` also sees.
+
+    The beat runs in a task of its own, made with a copy of the body's context: a plain
+    ``ContextVar`` set later in the body (a remote task's new state, a model call's spend)
+    would stay invisible to it, and its next beat would send the details of when it started,
+    replacing the newer ones Temporal had recorded. Every ``set`` here also goes to the one
+    cell the beat reads.
+    """
+
+    def __init__(self) -> None:
+        self._var: ContextVar[dict[str, Any]] = ContextVar(
+            "jamjet_heartbeat_details",
+            default={},  # noqa: B039 - never mutated, only replaced
+        )
+        self._cell: ContextVar[list[dict[str, Any]] | None] = ContextVar(
+            "jamjet_heartbeat_cell", default=None
+        )
+
+    def get(self) -> dict[str, Any]:
+        return self._var.get()
+
+    def set(self, value: dict[str, Any]) -> Token[dict[str, Any]]:
+        token = self._var.set(value)
+        self._share()
+        return token
+
+    def reset(self, token: Token[dict[str, Any]]) -> None:
+        self._var.reset(token)
+        self._share()
+
+    def _share(self) -> None:
+        cell = self._cell.get()
+        if cell is not None:
+            cell[0] = self._var.get()
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[list[dict[str, Any]]]:
+        """A cell holding the latest value set in this context (and the tasks it starts)."""
+        cell = [self._var.get()]
+        token = self._cell.set(cell)
+        try:
+            yield cell
+        finally:
+            self._cell.reset(token)
+
+
 #: What the governed activity running now keeps in its heartbeat details (the gate's state:
-#: model spend, a result whose record is still to be written); every heartbeat we send
-#: carries it, so a retry of the attempt finds it.
-heartbeat_details: ContextVar[dict[str, Any]] = ContextVar(
-    "jamjet_heartbeat_details",
-    default={},  # noqa: B039 - never mutated, only replaced
-)
+#: model spend, a result whose record is still to be written, a remote task followed); every
+#: heartbeat we send carries it, so a retry of the attempt finds it.
+heartbeat_details = _HeartbeatDetails()
 
 
 def current_heartbeat_details() -> list[object]:
@@ -109,17 +155,19 @@ async def auto_heartbeat(*, hold_first: bool = False) -> AsyncIterator[None]:
         return
     interval = max(timeout.total_seconds() / 3, 0.05)
 
-    async def beat() -> None:
+    async def beat(cell: list[dict[str, Any]]) -> None:
         if hold_first:
             await asyncio.sleep(timeout.total_seconds() / 2)
         while True:
-            activity.heartbeat(*current_heartbeat_details())
+            # The body's latest details (not those of when this task was made).
+            activity.heartbeat(*([{"jamjet": cell[0]}] if cell[0] else []))
             await asyncio.sleep(interval)
 
-    beater = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        beater.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beater
+    with heartbeat_details.shared() as cell:
+        beater = asyncio.create_task(beat(cell))
+        try:
+            yield
+        finally:
+            beater.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beater

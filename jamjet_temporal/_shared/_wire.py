@@ -74,6 +74,16 @@ SPEND_DETAIL: Final = "jamjet.spend"
 #: Heartbeat detail key under which an A2A delegation keeps the remote task it follows (its id,
 #: state and last status text): a retried attempt follows that task instead of sending again.
 A2A_TASK_DETAIL: Final = "jamjet.a2a.task"
+#: Keys in A2A metadata: the budget slice a delegation's request carries (``{max_cost,
+#: max_tokens}``), what the served task spent (in the task's metadata), and the approval a served
+#: task waits for (in its ``auth-required`` status message's metadata).
+A2A_BUDGET_META: Final = "jamjet.dev/budget"
+A2A_SPEND_META: Final = "jamjet.dev/spend"
+A2A_APPROVAL_META: Final = "jamjet.dev/approval"
+#: Memo key of a workflow that serves an A2A task (its context, skill, message id, caller).
+A2A_TASK_MEMO: Final = "jamjet.a2a.served"
+#: Query answering what a run with a run budget has spent against it (``RunSpend``).
+BUDGET_QUERY: Final = "jamjet.budget.spent"
 #: The audit event that closes a run's trail (completed or failed).
 RUN_CLOSED: Final = "run.closed"
 #: Key, in an MCP ``tools/call`` request's ``_meta``, of the call's idempotency key.

@@ -8,6 +8,11 @@ the agent's card, check the skill, send one message, follow the remote task to i
 credentials (read from the worker's environment) stay on the worker. The activity itself
 (``A2AActivities``, the ``a2a-sdk`` client) is loaded only by the plugin, and needs the
 ``[a2a]`` extra.
+
+Serving: ``A2AServer`` (``jamjet a2a serve``) answers A2A for workflows and YAML pipelines,
+each task a Temporal workflow; callers prove who they are with a token signed per delegation
+(``CallerIdentity``, ``SignedAuth``), checked against the server's ``TrustedCallers``. These
+need the ``[a2a]`` extra too (the ``a2a-sdk`` server side, PyJWT).
 """
 
 from __future__ import annotations
@@ -21,7 +26,16 @@ if TYPE_CHECKING:
         ApiKeyAuth,
         BearerAuth,
         RemoteAgent,
+        SignedAuth,
         agents_from_mapping,
+    )
+    from jamjet_temporal.a2a._server import A2AServer, task_id_for
+    from jamjet_temporal.a2a._skills import ServedSkill, pipeline_skill, workflow_skill
+    from jamjet_temporal.a2a._token import (
+        CallerIdentity,
+        TrustedCallers,
+        VerifiedCaller,
+        generate_caller_key,
     )
     from jamjet_temporal.a2a._types import A2ADelegation
     from jamjet_temporal.a2a._workflow import delegate
@@ -29,14 +43,24 @@ if TYPE_CHECKING:
 
 __all__ = [
     "A2ADelegation",
+    "A2AServer",
     "ApiKeyAuth",
     "BearerAuth",
+    "CallerIdentity",
     "DelegationError",
     "InputRequiredError",
     "RemoteAgent",
     "RemoteAgentError",
+    "ServedSkill",
+    "SignedAuth",
+    "TrustedCallers",
+    "VerifiedCaller",
     "agents_from_mapping",
     "delegate",
+    "generate_caller_key",
+    "pipeline_skill",
+    "task_id_for",
+    "workflow_skill",
 ]
 
 __getattr__, __dir__ = lazy_exports(
@@ -44,7 +68,16 @@ __getattr__, __dir__ = lazy_exports(
     globals(),
     {
         "jamjet_temporal.errors": ["DelegationError", "InputRequiredError", "RemoteAgentError"],
-        "._config": ["ApiKeyAuth", "BearerAuth", "RemoteAgent", "agents_from_mapping"],
+        "._config": [
+            "ApiKeyAuth",
+            "BearerAuth",
+            "RemoteAgent",
+            "SignedAuth",
+            "agents_from_mapping",
+        ],
+        "._server": ["A2AServer", "task_id_for"],
+        "._skills": ["ServedSkill", "pipeline_skill", "workflow_skill"],
+        "._token": ["CallerIdentity", "TrustedCallers", "VerifiedCaller", "generate_caller_key"],
         "._types": ["A2ADelegation"],
         "._workflow": ["delegate"],
     },

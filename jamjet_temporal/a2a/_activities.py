@@ -12,6 +12,15 @@ which Temporal records at once); an attempt that finds it there (the worker runn
 attempt died, or its connection broke) follows that task, by ``tasks/subscribe`` or
 ``tasks/get``, and sends nothing. Progress (state, the agent's status text) is heartbeated.
 Cancelling the activity cancels the remote task.
+
+Identity: for an agent declared with ``auth: {type: signed, key_file: ...}`` every request
+carries a token signed for this delegation (``_token``), renewed while a long task is followed;
+each token issued is recorded in the audit trail (``a2a.identity``), and so is a callee's
+refusal. Budget: the slice the gate set aside for the delegation (and the slice the call
+asks for) travels in the request's metadata (``jamjet.dev/budget``); what the agent reports it
+spent (``jamjet.dev/spend`` in the final task's metadata) is charged to the run, like a task's
+own model calls. A task that waits for an approval on the agent's side (``auth-required``
+whose status names it, ``jamjet.dev/approval``) is followed on, not taken as final.
 """
 
 from __future__ import annotations
@@ -20,9 +29,13 @@ import asyncio
 import base64
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+import re
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
-from typing import Any, Final, NoReturn
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from pydantic import JsonValue
 from temporalio import activity
@@ -34,16 +47,29 @@ from jamjet_temporal._shared._activity import (
     heartbeat_details,
 )
 from jamjet_temporal._shared._extras import missing_extra
-from jamjet_temporal._shared._wire import A2A_SEND_ACTIVITY, A2A_TASK_DETAIL
-from jamjet_temporal.a2a._config import RemoteAgent, agents_from_config
+from jamjet_temporal._shared._wire import (
+    A2A_APPROVAL_META,
+    A2A_BUDGET_META,
+    A2A_SEND_ACTIVITY,
+    A2A_SPEND_META,
+    A2A_TASK_DETAIL,
+)
+from jamjet_temporal.a2a._config import RemoteAgent, SignedAuth, agents_from_config
+from jamjet_temporal.a2a._token import CallerIdentity
 from jamjet_temporal.a2a._types import A2ADelegation, is_url
+from jamjet_temporal.budget._ledger import Budget, CallCost
 from jamjet_temporal.errors import (
     ConfigError,
     DelegationError,
     InputRequiredError,
     JamJetError,
+    KeyFileError,
     RemoteAgentError,
 )
+from jamjet_temporal.llm._types import Usage
+
+if TYPE_CHECKING:
+    from jamjet_temporal.gate._activities import ActivityGate
 
 try:
     import httpx
@@ -84,11 +110,11 @@ try:
         VersionNotSupportedError,
     )
     from google.protobuf import json_format
-    from google.protobuf.struct_pb2 import Value
+    from google.protobuf.struct_pb2 import Struct, Value
 except ImportError as err:
     raise missing_extra("a2a", err) from err
 
-__all__ = ["A2AActivities", "parts_value"]
+__all__ = ["A2AActivities", "parts_value", "plain_value"]
 
 _logger = logging.getLogger("jamjet_temporal.a2a")
 
@@ -133,13 +159,36 @@ class _Delegation:
     """One attempt of one delegation: the agent, what the secrets are, what is known of the
     remote task (kept in the heartbeat details)."""
 
-    def __init__(self, call: A2ADelegation, agent: RemoteAgent, secrets: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        call: A2ADelegation,
+        agent: RemoteAgent,
+        secrets: Mapping[str, str],
+        gate: ActivityGate | None = None,
+    ) -> None:
         self.call = call
         self.agent = agent
+        self.gate = gate
         self._secrets = sorted(secrets.items(), key=lambda item: -len(item[0]))
         self.task_id: str | None = None
         self.state: str | None = None
         self.text: str | None = None
+        #: The remote task waits for an approval on the agent's side (followed on).
+        self.approval = False
+        #: The budget sent with the request (None: none).
+        self.budget: Budget | None = None
+
+    @property
+    def user(self) -> str | None:
+        """The proven user the calling run acts for."""
+        return self.gate.user if self.gate is not None else None
+
+    async def record(self, kind: str, suffix: str, data: dict[str, JsonValue]) -> str | None:
+        """Record an event of this delegation in the caller's audit trail (its id)."""
+        if self.gate is None:
+            return None
+        fields: dict[str, JsonValue] = {"tool": self.call.subject, "a2a_agent": self.name}
+        return await self.gate.record(kind, suffix, {**fields, **data})
 
     @property
     def name(self) -> str:
@@ -167,6 +216,8 @@ class _Delegation:
             state = state_name(status.state)
         if status is not None and status.HasField("message"):
             text = _text(status.message)[:500] or text
+        if status is not None and status.state != TaskState.TASK_STATE_UNSPECIFIED:
+            self.approval = _waits_for_approval(status)
         if (task_id, state, text) == (self.task_id, self.state, self.text):
             return
         self.task_id, self.state, self.text = task_id, state, text
@@ -220,16 +271,26 @@ class A2AActivities:
     @activity.defn(name=A2A_SEND_ACTIVITY)
     async def send(self, call: A2ADelegation) -> JsonValue:
         """Delegate one task and return its result (see the module docstring)."""
+        # The gate of this activity (I/O side; imported here as llm._call does: the gate
+        # package imports this one's payloads).
+        from jamjet_temporal.gate._activities import current_activity_gate
+
         agent = self._agent(call)
         try:
             headers, secrets = agent.headers(os.environ)
+            identity = _identity(agent)
         except ConfigError as err:
             raise ApplicationError(
                 f"A2A agent '{call.agent}': {err}", type=ConfigError.__name__, non_retryable=True
             ) from None
-        job = _Delegation(call, agent, secrets)
+        job = _Delegation(call, agent, secrets, current_activity_gate())
+        job.budget = await _budget_slice(job)
+        auth = None
+        if identity is not None:
+            assert isinstance(agent.auth, SignedAuth)
+            auth = _TokenAuth(job, identity, timedelta(seconds=agent.auth.ttl_seconds))
         timeout = httpx.Timeout(agent.timeout_seconds)
-        async with httpx.AsyncClient(headers=headers, timeout=timeout) as http:
+        async with httpx.AsyncClient(headers=headers, timeout=timeout, auth=auth) as http:
             card = await _card(job, http)
             _check_skill(job, card)
             streaming = bool(card.capabilities.streaming)
@@ -264,6 +325,17 @@ class A2AActivities:
                 except ApplicationError:
                     raise
                 except (A2AError, httpx.HTTPError) as err:
+                    refused = _refusal(err)
+                    if refused is not None:
+                        await job.record(
+                            "a2a.identity",
+                            "refused",
+                            {
+                                "decision": "REFUSED_BY_AGENT",
+                                "status": refused[0],
+                                "reason": job.redact(refused[1]),
+                            },
+                        )
                     _protocol_failure(job, err)
 
     def _agent(self, call: A2ADelegation) -> RemoteAgent:
@@ -319,6 +391,176 @@ class A2AActivities:
         return None
 
 
+def _identity(agent: RemoteAgent) -> CallerIdentity | None:
+    """The caller identity that signs this agent's tokens (None: the agent takes none).
+
+    Raises:
+        ConfigError: The key file cannot be used (a ``KeyFileError`` naming it and the fix).
+    """
+    if not isinstance(agent.auth, SignedAuth):
+        return None
+    try:
+        return CallerIdentity.load(agent.auth.key_file)
+    except KeyFileError as err:
+        raise ConfigError(f"its caller key: {err}") from None
+
+
+class _TokenAuth(httpx.Auth):
+    """``Authorization: Bearer <JWT>`` signed for this delegation; renewed at half its life
+    (a long task is followed with many requests), each token recorded when issued."""
+
+    def __init__(self, job: _Delegation, identity: CallerIdentity, ttl: timedelta) -> None:
+        self._job = job
+        self._identity = identity
+        self._ttl = ttl
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self._issued = 0
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if self._token is None or time.monotonic() >= self._renew_at:
+            job = self._job
+            token, claims = self._identity.sign(
+                job.agent.url, user=job.user, message_id=job.call.message_id, ttl=self._ttl
+            )
+            self._token = token
+            self._renew_at = time.monotonic() + self._ttl.total_seconds() / 2
+            self._issued += 1
+            expires = claims["exp"]
+            assert isinstance(expires, int)
+            await job.record(
+                "a2a.identity",
+                f"token-{self._issued}",
+                {
+                    "decision": "SIGNED",
+                    "caller": self._identity.agent,
+                    "audience": job.agent.url,
+                    "user": job.user,
+                    "token_id": str(claims["jti"]),
+                    "key_id": self._identity.key_id,
+                    "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
+                    "message_id": job.call.message_id,
+                },
+            )
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
+async def _budget_slice(job: _Delegation) -> Budget | None:
+    """The budget the agent gets: what the call asks for, within what the gate set aside.
+
+    Refused (non-retryable ``BudgetExceededError``, recorded) when the run's budget cannot
+    cover what the call asks for, or has nothing left on a capped measure: nothing is sent.
+    """
+    requested = job.call.budget
+    allowance = job.gate.allowance if job.gate is not None else None
+    if allowance is None:
+        return requested
+    short: list[str] = []
+    wanted_cost = requested.max_cost if requested is not None else None
+    wanted_tokens = requested.max_tokens if requested is not None else None
+    left_cost, left_tokens = allowance.max_cost, allowance.max_tokens
+    if left_cost is not None and (
+        (wanted_cost is not None and wanted_cost > left_cost)
+        or (left_cost == 0 and wanted_cost != 0)
+    ):
+        asked = f"${wanted_cost}" if wanted_cost is not None else "money"
+        short.append(f"the delegation needs {asked}, the run has ${left_cost} left")
+    if left_tokens is not None and (
+        (wanted_tokens is not None and wanted_tokens > left_tokens)
+        or (left_tokens == 0 and wanted_tokens != 0)
+    ):
+        asked = f"{wanted_tokens:,} tokens" if wanted_tokens is not None else "tokens"
+        short.append(f"the delegation needs {asked}, the run has {left_tokens:,} left")
+    chosen = Budget(
+        max_cost=_least(wanted_cost, left_cost), max_tokens=_least(wanted_tokens, left_tokens)
+    )
+    data: dict[str, JsonValue] = {
+        "decision": "HALT" if short else "ALLOWED",
+        "scope": "delegation",
+        "requested": None if requested is None else requested.model_dump(mode="json"),
+        "left": allowance.model_dump(mode="json"),
+        "slice": chosen.model_dump(mode="json"),
+        "reason": "; ".join(short) or "the slice is set aside for the delegation",
+    }
+    event = await job.record("budget.decision", "budget", data)
+    if short:
+        target = f"'{job.name}'" + (f" (skill '{job.call.skill}')" if job.call.skill else "")
+        audit = f" [audit {event}]" if event else ""
+        raise ApplicationError(
+            f"delegation to {target} refused before it was sent: over budget: "
+            f"{'; '.join(short)}{audit}",
+            type="BudgetExceededError",
+            non_retryable=True,
+        )
+    return chosen
+
+
+def _least(a: Any, b: Any) -> Any:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _waits_for_approval(status: TaskStatus) -> bool:
+    """Whether a task is ``auth-required`` for an approval on the agent's side (a jamjet
+    agent says so in the status message's metadata): it goes on once someone approves."""
+    if status.state != TaskState.TASK_STATE_AUTH_REQUIRED or not status.HasField("message"):
+        return False
+    return A2A_APPROVAL_META in status.message.metadata.fields
+
+
+async def _spent(job: _Delegation, task: Task) -> None:
+    """Charge the run with what the agent reports the task spent, and record it."""
+    report = plain_value(json_format.MessageToDict(task.metadata)).get(A2A_SPEND_META)  # type: ignore[union-attr]
+    if not isinstance(report, dict):
+        return
+    try:
+        cost = Decimal(str(report.get("cost") or 0))
+        tokens = int(report.get("tokens") or 0)  # type: ignore[arg-type]
+        if not cost.is_finite() or cost < 0 or tokens < 0:
+            raise ValueError
+    except (InvalidOperation, ValueError, TypeError):
+        _logger.warning("a2a %s: ignoring a malformed spend report %r", job.name, report)
+        return
+    charged = CallCost(
+        model=f"{job.call.subject} (task {task.id})",
+        usage=Usage(input_tokens=tokens),
+        cost=cost,
+    )
+    if job.gate is not None and job.gate.allowance is not None:
+        job.gate.charge(charged)
+    await job.record(
+        "a2a.spend",
+        "spend",
+        {
+            "task_id": task.id,
+            "cost": str(cost),
+            "tokens": tokens,
+            "estimated": bool(report.get("estimated")),
+            "budget": None if job.budget is None else job.budget.model_dump(mode="json"),
+            "charged": job.gate is not None and job.gate.allowance is not None,
+        },
+    )
+
+
+def _refusal(err: A2AError | httpx.HTTPError) -> tuple[int, str] | None:
+    """(HTTP status, the agent's reason) when the agent refused this caller (401 or 403)."""
+    cause = err if isinstance(err, httpx.HTTPStatusError) else err.__cause__
+    if not isinstance(cause, httpx.HTTPStatusError):
+        return None
+    status = cause.response.status_code
+    if status not in (401, 403):
+        return None
+    header = cause.response.headers.get("www-authenticate", "")
+    found = re.search(r'error_description="([^"]*)"', header)
+    return status, found.group(1) if found else cause.response.reason_phrase
+
+
 def _same_url(url: str) -> str:
     """A URL as compared with another: scheme and host lower-cased, no trailing slash."""
     try:
@@ -362,6 +604,23 @@ def _check_skill(job: _Delegation, card: AgentCard) -> None:
     job.fail(error, details=error.details())
 
 
+def _request_metadata(job: _Delegation) -> Struct | None:
+    if job.budget is None:
+        return None
+    metadata = Struct()
+    metadata.update({A2A_BUDGET_META: _budget_json(job.budget)})
+    return metadata
+
+
+def _budget_json(budget: Budget) -> dict[str, Any]:
+    shown: dict[str, Any] = {}
+    if budget.max_cost is not None:
+        shown["max_cost"] = str(budget.max_cost)
+    if budget.max_tokens is not None:
+        shown["max_tokens"] = budget.max_tokens
+    return shown
+
+
 def _message(call: A2ADelegation) -> Message:
     if isinstance(call.input, str):
         part = Part(text=call.input)
@@ -387,6 +646,7 @@ async def _delegate(job: _Delegation, client: Client, streaming: bool) -> JsonVa
             # Without streaming, the agent answers as soon as the task exists: its id is kept
             # before the work is done, not after.
             configuration=SendMessageConfiguration(return_immediately=not streaming),
+            metadata=_request_metadata(job),
         )
         direct = await _stream(job, client.send_message(request))
         if direct is not None:
@@ -398,7 +658,9 @@ async def _delegate(job: _Delegation, client: Client, streaming: bool) -> JsonVa
                 )
             )
     assert job.task_id is not None
-    return _result(job, await _poll(job, client, job.task_id))
+    task = await _poll(job, client, job.task_id)
+    await _spent(job, task)
+    return _result(job, task)
 
 
 async def _stream(job: _Delegation, stream: AsyncIterator[StreamResponse]) -> Message | None:
@@ -419,7 +681,7 @@ async def _stream(job: _Delegation, stream: AsyncIterator[StreamResponse]) -> Me
                     job.saw(event.status_update.task_id, event.status_update.status)
                 elif kind == "artifact_update" and job.task_id is None:
                     job.saw(event.artifact_update.task_id, None)
-                if job.task_id is not None and job.state in _FINAL_NAMES:
+                if job.task_id is not None and job.state in _FINAL_NAMES and not job.approval:
                     return None
     except (A2AError, httpx.HTTPError) as err:
         if isinstance(err, TaskNotFoundError) or job.task_id is None:
@@ -435,7 +697,7 @@ async def _poll(job: _Delegation, client: Client, task_id: str) -> Task:
     while True:
         task = await client.get_task(GetTaskRequest(id=task_id, history_length=0))
         job.saw(task.id or task_id, task.status)
-        if task.status.state in _FINAL:
+        if task.status.state in _FINAL and not _waits_for_approval(task.status):
             return task
         await asyncio.sleep(delay)
         delay = min(delay * growth, longest)
@@ -502,6 +764,10 @@ def _protocol_failure(job: _Delegation, err: A2AError | httpx.HTTPError) -> NoRe
         )
     elif isinstance(err, A2AClientTimeoutError):
         text = f"no answer within {job.agent.timeout_seconds:g} s"
+    refused = _refusal(err)
+    if refused is not None:
+        final = True
+        text = f"the agent refused this caller (HTTP {refused[0]}): {refused[1]}"
     where = "" if job.task_id is None else f" (remote task {job.task_id})"
     job.fail(
         RemoteAgentError(f"A2A agent '{job.name}'{where}: {type(err).__name__}: {text}"),
@@ -513,14 +779,14 @@ def _text(message: Message) -> str:
     return "\n".join(part.text for part in message.parts if part.WhichOneof("content") == "text")
 
 
-def _plain(value: Any) -> JsonValue:
+def plain_value(value: Any) -> JsonValue:
     """JSON from a protobuf ``Value``: numbers are doubles there, so whole ones become ints."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {str(key): plain_value(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        return [plain_value(item) for item in value]
     return value  # type: ignore[no-any-return]
 
 
@@ -529,7 +795,7 @@ def _part(part: Part) -> JsonValue:
     if kind == "text":
         return part.text
     if kind == "data":
-        return _plain(json_format.MessageToDict(part.data))
+        return plain_value(json_format.MessageToDict(part.data))
     shaped: dict[str, JsonValue] = {}
     if kind == "url":
         shaped["url"] = part.url

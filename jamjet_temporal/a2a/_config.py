@@ -29,6 +29,7 @@ __all__ = [
     "ApiKeyAuth",
     "BearerAuth",
     "RemoteAgent",
+    "SignedAuth",
     "agent_from",
     "agents_from_config",
     "agents_from_mapping",
@@ -43,7 +44,8 @@ _VARIABLE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HEADER: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _FIELDS: Final = "url, agent_card_path, auth, timeout_seconds"
 _AUTH_FIELDS: Final = (
-    "{type: bearer, token_env: VAR} or {type: api_key, header: NAME, key_env: VAR}"
+    "{type: bearer, token_env: VAR}, {type: api_key, header: NAME, key_env: VAR} or "
+    "{type: signed, key_file: PATH}"
 )
 
 
@@ -121,6 +123,33 @@ class ApiKeyAuth(BaseModel):
         return self.header, key, key, self.key_env
 
 
+class SignedAuth(BaseModel):
+    """A short-lived token signed for each delegation with this caller's Ed25519 key.
+
+    ``Authorization: Bearer <JWT>`` (EdDSA): audience the agent's URL, subject the calling
+    agent (the key file's ``# agent:`` line), the user the run acts for; a new token for every
+    delegation, renewed while a long one is followed (docs/a2a.md, "Identity").
+
+    Attributes:
+        key_file: The caller's key file (``jamjet a2a keygen AGENT`` writes one), read on the
+            worker. Its path, not a secret, may be declared anywhere; the key stays on disk.
+        ttl_seconds: How long each token is valid (default 300; callees accept at most 900).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["signed"] = "signed"
+    key_file: str
+    ttl_seconds: float = 300.0
+
+    @field_validator("ttl_seconds")
+    @classmethod
+    def _ttl(cls, value: float) -> float:
+        if not 1 <= value <= 900:
+            raise ValueError(f"ttl_seconds must be between 1 and 900, got {value}")
+        return value
+
+
 def _read(environ: Mapping[str, str], name: str) -> str:
     value = environ.get(name)
     if not value:
@@ -131,7 +160,7 @@ def _read(environ: Mapping[str, str], name: str) -> str:
     return value
 
 
-Auth = Annotated[BearerAuth | ApiKeyAuth, Field(discriminator="type")]
+Auth = Annotated[BearerAuth | ApiKeyAuth | SignedAuth, Field(discriminator="type")]
 
 
 class RemoteAgent(BaseModel):
@@ -142,8 +171,9 @@ class RemoteAgent(BaseModel):
             card says where its JSON-RPC or HTTP+JSON endpoint is.
         agent_card_path: Where the card is, relative to ``url``, when not at the well-known
             path.
-        auth: The credential sent with every request: ``{type: bearer, token_env: VAR}`` or
-            ``{type: api_key, header: X-API-Key, key_env: VAR}``; None: none.
+        auth: The credential sent with every request: ``{type: bearer, token_env: VAR}``,
+            ``{type: api_key, header: X-API-Key, key_env: VAR}``, or ``{type: signed,
+            key_file: PATH}`` (a token signed for each delegation); None: none.
         timeout_seconds: How long one HTTP request may wait for the agent (following a long
             task is many requests, each within this); default 30 s.
     """
@@ -179,8 +209,8 @@ class RemoteAgent(BaseModel):
         Raises:
             ConfigError: A variable the auth names is not set.
         """
-        if self.auth is None:
-            return {}, {}
+        if self.auth is None or isinstance(self.auth, SignedAuth):
+            return {}, {}  # a signed token is made per delegation, by the activity
         name, value, secret, variable = self.auth.credential(environ)
         return {name: value}, {secret: f"${{{variable}}}"}
 

@@ -16,6 +16,7 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from jamjet_temporal.a2a._config import RemoteAgent, alias_problem, url_problem
+from jamjet_temporal.budget._ledger import Budget
 
 __all__ = ["SUBJECT_PREFIX", "A2ADelegation", "delegation_problem", "is_url"]
 
@@ -48,6 +49,10 @@ class A2ADelegation(BaseModel):
             entry): its URL, card path and the NAMES of the variables holding credentials,
             never their values. Used when the worker itself does not declare ``agent``; a
             worker's own declaration of the alias wins.
+        budget: The most the delegation may spend (``delegate(max_cost=, max_tokens=)``):
+            set aside from the run's budget when one is in force (refused when what is left
+            cannot cover it), sent to the agent as its budget, and charged with what the
+            agent reports it spent. None: what is left of the run's budget, if any.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -57,6 +62,7 @@ class A2ADelegation(BaseModel):
     input: JsonValue = None
     message_id: str
     declared: RemoteAgent | None = None
+    budget: Budget | None = None
 
     @property
     def subject(self) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from pydantic import JsonValue
@@ -21,7 +22,9 @@ from jamjet_temporal._shared._activity import DEFAULT_RETRY_POLICY, step_key
 from jamjet_temporal._shared._wire import A2A_SEND_ACTIVITY
 from jamjet_temporal.a2a._config import RemoteAgent, agent_from
 from jamjet_temporal.a2a._types import A2ADelegation, is_url
-from jamjet_temporal.errors import ConfigError
+from jamjet_temporal.budget._ledger import Budget
+from jamjet_temporal.budget._workflow import child_budget
+from jamjet_temporal.errors import BudgetConfigError, ConfigError
 
 __all__ = ["delegate"]
 
@@ -40,6 +43,8 @@ async def delegate(
     skill: str | None,
     input: JsonValue,
     agents: Mapping[str, Mapping[str, JsonValue] | RemoteAgent] | None = None,
+    max_cost: float | str | Decimal | None = None,
+    max_tokens: int | None = None,
     **activity_options: Any,
 ) -> JsonValue:
     """Delegate a task to the remote A2A agent ``target``, durably, and return its result.
@@ -57,6 +62,12 @@ async def delegate(
             ``target``'s entry travels with the call (URL, card path, the names of credential
             variables: no secrets); a worker that declares the same alias uses its own entry.
             Credentials are read only for agents the worker declares itself.
+        max_cost: The most the delegation may spend, in USD; ``max_tokens`` likewise in
+            tokens. Under a run budget, this much is set aside from what is left when the
+            delegation starts (refused, ``BudgetExceededError``, when what is left cannot
+            cover it; without either, everything left is the slice); the slice travels with
+            the request as the agent's budget, and what the agent reports it spent is charged
+            to the run. Without a run budget, the slice is just the agent's budget.
         **activity_options: Passed to ``workflow.execute_activity`` (``activity_id``,
             ``summary``, ``start_to_close_timeout``, ``heartbeat_timeout``, ``retry_policy``,
             ...); the defaults are 10 minutes, heartbeats every 30 s, the default retry policy.
@@ -83,6 +94,7 @@ async def delegate(
     declared: RemoteAgent | None = None
     if agents is not None and not is_url(target) and target in agents:
         declared = agent_from(target, agents[target], file="a2a.remote_agents")
+    budget = _budget(max_cost, max_tokens)
     delegated = f"{target}.{skill}" if skill else target
     options = {"summary": f"delegate {delegated}", **_DEFAULTS, **activity_options}
     if options.get("activity_id") is None:
@@ -96,6 +108,23 @@ async def delegate(
         input=input,
         message_id=step_key(info.namespace, info.workflow_id, info.run_id, options["activity_id"]),
         declared=declared,
+        budget=budget,
     )
-    result: JsonValue = await workflow.execute_activity(A2A_SEND_ACTIVITY, call, **options)
+    # Under a run budget the gate sets aside this slice (or everything left) for the call.
+    with child_budget(max_cost=max_cost, max_tokens=max_tokens):
+        result: JsonValue = await workflow.execute_activity(A2A_SEND_ACTIVITY, call, **options)
     return result
+
+
+def _budget(max_cost: float | str | Decimal | None, max_tokens: int | None) -> Budget | None:
+    if max_cost is None and max_tokens is None:
+        return None
+    try:
+        cost = None if max_cost is None else Decimal(str(max_cost))
+    except ArithmeticError:
+        raise BudgetConfigError(f"delegate(max_cost={max_cost!r}): not an amount") from None
+    if cost is not None and (not cost.is_finite() or cost < 0):
+        raise BudgetConfigError(f"delegate(max_cost={max_cost!r}): must be a finite USD >= 0")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or max_tokens < 0):
+        raise BudgetConfigError(f"delegate(max_tokens={max_tokens!r}): must be >= 0")
+    return Budget(max_cost=cost, max_tokens=max_tokens)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
         money,
     )
     from jamjet_temporal.budget._prices import ModelPrice, PriceTable
-    from jamjet_temporal.budget._workflow import child_budget
+    from jamjet_temporal.budget._workflow import child_budget, remaining_budget
     from jamjet_temporal.errors import (
         BudgetConfigError,
         BudgetExceededError,
@@ -42,6 +42,7 @@ __all__ = [
     "UnknownModelPriceError",
     "child_budget",
     "money",
+    "remaining_budget",
 ]
 
 __getattr__, __dir__ = lazy_exports(
@@ -55,6 +56,6 @@ __getattr__, __dir__ = lazy_exports(
         ],
         "._ledger": ["Budget", "BudgetDecision", "BudgetLedger", "CallCost", "Projection", "money"],
         "._prices": ["ModelPrice", "PriceTable"],
-        "._workflow": ["child_budget"],
+        "._workflow": ["child_budget", "remaining_budget"],
     },
 )

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
+from pydantic import BaseModel, ConfigDict
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from jamjet_temporal._shared._runtime import runtime_call
-from jamjet_temporal._shared._wire import QUOTE_ACTIVITY
+from jamjet_temporal._shared._wire import BUDGET_QUERY, QUOTE_ACTIVITY
 from jamjet_temporal.budget._ledger import (
     Budget,
     BudgetDecision,
@@ -165,6 +166,38 @@ def remaining_budget() -> Budget | None:
 def active_scopes() -> tuple[BudgetScope, ...]:
     """The budgets in force now, outermost first."""
     return _SCOPES.get()
+
+
+class RunSpend(BaseModel):
+    """What a run has spent against its run budget: the ``jamjet.budget.spent`` query's answer.
+
+    Held reservations (a task or child workflow running, one whose outcome is unknown) count as
+    spent, as they do for the run's own decisions: the figure never understates.
+
+    Attributes:
+        budget: The run's budget (its caps).
+        spent_cost: USD spent (and held).
+        spent_tokens: Tokens used (and held).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    budget: Budget
+    spent_cost: Decimal
+    spent_tokens: int
+
+
+def install_spend_query(scope: BudgetScope) -> None:
+    """Answer the ``jamjet.budget.spent`` query with what the run spent against ``scope``
+    (its run budget): how an A2A server reports a served task's spend to its caller."""
+    workflow.set_query_handler(
+        BUDGET_QUERY,
+        lambda: RunSpend(
+            budget=scope.ledger.budget,
+            spent_cost=scope.ledger.spent_cost,
+            spent_tokens=scope.ledger.spent_tokens,
+        ),
+    )
 
 
 class BudgetKeeper:

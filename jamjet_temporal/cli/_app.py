@@ -16,6 +16,7 @@ try:
 except ImportError as _missing:  # the extra is not installed
     raise missing_extra("cli", _missing) from _missing
 
+from jamjet_temporal.cli._a2a import a2a_keygen, a2a_serve
 from jamjet_temporal.cli._approvals import approvals_keygen, approvals_list, approve, ui
 from jamjet_temporal.cli._audit import (
     audit_export,
@@ -62,6 +63,11 @@ approvals_app = typer.Typer(help="Human approvals: what waits, keys for approver
 approvals_app.command("list")(approvals_list)
 approvals_app.command("keygen")(approvals_keygen)
 app.add_typer(approvals_app, name="approvals")
+
+a2a_app = typer.Typer(help="A2A: serve workflows as agents other agents delegate to.")
+a2a_app.command("serve")(a2a_serve)
+a2a_app.command("keygen")(a2a_keygen)
+app.add_typer(a2a_app, name="a2a")
 
 
 def main() -> None:

@@ -47,7 +47,7 @@ from jamjet_temporal.audit._checkpoint import CheckpointSigner
 from jamjet_temporal.audit._export import redact_event
 from jamjet_temporal.audit._keys import checkpoint_marks_path, load_or_create_signing_key
 from jamjet_temporal.audit._seal import SEALED_FIELDS, is_sealed, seal
-from jamjet_temporal.budget._ledger import BudgetLedger, CallCost, call_cost, project
+from jamjet_temporal.budget._ledger import Budget, BudgetLedger, CallCost, call_cost, project
 from jamjet_temporal.budget._prices import PriceTable
 from jamjet_temporal.budget._tokens import count_message_tokens
 from jamjet_temporal.budget._workflow import DEFAULT_MAX_OUTPUT_TOKENS
@@ -348,6 +348,49 @@ class ActivityGate:
     async def _append(self, events: list[AuditEvent]) -> None:
         if self._sink is not None:
             await self._sink.append(events)
+
+    @property
+    def allowance(self) -> Budget | None:
+        """The budget set aside for what this activity spends (None: no budget in force)."""
+        return self._clearance.allowance
+
+    @property
+    def user(self) -> str | None:
+        """The proven user the run acts for (None: none)."""
+        user = self._clearance.actor.get("user")
+        return user if isinstance(user, str) else None
+
+    def charge(self, call: CallCost) -> None:
+        """Count ``call`` as spent by this activity: spend made elsewhere (a remote A2A agent's
+        reported spend) goes back to the run with the result or failure, like its own model
+        calls. Kept across a retry; charging the same call again (a retry that reads the same
+        final report) counts it once."""
+        if call in self.calls:
+            return
+        self.calls = (*self.calls, call)
+        _keep(spent=TaskSpend(calls=self.calls).model_dump(mode="json"))
+
+    async def record(self, kind: str, suffix: str, data: dict[str, JsonValue]) -> str | None:
+        """Append one event of this activity attempt to the audit trail (its id, None when the
+        trail is off). ``suffix`` tells apart the attempt's events of one kind."""
+        info = activity.info()
+        event = AuditEvent(
+            id=event_id(
+                info.workflow_id or "-",
+                info.workflow_run_id or "-",
+                info.activity_id,
+                f"attempt-{info.attempt}",
+                suffix,
+            ),
+            run_id=info.workflow_id or "-",
+            workflow_run_id=info.workflow_run_id or "-",
+            kind=kind,
+            at=datetime.now(UTC),
+            actor={**self._clearance.actor, "worker": _worker_identity()},
+            data={"activity_id": info.activity_id, **data},
+        )
+        await self._append([event])
+        return event.id if self._sink is not None else None
 
 
 class GateActivityInbound(ActivityInboundInterceptor):

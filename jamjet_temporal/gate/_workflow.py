@@ -74,6 +74,7 @@ from jamjet_temporal.budget._workflow import (
     budget_scope,
     carve_child_budget,
     hold,
+    install_spend_query,
     remaining_budget,
     settle_reservation,
 )
@@ -856,7 +857,9 @@ def make_workflow_interceptor(
                 budget = workflow.payload_converter().from_payloads(
                     [input.headers[BUDGET_HEADER]], [Budget]
                 )[0]
-            with budget_scope("run", budget):
+            with budget_scope("run", budget) as run_scope:
+                if run_scope is not None:
+                    install_spend_query(run_scope)  # what an A2A server reports as spent
                 if not pinned:
                     return await super().execute_workflow(input)
                 try:

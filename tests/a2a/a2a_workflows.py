@@ -11,8 +11,10 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from jamjet_temporal import a2a
+from jamjet_temporal.budget._workflow import remaining_budget
 
 ONCE = RetryPolicy(maximum_attempts=1)
 #: Retries that come quickly, for the tests where a worker dies.
@@ -61,3 +63,40 @@ class Raw:
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=ONCE,
         )
+
+
+@workflow.defn(name="test-a2a.budgeted")
+class BudgetedDelegate:
+    """One delegation with a budget slice; returns its result or error and what is left of the
+    run's budget afterwards (started under ``run_budget``)."""
+
+    @workflow.run
+    async def run(
+        self,
+        target: str,
+        skill: str | None,
+        input: Any,
+        max_cost: str | None,
+        max_tokens: int | None,
+    ) -> dict[str, Any]:
+        result: Any = None
+        error: dict[str, Any] | None = None
+        try:
+            result = await a2a.delegate(
+                target,
+                skill=skill,
+                input=input,
+                max_cost=max_cost,
+                max_tokens=max_tokens,
+                retry_policy=ONCE,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            assert isinstance(cause, ApplicationError)
+            error = {"type": cause.type, "message": cause.message}
+        left = remaining_budget()
+        return {
+            "result": result,
+            "error": error,
+            "left": None if left is None else left.model_dump(mode="json"),
+        }
