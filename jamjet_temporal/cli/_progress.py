@@ -15,8 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import WorkflowHandle
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
+from jamjet_temporal._shared._wire import A2A_TASK_DETAIL
 from jamjet_temporal.cli._history import HistoryReader, RunReport, Step, failure_text
 
 Printer = Callable[[str], None]
@@ -115,7 +117,33 @@ async def follow(
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(closed.wait(), poll_interval)
 
+    remote_seen: dict[str, tuple[object, object]] = {}
+
+    def _remote(step: Step, pending: object) -> None:
+        """A delegated step's remote task, as its heartbeats report it (state changes only)."""
+        payloads = pending.heartbeat_details.payloads  # type: ignore[attr-defined]
+        if not payloads:
+            return
+        try:
+            details = DataConverter.default.payload_converter.from_payloads(list(payloads))
+        except Exception:  # not ours: nothing to show
+            return
+        for detail in details:
+            kept = detail.get("jamjet") if isinstance(detail, dict) else None
+            task = kept.get(A2A_TASK_DETAIL) if isinstance(kept, dict) else None
+            if not isinstance(task, dict) or not task.get("task_id"):
+                continue
+            now = (task.get("state"), task.get("message"))
+            if remote_seen.get(step.activity_id) == now:
+                return
+            remote_seen[step.activity_id] = now
+            state = str(task.get("state") or "?").removeprefix("TASK_STATE_").lower()
+            said = f": {task['message']}" if task.get("message") else ""
+            who = f"{task['task_id']} ({task.get('agent')})"
+            out(f"▸ [{step.label}] remote task {who} {state}{said}")
+
     async def _on_pending(step: Step, pending: object) -> None:
+        _remote(step, pending)
         state = pending.state  # type: ignore[attr-defined]
         attempt = int(pending.attempt)  # type: ignore[attr-defined]
         if (

@@ -4,6 +4,9 @@ the pipeline's policy blocks a skill by its `a2a:ALIAS.SKILL` name."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,3 +129,34 @@ async def test_the_pipelines_policy_blocks_a_skill_by_its_a2a_name(
     assert "a2a:research.slow" in cause.message
     # The first delegation reached the agent; the blocked one never did.
     assert len(agent.received()) == before + 1
+
+
+def test_jamjet_run_shows_the_remote_tasks_progress(
+    temporal_server: DevServer, agents: tuple[Agent, Agent], tmp_path: Path
+) -> None:
+    agent, _ = agents
+    pipeline = tmp_path / "slow.yaml"
+    pipeline.write_text(
+        "workflow: {id: slow-delegation}\n"
+        f"a2a: {{remote_agents: {{research: {{url: '{agent.url}'}}}}}}\n"
+        "nodes:\n"
+        "  ask: {type: a2a_task, remote_agent: research, skill: slow, input: {message: hi},\n"
+        "        output_key: answer, label: Research}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "OPENAI_"))}
+    env["TEMPORAL_ADDRESS"] = temporal_server.address
+    done = subprocess.run(
+        [sys.executable, "-m", "jamjet_temporal", "run", str(pipeline), "--audit-store", ""],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    progress = [line for line in done.stdout.splitlines() if "remote task" in line]
+    # The remote task's id and its working state, as the delegation's heartbeats report them.
+    assert progress and progress[0].startswith("▸ [Research] remote task "), done.stdout
+    assert any(" working" in line for line in progress), done.stdout
+    assert done.stdout.splitlines()[-1] == "▸ Execution complete · 1/1 nodes · 0 events lost"
