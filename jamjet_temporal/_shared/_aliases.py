@@ -8,9 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
+from pydantic import ValidationError
+
 from jamjet_temporal.errors import ConfigFileError
 
-__all__ = ["alias_block"]
+__all__ = ["alias_block", "validation_text"]
 
 _T = TypeVar("_T")
 
@@ -67,3 +69,21 @@ def alias_block(
             fix=f"write it as {example}",
         )
     return {str(alias): entry(alias, value) for alias, value in entries.items()}
+
+
+def validation_text(error: ValidationError, *, hidden: str | None = None) -> str:
+    """Every problem of one entry's validation on one line: ``where: what; where: what``.
+
+    Args:
+        error: The entry's validation error.
+        hidden: Location parts ending with this (a tagged union's member names, ``...Auth``)
+            are left out of ``where``.
+    """
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(
+            str(part) for part in item["loc"] if hidden is None or not str(part).endswith(hidden)
+        )
+        message = str(item["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)

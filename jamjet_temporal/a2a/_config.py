@@ -21,7 +21,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from jamjet_temporal._shared._aliases import alias_block
+from jamjet_temporal._shared._aliases import alias_block, validation_text
 from jamjet_temporal.errors import ConfigError, ConfigFileError
 
 __all__ = [
@@ -230,15 +230,6 @@ def url_problem(url: object) -> str | None:
     return None
 
 
-def _explain(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors(include_url=False):
-        where = ".".join(str(part) for part in item["loc"] if not str(part).endswith("Auth"))
-        message = str(item["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
-
-
 def agent_from(alias: object, value: object, *, file: str, line: int | None = None) -> RemoteAgent:
     """One agent's entry, validated; errors name the file, the alias and the fix.
 
@@ -265,7 +256,7 @@ def agent_from(alias: object, value: object, *, file: str, line: int | None = No
         return RemoteAgent.model_validate(value)
     except ValidationError as err:
         raise ConfigFileError(
-            f"A2A agent '{alias}': {_explain(err)}",
+            f"A2A agent '{alias}': {validation_text(err, hidden='Auth')}",
             file=file,
             line=line,
             fix=f"settings: {_FIELDS}; auth is {_AUTH_FIELDS}",

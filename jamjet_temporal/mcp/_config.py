@@ -26,7 +26,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from jamjet_temporal._shared._aliases import alias_block
+from jamjet_temporal._shared._aliases import alias_block, validation_text
 from jamjet_temporal.errors import ConfigError, ConfigFileError
 from jamjet_temporal.mcp._types import alias_problem
 
@@ -211,15 +211,6 @@ class McpServer(BaseModel):
         )
 
 
-def _explain(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors(include_url=False):
-        where = ".".join(str(part) for part in item["loc"])
-        message = str(item["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
-
-
 def server_from(alias: object, value: object, *, file: str, line: int | None = None) -> McpServer:
     """One server's entry, validated; errors name the file, the alias and the fix.
 
@@ -244,7 +235,7 @@ def server_from(alias: object, value: object, *, file: str, line: int | None = N
         return McpServer.model_validate(value)
     except ValidationError as err:
         raise ConfigFileError(
-            f"MCP server '{alias}': {_explain(err)}",
+            f"MCP server '{alias}': {validation_text(err)}",
             file=file,
             line=line,
             fix=f"a stdio server has command, args, env, cwd; an http server has url, headers "
