@@ -39,31 +39,10 @@ from jamjet_temporal.cli._devserver import DevServer, free_port, is_listening
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule, ScriptToolCall
 from jamjet_temporal.pipeline._workflow import PipelineEvent
 from jamjet_temporal.plugin import AuditConfig, LLMConfig
+from tests.browser import APPROVALS, CHROMIUM, CHROMIUM_ARGS
 from tests.identities import PORTAL
 from tests.webui_workflows import research_then_pay
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-APPROVALS = """\
-approvers:
-  - {{id: alice@example.com, public_key: "{alice}"}}
-  - {{id: bob@example.com, public_key: "{bob}"}}
-clients:
-  - {{id: portal, public_key: "{portal}", acts_for: ["*@example.com"]}}
-rules:
-  - action: wire_transfer
-    approvers: [alice@example.com, bob@example.com]
-    thresholds: [{{field: amount, above: 100000, required: 2}}]
-    timeout_seconds: 86400
-"""
 #: The query the Web UI asks a running workflow for its current details.
 METADATA_QUERY = "__temporal_workflow_metadata"
 

@@ -35,31 +35,9 @@ from jamjet_temporal.approvals._workflow import PendingApproval
 from jamjet_temporal.audit import AuditEvent, open_store
 from jamjet_temporal.cli._devserver import DevServer, free_port
 from jamjet_temporal.plugin import AuditConfig
+from tests.browser import APPROVALS, CHROMIUM, CHROMIUM_ARGS
 from tests.identities import PORTAL
 from workflows.transfer import transfer
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-APPROVALS = """\
-approvers:
-  - {{id: alice@example.com, public_key: "{alice}"}}
-  - {{id: bob@example.com, public_key: "{bob}"}}
-clients:
-  - {{id: portal, public_key: "{portal}", acts_for: ["*@example.com"]}}
-rules:
-  - action: wire_transfer
-    approvers: [alice@example.com, bob@example.com]
-    thresholds: [{{field: amount, above: 100000, required: 2}}]
-    timeout_seconds: 86400
-"""
 
 
 @dataclass
