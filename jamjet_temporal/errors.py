@@ -10,7 +10,8 @@ The tree::
     │   ├── BudgetConfigError        a budget value or budget slice is invalid
     │   ├── UnknownModelPriceError   no price is known for a budgeted model (fail closed)
     │   ├── TracingConfigError       tracing cannot be set up (provider not replay-safe, exporter)
-    │   └── KeyFileError             an approver's private key file cannot be used
+    │   ├── KeyFileError             an approver's private key file cannot be used
+    │   └── InlineTaskError          a @task whose body runs in the workflow did activity things
     ├── GateError                    the policy gate refused something (recorded in the audit trail)
     │   ├── ToolDeniedError          a tool call was blocked (tool, rule, scope, audit event id)
     │   ├── ModelDeniedError         a model is not in model_allowlist
@@ -75,6 +76,7 @@ __all__ = [
     "ExtractionError",
     "GateError",
     "IdentityError",
+    "InlineTaskError",
     "InputRequiredError",
     "JamJetError",
     "KeyFileError",
@@ -229,6 +231,23 @@ class ToolNotClearedError(GateError):
     ``ApplicationError`` whose ``type`` is this class's name (an activity fails with a failure
     type, not a Python class): catch ``ActivityError`` and compare ``cause.type``.
     """
+
+
+class InlineTaskError(ConfigError):
+    """A ``@task`` with ``tools=``, ``strategy=``, ``max_cost=`` or ``max_tokens=`` was used as
+    an activity, or its body did I/O: such a task's body runs in the workflow (it orchestrates;
+    each model and tool call it makes is its own activity), inside Temporal's sandbox.
+
+    Attributes:
+        task: The task's name.
+    """
+
+    def __init__(self, task: str, problem: str) -> None:
+        self.task = task
+        super().__init__(problem)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (InlineTaskError, (self.task, str(self)))
 
 
 class UnknownModelPriceError(ConfigError):

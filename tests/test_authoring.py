@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from temporalio import activity
@@ -15,7 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import Worker
 
 from jamjet_temporal import default_task_config, idempotency_key, task, workflow
-from jamjet_temporal.errors import ConfigError, JamJetError
+from jamjet_temporal.errors import ConfigError, InlineTaskError, JamJetError
 from workflows.crash_safe import analyze, fetch_data, pipeline
 
 ATTEMPT_KEYS: dict[str, list[str]] = {}
@@ -197,3 +198,48 @@ def test_misuse_is_a_config_error_that_says_the_fix() -> None:
     with pytest.raises(ConfigError, match="async def"):
         workflow(sync_fn)  # type: ignore[arg-type]
     assert issubclass(ConfigError, JamJetError)
+
+
+@task(max_cost=0.05)
+async def budgeted_note(path: str) -> str:
+    # A budget makes the body run in the workflow: this file read is what users try.
+    with open(path) as notes:  # noqa: ASYNC230 (the mistake under test)
+        return notes.read()
+
+
+@workflow(name="jamjet-test.budgeted-note")
+async def reads_a_note(path: str) -> str:
+    return await budgeted_note(path)
+
+
+async def test_an_inline_task_registered_as_an_activity_says_where_its_body_runs(
+    client: Client, task_queue: str
+) -> None:
+    with pytest.raises(InlineTaskError) as refused:
+        Worker(client, task_queue=task_queue, activities=[budgeted_note])
+    said = str(refused.value)
+    assert "Worker(activities=...)" in said and "has max_cost=" in said
+    assert "runs inside the workflow" in said and "what-runs-where" in said
+    assert "missing attributes" not in said
+
+
+async def test_io_in_an_inline_task_fails_the_run_instead_of_hanging_it(
+    client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text("hello")
+    async with Worker(client, task_queue=task_queue, workflows=[reads_a_note]):
+        handle = await client.start_workflow(
+            reads_a_note.run,
+            str(note),
+            id=f"inline-io-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+            # Without the typed error the workflow task would retry until this timeout.
+            execution_timeout=timedelta(seconds=60),
+        )
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "InlineTaskError"
+    assert "@task 'budgeted_note' has max_cost=" in cause.message
+    assert "sandbox refused" in cause.message and "open" in cause.message

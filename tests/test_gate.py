@@ -56,6 +56,7 @@ async def run_direct(
     tmp_path: Path,
     policy: Policy,
     tools: list[str],
+    identity: str | None = None,
 ) -> tuple[str, str, list[str] | BaseException]:
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     config = JamJetConfig(
@@ -69,6 +70,7 @@ async def run_direct(
         task_queue=queue,
         workflows=[direct_calls],
         activities=[search, read_files, delete_database],
+        identity=identity,
     ):
         try:
             result: list[str] | BaseException = await client.execute_workflow(
@@ -254,6 +256,27 @@ async def test_every_call_has_its_decision_recorded_first_and_replay_writes_noth
     )
     await replayer.replay_workflow(history)
     assert len(await events_of(url, run_id)) == len(events), "replay wrote audit events"
+
+
+async def test_the_trail_names_the_worker_as_temporal_does(
+    temporal_server: DevServer, model_server: ModelServer, tmp_path: Path
+) -> None:
+    """Worker(identity=...) is the name in the audit trail, as in the history (`jamjet status`),
+    not the client's pid@host."""
+    url, run_id, result = await run_direct(
+        temporal_server, model_server, tmp_path, Policy(), ["search"], identity="worker-blue"
+    )
+    assert result == ["search"]
+    calls = [e.event for e in await events_of(url, run_id) if e.event.kind == "tool.call"]
+    assert [c.actor["worker"] for c in calls] == ["worker-blue"]
+    client = await Client.connect(temporal_server.address)
+    history = await client.get_workflow_handle(run_id).fetch_history()
+    started = {
+        e.activity_task_started_event_attributes.identity
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    }
+    assert started == {"worker-blue"}
 
 
 async def test_pipeline_policy_scopes_workflow_and_node(

@@ -21,11 +21,12 @@ from typing import Literal, ParamSpec, TypeVar, overload
 
 from pydantic_core import to_jsonable_python
 from temporalio import activity, workflow
+from temporalio.worker.workflow_sandbox import RestrictedWorkflowAccessError
 from temporalio.workflow import ActivityConfig
 
 from jamjet_temporal._shared._activity import DEFAULT_RETRY_POLICY, auto_heartbeat
 from jamjet_temporal.budget._ledger import Budget
-from jamjet_temporal.errors import ConfigError
+from jamjet_temporal.errors import ConfigError, InlineTaskError
 from jamjet_temporal.mcp._types import McpTools
 
 P = ParamSpec("P")
@@ -64,6 +65,7 @@ class TaskDefinition:
             functions and ``mcp_tools(...)`` sets); None for a plain task.
         inline: The body runs in the workflow (agent, strategy or budgeted task), not as an
             activity.
+        why: For an inline task, the arguments that made it one (``"max_cost="``).
     """
 
     name: str
@@ -71,6 +73,17 @@ class TaskDefinition:
     fn: Callable[..., Awaitable[object]]
     tools: tuple[AgentTool, ...] | None = None
     inline: bool = False
+    why: str = ""
+
+    def not_an_activity(self, where: str) -> InlineTaskError:
+        """The error for an inline task given to ``where`` as if it were an activity."""
+        return InlineTaskError(
+            self.name,
+            f"{where}: @task '{self.name}' has {self.why} so its body runs inside the workflow "
+            "(it orchestrates; each model and tool call it makes is its own activity): it is "
+            "not an activity. Call it from workflow code and register the @task functions it "
+            "calls instead; see docs/what-runs-where.md",
+        )
 
 
 @dataclass(frozen=True)
@@ -207,10 +220,21 @@ def task(
         if max_iters is not None and max_iters < 1:
             raise ConfigError(f"@task '{task_name}': max_iters must be at least 1, got {max_iters}")
         if tools is not None or budget is not None or strategy is not None:
+            made_inline = [
+                f"{arg}="
+                for arg, value in (
+                    ("tools", tools),
+                    ("strategy", strategy),
+                    ("max_cost", max_cost),
+                    ("max_tokens", max_tokens),
+                )
+                if value is not None
+            ]
             return _inline_task(
                 task_name,
                 func,
                 options,
+                why=", ".join(made_inline),
                 tools=None if tools is None else tuple(tools),
                 budget=budget,
                 strategy=strategy,
@@ -269,6 +293,7 @@ def _inline_task(
     func: Callable[P, Awaitable[R]],
     options: ActivityConfig,
     *,
+    why: str,
     tools: tuple[AgentTool, ...] | None,
     budget: Budget | None,
     strategy: str | None,
@@ -308,10 +333,20 @@ def _inline_task(
                 budget_scope(f"task:{name}", budget),
             ):
                 return await func(*args, **kwargs)
+        except RestrictedWorkflowAccessError as err:
+            # Failing the run beats Temporal's default here: a sandbox refusal fails the
+            # workflow *task*, retried forever, and the run looks hung.
+            raise InlineTaskError(
+                name,
+                f"@task '{name}' has {why} so its body runs inside the workflow (it orchestrates; "
+                f"each model and tool call it makes is its own activity), where Temporal's "
+                f"sandbox refused: {err}. Move that I/O into a plain @task (an activity) and "
+                "await it from here; see docs/what-runs-where.md",
+            ) from None
         finally:
             STRATEGY.reset(strategy_token)
             if tools_token is not None:
                 AGENT_TOOLS.reset(tools_token)
 
-    setattr(run, _DEFINITION_ATTR, TaskDefinition(name, options, func, tools, inline=True))
+    setattr(run, _DEFINITION_ATTR, TaskDefinition(name, options, func, tools, inline=True, why=why))
     return run

@@ -6,6 +6,7 @@ Each command lives in the module of its group (``_run``, ``_dev``, ``_runs``, ``
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -70,8 +71,32 @@ a2a_app.command("keygen")(a2a_keygen)
 app.add_typer(a2a_app, name="a2a")
 
 
+def _core_logs_to_stderr() -> None:
+    """The SDK core's Rust logs go through Python logging (stderr), not straight to stdout.
+
+    Else they land in the middle of `--json` output ("Activity not found on completion",
+    "graceful shutdown exceeded"). Commands that follow a run set the level they want.
+    """
+    from temporalio.runtime import (
+        LogForwardingConfig,
+        LoggingConfig,
+        Runtime,
+        TelemetryConfig,
+        TelemetryFilter,
+    )
+
+    logging_config = LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+    )
+    Runtime.set_default(
+        Runtime(telemetry=TelemetryConfig(logging=logging_config)), error_if_already_set=False
+    )
+
+
 def main() -> None:
     """Entry point of the ``jamjet`` script."""
+    _core_logs_to_stderr()
     try:
         app()
         code = 0

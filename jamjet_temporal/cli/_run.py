@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import shlex
+import signal
 import sys
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +25,7 @@ from jamjet_temporal._shared._wire import PIPELINE_NODES_QUERY
 from jamjet_temporal.approvals._identity import SigningIdentity, load_identity
 from jamjet_temporal.cli._crash import check_crash_node, crash_plan, report_missed
 from jamjet_temporal.cli._format import fail, say
+from jamjet_temporal.cli._history import RunReport, read_history
 from jamjet_temporal.cli._options import (
     AddressOption,
     ApprovalsOption,
@@ -113,8 +117,36 @@ def run(
             "for (or an approver's own key, acting for themselves).",
         ),
     ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the run's outcome as JSON to this file (run id, status, output, final "
+            "state, or the failure).",
+        ),
+    ] = None,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print only the run's outcome as JSON on stdout (progress goes to stderr).",
+        ),
+    ] = False,
+    cancel_on_interrupt: Annotated[
+        bool,
+        typer.Option(
+            "--cancel-on-interrupt",
+            help="On Ctrl-C, cancel the run (default: leave it running in Temporal and say how "
+            "to finish it).",
+        ),
+    ] = False,
 ) -> None:
-    """Run a YAML pipeline and stream its progress."""
+    """Run a YAML pipeline, stream its progress and show its output.
+
+    Ctrl-C stops following (exit 130): the run itself stays in Temporal, and the command says
+    how to finish it (or cancels it with --cancel-on-interrupt).
+    """
     try:
         identity = _identity(user, signer)
         spec = load_pipeline(file)
@@ -162,6 +194,7 @@ def run(
             governance,
             config,
             identity,
+            Outcome(output, json_out, cancel_on_interrupt),
         )
     )
     raise typer.Exit(code)
@@ -192,7 +225,11 @@ async def _run(
     governance: Governance,
     config: JamJetConfig,
     identity: tuple[str, SigningIdentity] | None = None,
+    outcome: Outcome | None = None,
 ) -> int:
+    outcome = outcome or Outcome()
+    out = outcome.printer
+    notice = ""
     async with runtime(address, model_latency_ms=model_latency_ms) as env:
         plugin = JamJetPlugin(config, tasks=activities_of(tools))
         client = await connect(address=env.address, plugins=[plugin])
@@ -214,7 +251,7 @@ async def _run(
                 await stack.enter_async_context(
                     Worker(client, task_queue=task_queue, identity="worker-1")
                 )
-            say(f"▸ Starting execution {run_id}...")
+            out(f"▸ Starting execution {run_id}...")
             meta = spec.workflow
             acting = (
                 acting_as(identity[0], signer=identity[1])
@@ -234,15 +271,147 @@ async def _run(
                     static_details=meta.description or meta.name,
                 )
             if config.tracing is not None:
-                say(f"▸ Trace {await run_trace_id(handle) or '(not traced)'} (OpenTelemetry)")
-            report = await follow(handle, say, crash=crash)
-            if crash is not None:
-                report_missed(crash)
-            counts = await _node_counts(handle) if with_worker or crash else None
-        for line in closing_lines(run_id, report, counts):
-            if line:
-                say(line)
-        return 0 if report.status == "completed" else 1
+                out(f"▸ Trace {await run_trace_id(handle) or '(not traced)'} (OpenTelemetry)")
+            report = await _follow_until_interrupted(handle, out, crash)
+            if report is None:
+                notice = await _interrupted(
+                    handle, outcome, task_queue, modules, governance, with_worker or bool(crash)
+                )
+            else:
+                if crash is not None:
+                    report_missed(crash)
+                counts = await _node_counts(handle) if with_worker or crash else None
+                result = await handle.result() if report.status == "completed" else None
+        if report is not None:
+            outcome.show(run_id, report.status, result, report.failure)
+            for line in closing_lines(run_id, report, counts):
+                if line:
+                    out(line)
+    if notice:
+        # Said last, once the worker and servers this command started have stopped.
+        print(notice, file=sys.stderr, flush=True)
+        return 130
+    return 0 if report is not None and report.status == "completed" else 1
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What ``jamjet run`` does with the run's outcome, and on Ctrl-C."""
+
+    file: Path | None = None
+    json: bool = False
+    cancel_on_interrupt: bool = False
+
+    def printer(self, line: str) -> None:
+        """Progress lines: stdout, or stderr when stdout carries the JSON outcome."""
+        if self.json:
+            print(line, file=sys.stderr, flush=True)
+        else:
+            say(line)
+
+    def show(
+        self, run_id: str, status: str, result: PipelineResult | None, failure: str = ""
+    ) -> None:
+        """The output on the terminal (or as JSON), and in ``--output FILE``."""
+        doc: dict[str, Any] = {"run_id": run_id, "status": status}
+        if result is not None:
+            doc |= {"output": result.output, "state": result.state}
+        if failure:
+            doc["failure"] = failure
+        text = json.dumps(doc, indent=2, ensure_ascii=False, default=str)
+        if self.file is not None:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            self.file.write_text(text + "\n")
+            self.printer(f"▸ Outcome written to {self.file}")
+        if self.json:
+            print(text, flush=True)
+        elif result is not None:
+            say("▸ Output:")
+            value = result.output
+            shown = value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
+            for line in str(shown).rstrip().splitlines() or [""]:
+                say(f"  {line}")
+
+
+async def _follow_until_interrupted(
+    handle: WorkflowHandle[Any, PipelineResult], out: Callable[[str], None], crash: CrashPlan | None
+) -> RunReport | None:
+    """Follow the run to its end; None when Ctrl-C (SIGINT) or SIGTERM came first."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    following = asyncio.ensure_future(follow(handle, out, crash=crash))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({following, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        stopping.cancel()
+    if following.done():
+        return following.result()
+    following.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await following
+    return None
+
+
+async def _interrupted(
+    handle: WorkflowHandle[Any, PipelineResult],
+    outcome: Outcome,
+    task_queue: str,
+    modules: list[str],
+    governance: Governance,
+    own_worker: bool,
+) -> str:
+    """Ctrl-C: what to tell the user about the run (still running, or canceled)."""
+    run_id = handle.id
+    if outcome.cancel_on_interrupt:
+        await handle.cancel()
+        # The worker is still up: let it carry the cancellation to the run's steps.
+        closed = None
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(15):
+                await handle.result()
+        with contextlib.suppress(Exception):
+            closed = read_history(await handle.fetch_history()).status
+        outcome.show(run_id, closed or "cancel requested", None)
+        return f"✗ interrupted: {run_id} " + (
+            "canceled"
+            if closed == "canceled"
+            else f"{closed or 'cancel requested'} (a worker of its queue completes the cancel)"
+        )
+    pending = ""
+    with contextlib.suppress(Exception):
+        report = read_history(await handle.fetch_history())
+        if report.status != "running":  # it closed as we were interrupted
+            outcome.show(run_id, report.status, None, report.failure)
+            return f"✗ interrupted: {run_id} {report.status} meanwhile (`jamjet status {run_id}`)"
+        waiting = [s.label for s in report.steps if s.outcome is None]
+        if waiting:
+            pending = f" ({', '.join(waiting)} pending)"
+    worker = ["jamjet", "worker", "--task-queue", task_queue]
+    for module in modules:
+        worker += ["--tools", module]
+    for pipeline in governance.pipelines:
+        worker += ["--pipeline", pipeline]
+    if governance.policy:
+        worker += ["--policy", governance.policy]
+    if governance.approvals:
+        worker += ["--approvals", governance.approvals]
+    if governance.audit_store != DEFAULT_AUDIT_STORE:
+        worker += ["--audit-store", governance.audit_store]
+    finish = shlex.join(worker) if own_worker else f"a worker of task queue '{task_queue}'"
+    outcome.show(run_id, "running", None)
+    return (
+        f"✗ interrupted: {run_id} is still running in Temporal{pending}; nothing is lost.\n"
+        f"  finish it:  {finish}\n"
+        f"  watch it:   jamjet status {run_id}\n"
+        f"  cancel it:  temporal workflow cancel --workflow-id {run_id}"
+        " (or run with --cancel-on-interrupt)"
+    )
 
 
 async def _node_counts(handle: WorkflowHandle[Any, PipelineResult]) -> tuple[int, int] | None:
@@ -285,6 +454,13 @@ def worker_cmd(
             "worker serves (repeatable).",
         ),
     ] = None,
+    embedded: Annotated[
+        bool,
+        typer.Option(
+            help="Start the local dev server (persistent, under .jamjet/) when no Temporal "
+            "server answers at a local address.",
+        ),
+    ] = True,
 ) -> None:
     """Run a worker for pipelines, the built-in activities and the given tools."""
     try:
@@ -294,19 +470,23 @@ def worker_cmd(
         raise fail(str(err)) from None
 
     async def serve() -> None:
-        client = await connect(
-            address=address,
-            plugins=[JamJetPlugin(config, tasks=activities_of(loaded))],
-            identity=identity,
-        )
-        stop = stop_on_signals()
-        async with Worker(
-            client,
-            task_queue=task_queue,
-            sticky_queue_schedule_to_start_timeout=timedelta(seconds=sticky_timeout),
-        ):
-            say(f"▸ Worker {identity or client.identity} polling task queue '{task_queue}'")
-            await stop.wait()
+        # Like `jamjet run`: the local dev server (on its persistent database under .jamjet/)
+        # and the local model server start when none is there, so a run left behind by an
+        # interrupted `jamjet run` is finished by this one command.
+        async with runtime(address, embedded=embedded) as env:
+            client = await connect(
+                address=env.address,
+                plugins=[JamJetPlugin(config, tasks=activities_of(loaded))],
+                identity=identity,
+            )
+            stop = stop_on_signals()
+            async with Worker(
+                client,
+                task_queue=task_queue,
+                sticky_queue_schedule_to_start_timeout=timedelta(seconds=sticky_timeout),
+            ):
+                say(f"▸ Worker {identity or client.identity} polling task queue '{task_queue}'")
+                await stop.wait()
 
     try:
         asyncio.run(serve())

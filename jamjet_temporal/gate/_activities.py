@@ -32,7 +32,7 @@ from pydantic_core import to_jsonable_python
 from temporalio import activity
 from temporalio.converter import DataConverter, PayloadCodec, PayloadConverter
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from jamjet_temporal._shared._activity import (
     current_heartbeat_details,
@@ -724,7 +724,31 @@ def _with_spend(err: Exception, calls: tuple[CallCost, ...]) -> ApplicationError
     return ApplicationError(str(err), spend, type=type(err).__name__)
 
 
+#: The identity of the worker running the current activity (``Worker(identity=...)``), set by
+#: :class:`WorkerIdentity`; the SDK tells an activity its client, not its worker.
+_WORKER_IDENTITY: ContextVar[str | None] = ContextVar("jamjet_worker_identity", default=None)
+
+
+class WorkerIdentity(Interceptor):
+    """Tells the gate which worker runs each activity (the identity ``jamjet status`` shows).
+
+    Added innermost by the plugin's ``configure_worker``: the SDK builds an activity's
+    interceptor chain innermost first, in the activity's own task, so the identity is set
+    before any outer interceptor (the gate) runs.
+    """
+
+    def __init__(self, identity: str) -> None:
+        self.identity = identity
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        _WORKER_IDENTITY.set(self.identity)
+        return next
+
+
 def _worker_identity() -> str:
+    known = _WORKER_IDENTITY.get()
+    if known:
+        return known
     try:
         return activity.client().identity
     except RuntimeError:

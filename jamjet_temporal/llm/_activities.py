@@ -117,11 +117,31 @@ async def complete(client: openai.AsyncOpenAI, request: ChatRequest) -> ChatResu
     except openai.APIStatusError as err:
         if err.status_code in _FINAL_STATUSES:
             raise ApplicationError(
-                f"model request refused ({err.status_code}): {err.message}",
+                f"model request refused by {client.base_url} ({err.status_code}): {err.message}",
                 type="LLMRequestError",
                 non_retryable=True,
             ) from err
-        raise
+        # Retried by Temporal. Said without the HTTP library's exception chain: the failure
+        # must name the endpoint and fit in history (a long chain exceeds its size limit).
+        raise ApplicationError(
+            f"model endpoint {client.base_url} answered {err.status_code}: {err.message} "
+            "(retrying)",
+            type="LLMUnavailableError",
+        ) from None
+    except openai.APITimeoutError:
+        raise ApplicationError(
+            f"model endpoint {client.base_url} did not answer within {client.timeout}s "
+            "(retrying; JamJetConfig(llm=LLMConfig(timeout=...)) sets the limit)",
+            type="LLMUnavailableError",
+        ) from None
+    except openai.APIConnectionError as err:
+        why = err.__cause__ or err
+        raise ApplicationError(
+            f"model endpoint {client.base_url} cannot be reached ({type(why).__name__}: "
+            f"{why}); start it ('jamjet dev' runs the local one) or point OPENAI_BASE_URL "
+            "at yours; the step is retried until it answers",
+            type="LLMUnavailableError",
+        ) from None
     return _to_result(completion)
 
 

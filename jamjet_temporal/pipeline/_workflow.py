@@ -18,7 +18,7 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from jamjet_temporal._shared._activity import NON_RETRYABLE_ERROR_TYPES
 from jamjet_temporal._shared._details import event_line, show
@@ -153,7 +153,7 @@ class NodeRecord(BaseModel):
     activity_id: str | None
     started_at: datetime
     finished_at: datetime
-    outcome: Literal["ok", "failed", "timed out", "rejected", "retrying"] = "ok"
+    outcome: Literal["ok", "failed", "timed out", "rejected", "retrying", "canceled"] = "ok"
     detail: str | None = None
 
 
@@ -286,6 +286,11 @@ class PipelineWorkflow:
                 with policy_scope(f"node:{node_id}", node.policy):
                     result, following = await self._step(node_id, node, state, activity_id)
             except ActivityError as err:
+                if is_cancelled_exception(err):
+                    # The run was cancelled (`jamjet run --cancel-on-interrupt`, `temporal
+                    # workflow cancel`): left as it is, Temporal closes it as canceled.
+                    self._record(node_id, node.label, node.type, activity_id, started, "canceled")
+                    raise
                 self._record(node_id, node.label, node.type, activity_id, started, "failed")
                 label = node.label or node_id
                 raise PipelineRuntimeError(
@@ -326,7 +331,7 @@ class PipelineWorkflow:
         kind: str,
         activity_id: str | None,
         started: datetime,
-        outcome: Literal["ok", "failed", "timed out", "rejected", "retrying"] = "ok",
+        outcome: Literal["ok", "failed", "timed out", "rejected", "retrying", "canceled"] = "ok",
         detail: str | None = None,
     ) -> None:
         self._records.append(
@@ -872,7 +877,7 @@ class _Outcome:
     def __init__(
         self,
         value: object,
-        outcome: Literal["ok", "failed", "timed out", "rejected", "retrying"],
+        outcome: Literal["ok", "failed", "timed out", "rejected", "retrying", "canceled"],
         detail: str | None,
     ) -> None:
         self.value = value

@@ -26,7 +26,7 @@ from jamjet_temporal.authoring._task import task_definition
 from jamjet_temporal.budget._activities import BudgetActivities
 from jamjet_temporal.budget._prices import PriceTable
 from jamjet_temporal.errors import ConfigError, ExportError, JamJetError
-from jamjet_temporal.gate._activities import AuditSink, RecordActivities
+from jamjet_temporal.gate._activities import AuditSink, RecordActivities, WorkerIdentity
 from jamjet_temporal.gate._workflow import governance_id
 from jamjet_temporal.llm._activities import LLMActivities
 from jamjet_temporal.memory._activities import EngramActivities
@@ -155,10 +155,7 @@ class JamJetPlugin(SimplePlugin):
                     "with @task (plain activities go to Worker(activities=...))"
                 )
             if defn.inline:
-                raise ConfigError(
-                    f"JamJetPlugin(tasks=...): '{defn.name}' runs inside the workflow (tools=, "
-                    "strategy= or a budget): register the tasks it calls, not it"
-                )
+                raise defn.not_an_activity("JamJetPlugin(tasks=...)")
             if defn.name in names:
                 raise ConfigError(f"JamJetPlugin(tasks=...): two tasks are named '{defn.name}'")
             names.add(defn.name)
@@ -245,4 +242,16 @@ class JamJetPlugin(SimplePlugin):
                 "choose it with JamJetConfig(audit=AuditConfig(store=...))",
                 self._default_store.removeprefix("sqlite:///"),
             )
-        return super().configure_worker(config)
+        for fn in config.get("activities", ()):
+            defn = task_definition(fn)
+            if defn is not None and defn.inline:
+                # Else Temporal's own "missing attributes, was it decorated with @activity.defn?"
+                raise defn.not_an_activity("Worker(activities=...)")
+        config = super().configure_worker(config)
+        # The audit trail names the worker as `jamjet status` does: Worker(identity=...), not
+        # the client's pid@host.
+        interceptors = list(config.get("interceptors", ()))
+        if not any(isinstance(i, WorkerIdentity) for i in interceptors):
+            identity = config.get("identity") or config["client"].identity
+            config["interceptors"] = [*interceptors, WorkerIdentity(identity)]
+        return config

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from jamjet_temporal import task
 
 
@@ -13,3 +15,12 @@ async def shout(text: str) -> str:
 @task
 async def explode(reason: str) -> str:
     raise ValueError(f"cannot process: {reason}")
+
+
+@task(heartbeat_timeout=timedelta(seconds=2))
+async def linger(seconds: float) -> str:
+    """A step that takes a while (long enough to be interrupted in the middle)."""
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    return f"lingered {seconds}s"
