@@ -12,6 +12,11 @@ What it shows, from the runs' own records:
 * the coordinator's run has a $0.05 budget; each delegation sets a slice aside ($0.02, $0.01),
   the specialist runs with its slice as its budget and reports what it spent, and that is what
   the coordinator's budget is charged.
+
+Where it runs (``starters/_stack.py``): on the Temporal server already up (``jamjet dev``,
+./dev-server.sh, or ``TEMPORAL_ADDRESS``), recording in the audit store ``jamjet audit`` reads,
+else on a throwaway dev server of its own. It prints the run id first and, last, the ``jamjet``
+commands that show the run.
 """
 
 from __future__ import annotations
@@ -28,16 +33,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin, run_budget
 from jamjet_temporal.a2a import generate_caller_key
 from jamjet_temporal.audit import open_store
 from jamjet_temporal.budget import money
-from jamjet_temporal.cli import DevServer, free_port
+from jamjet_temporal.cli import free_port
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule, ScriptUsage
 from jamjet_temporal.plugin import AuditConfig
+from starters._stack import stack
 from workflows.a2a_delegation import MODEL, coordinator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +78,9 @@ def script(marker: str) -> list[ScriptRule]:
     ]
 
 
-def serve(target: str, name: str, port: int, trust: str, folder: Path, env: dict[str, str]) -> Any:
+def serve(
+    target: str, name: str, port: int, trust: str, audit: str, folder: Path, env: dict[str, str]
+) -> Any:
     """``jamjet a2a serve TARGET`` in its own process; returns once its card answers."""
     log = (folder / f"{name}.log").open("ab")
     process = subprocess.Popen(
@@ -91,7 +98,7 @@ def serve(target: str, name: str, port: int, trust: str, folder: Path, env: dict
             "--trust",
             trust,
             "--audit-store",
-            f"sqlite:///{folder / f'{name}-audit.db'}",
+            audit,
             "--address",
             env["TEMPORAL_ADDRESS"],
         ],
@@ -122,74 +129,106 @@ async def audit_of(url: str, kind: str, run_id: str | None = None) -> list[dict[
         await store.close()
 
 
-async def main(folder: Path | None = None) -> tuple[list[str], dict[str, Any]]:
+async def main(
+    folder: Path | None = None, address: str | None = None
+) -> tuple[list[str], dict[str, Any]]:
+    """Run the demo; returns (and prints) the showcase's console lines, and the coordinator's
+    result.
+
+    Args:
+        folder: Where the keys, logs and, beside a throwaway server, the audit stores go; None:
+            a new temporary folder.
+        address: The Temporal server; None: the configured one if up, else a throwaway one.
+    """
     folder = folder or Path(tempfile.mkdtemp(prefix="a2a-demo-"))
     key_file = folder / "keys" / "coordinator.a2a.key"
     caller = generate_caller_key("coordinator", key_file)
-    server = DevServer(port=free_port())
-    await server.astart()
     processes: list[subprocess.Popen[bytes]] = []
     lines: list[str] = []
-    try:
-        async with ModelServer() as model:
-            run_id = f"coord_{uuid.uuid4().hex[:8]}"
-            model.add_rules(script(run_id))
-            env = {
-                "TEMPORAL_ADDRESS": server.address,
-                "OPENAI_BASE_URL": str(model.base_url),
-                "JAMJET_AUDIT_KEY": str(folder / "audit-signing.key"),
-            }
-            urls: dict[str, str] = {}
-            for name, target in SPECIALISTS.items():
-                port = free_port()
-                trust = f"coordinator={caller.public_key}"
-                processes.append(serve(target, name, port, trust, folder, env))
-                urls[name] = f"http://127.0.0.1:{port}"
-                lines.append(f"▸ [{name}] A2A agent at {urls[name]} (serves 'coordinator' only)")
 
-            caller_audit = f"sqlite:///{folder / 'coordinator-audit.db'}"
-            signed = {"type": "signed", "key_file": str(key_file)}
-            config = JamJetConfig(
-                audit=AuditConfig(store=caller_audit, key=folder / "audit-signing.key"),
-                a2a_agents={name: {"url": url, "auth": signed} for name, url in urls.items()},
-            )
-            client = await Client.connect(server.address, plugins=[JamJetPlugin(config)])
-            async with Worker(client, task_queue=TASK_QUEUE, workflows=[coordinator]):
-                with run_budget(max_cost=BUDGET):
-                    result: dict[str, Any] = await client.execute_workflow(
-                        coordinator.run, f"tidal energy {run_id}", id=run_id, task_queue=TASK_QUEUE
+    def say(line: str) -> None:
+        lines.append(line)
+        print(line, flush=True)
+
+    run_id = f"coord_{uuid.uuid4().hex[:8]}"
+    async with stack(address, scratch_audit=folder / "coordinator-audit.db") as where:
+        where.announce(run_id)
+        # Beside a throwaway server, each agent keeps its own store, signed with a demo key;
+        # on a server that stays up, all record where `jamjet audit` reads, with your key.
+        stores = {"coordinator": where.audit_store}
+        signing_key = folder / "audit-signing.key" if where.throwaway else None
+        try:
+            async with ModelServer() as model:
+                model.add_rules(script(run_id))
+                env = {"TEMPORAL_ADDRESS": where.address, "OPENAI_BASE_URL": str(model.base_url)}
+                if signing_key is not None:
+                    env["JAMJET_AUDIT_KEY"] = str(signing_key)
+                urls: dict[str, str] = {}
+                for name, target in SPECIALISTS.items():
+                    port = free_port()
+                    trust = f"coordinator={caller.public_key}"
+                    stores[name] = (
+                        f"sqlite:///{folder / f'{name}-audit.db'}"
+                        if where.throwaway
+                        else where.audit_store
                     )
-            lines += await _story(run_id, caller_audit, folder, result)
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        await server.astop()
+                    processes.append(serve(target, name, port, trust, stores[name], folder, env))
+                    urls[name] = f"http://127.0.0.1:{port}"
+                    say(f"▸ [{name}] A2A agent at {urls[name]} (serves 'coordinator' only)")
+
+                signed = {"type": "signed", "key_file": str(key_file)}
+                config = JamJetConfig(
+                    audit=AuditConfig(store=where.audit_store, key=signing_key),
+                    a2a_agents={name: {"url": url, "auth": signed} for name, url in urls.items()},
+                )
+                client = await where.connect(plugins=[JamJetPlugin(config)])
+                async with Worker(client, task_queue=TASK_QUEUE, workflows=[coordinator]):
+                    with run_budget(max_cost=BUDGET):
+                        result: dict[str, Any] = await client.execute_workflow(
+                            coordinator.run,
+                            f"tidal energy {run_id}",
+                            id=run_id,
+                            task_queue=TASK_QUEUE,
+                        )
+                story, tasks = await _story(run_id, stores, result)
+                for line in story:
+                    say(line)
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    where.inspect(run_id, also=tasks)
     return lines, result
 
 
-async def _story(run_id: str, caller_audit: str, folder: Path, result: dict[str, Any]) -> list[str]:
-    """What happened, from the coordinator's and the specialists' audit trails."""
+async def _story(
+    run_id: str, stores: dict[str, str], result: dict[str, Any]
+) -> tuple[list[str], list[str]]:
+    """What happened, from the coordinator's and the specialists' audit trails; and the
+    specialists' task ids."""
     lines = [f"▸ [coordinator] run {run_id} · budget {money(Decimal(BUDGET))}"]
-    spends = await audit_of(caller_audit, "a2a.spend", run_id)
-    slices = await audit_of(caller_audit, "budget.decision", run_id)
+    spends = await audit_of(stores["coordinator"], "a2a.spend", run_id)
+    slices = await audit_of(stores["coordinator"], "budget.decision", run_id)
     total = Decimal(0)
+    tasks: list[str] = []
     for spent, decided in zip(spends, slices, strict=True):
         agent = str(spent["a2a_agent"])
+        task = str(spent["task_id"])
+        tasks.append(task)
         cost = Decimal(str(spent["cost"]))
         total += cost
         accepted = [
             e
-            for e in await audit_of(f"sqlite:///{folder / f'{agent}-audit.db'}", "a2a.identity")
+            for e in await audit_of(stores[agent], "a2a.identity", task)
             if e.get("decision") == "ACCEPTED" and e.get("caller") == "coordinator"
         ]
         piece = money(Decimal(decided["slice"]["max_cost"]))
         lines.append(
-            f"▸ [coordinator] delegated to {agent} (slice {piece}) → task {spent['task_id']} · "
+            f"▸ [coordinator] delegated to {agent} (slice {piece}) → task {task} · "
             f"{agent} accepted the signed token ({len(accepted)} task) · "
             f"spent {money(cost, places=4)}"
         )
@@ -200,14 +239,12 @@ async def _story(run_id: str, caller_audit: str, folder: Path, result: dict[str,
     )
     lines.append(f"▸ Summary: {result['notes']['summary']}")
     lines.append(f"▸ Risk review: {result['review']['review']}")
-    return lines
+    return lines, tasks
 
 
 if __name__ == "__main__":
     try:
-        shown, _ = asyncio.run(main())
-        for line in shown:
-            print(line)
+        asyncio.run(main())
     finally:
         sys.stdout.flush()
         os._exit(0)

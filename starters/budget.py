@@ -5,25 +5,27 @@
 The local model server scripts each iteration's answer, confidence and token usage; the
 runtime prices them (``reasoner-xl``: $1 / $60 per million input / output tokens), projects
 each next call, and halts before the one that would cross the $0.50 cap.
+
+Where it runs (``starters/_stack.py``): on the Temporal server already up (``jamjet dev``,
+./dev-server.sh, or ``TEMPORAL_ADDRESS``), recording in the audit store ``jamjet audit`` reads,
+else on a throwaway dev server of its own. It prints the run id first and, last, the ``jamjet``
+commands that show the run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 import uuid
-from pathlib import Path
 
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin
 from jamjet_temporal.budget import money
-from jamjet_temporal.cli import DevServer, free_port
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule, ScriptUsage
 from jamjet_temporal.plugin import AuditConfig, BudgetConfig, LLMConfig
 from jamjet_temporal.strategies import ReflectionResult
+from starters._stack import stack
 from workflows.budget import MODEL, research
 
 TASK_QUEUE = "budget-demo"
@@ -64,32 +66,36 @@ def lines_for(result: ReflectionResult) -> list[str]:
     return lines
 
 
-async def main(audit_url: str | None = None) -> tuple[list[str], ReflectionResult]:
-    audit_url = audit_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'audit.db'}"
-    server = DevServer(port=free_port())
-    await server.astart()
-    try:
-        async with ModelServer() as model:
-            run_id = f"exec_{uuid.uuid4().hex[:8]}"
-            model.add_rules(script(run_id))
-            config = JamJetConfig(
-                llm=LLMConfig(base_url=model.base_url),
-                audit=AuditConfig(store=audit_url),
-                budget=BudgetConfig(prices=PRICES),
+async def main(
+    audit_url: str | None = None, address: str | None = None
+) -> tuple[list[str], ReflectionResult]:
+    """Run the demo; returns (and prints) the showcase's console lines, and the result.
+
+    Args:
+        audit_url: The audit store; None: see ``starters._stack``.
+        address: The Temporal server; None: the configured one if up, else a throwaway one.
+    """
+    async with stack(address, audit_url=audit_url) as where, ModelServer() as model:
+        run_id = f"exec_{uuid.uuid4().hex[:8]}"
+        where.announce(run_id)
+        model.add_rules(script(run_id))
+        config = JamJetConfig(
+            llm=LLMConfig(base_url=model.base_url),
+            audit=AuditConfig(store=where.audit_store),
+            budget=BudgetConfig(prices=PRICES),
+        )
+        client = await where.connect(plugins=[JamJetPlugin(config)])
+        async with Worker(client, task_queue=TASK_QUEUE, workflows=[research]):
+            result = await client.execute_workflow(
+                research.run,
+                f"Is the migration safe? [{run_id}]",
+                id=run_id,
+                task_queue=TASK_QUEUE,
             )
-            client = await Client.connect(server.address, plugins=[JamJetPlugin(config)])
-            async with Worker(client, task_queue=TASK_QUEUE, workflows=[research]):
-                result = await client.execute_workflow(
-                    research.run,
-                    f"Is the migration safe? [{run_id}]",
-                    id=run_id,
-                    task_queue=TASK_QUEUE,
-                )
-    finally:
-        await server.astop()
     lines = lines_for(result)
     for line in lines:
         print(line, flush=True)
+    where.inspect(run_id)
     return lines, result
 
 

@@ -9,10 +9,10 @@ import asyncio
 import signal
 import sys
 
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin
+from jamjet_temporal.cli import connect
 from jamjet_temporal.plugin import AuditConfig, BudgetConfig, LLMConfig
 from starters.budget import PRICES, TASK_QUEUE
 from workflows.budget import research
@@ -24,7 +24,7 @@ async def main(address: str, model_url: str, audit_store: str) -> None:
         audit=AuditConfig(store=audit_store),
         budget=BudgetConfig(prices=PRICES),
     )
-    client = await Client.connect(address, plugins=[JamJetPlugin(config)])
+    client = await connect(address=address, plugins=[JamJetPlugin(config)])
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)

@@ -2,12 +2,17 @@
 
     .venv/bin/python -m starters.crash_safe              # --no-crash: run it straight through
 
-Starts a Temporal dev server, the local model server and a worker process
-(``starters.crash_safe_worker``), then runs ``pipeline`` from ``workflows/crash_safe.py``. While
-``analyze`` waits on the model, the worker is killed (SIGKILL) and a second one is started. When
-the dead worker's heartbeats stop (the ``@task`` default heartbeat timeout, 30 s), Temporal hands
-``analyze`` to the new worker; ``fetch_data``, already completed, does not run again. Every
-figure printed is read back from the run's Temporal history.
+Starts the local model server and a worker process (``starters.crash_safe_worker``), then runs
+``pipeline`` from ``workflows/crash_safe.py``. While ``analyze`` waits on the model, the worker
+is killed (SIGKILL) and a second one is started. When the dead worker's heartbeats stop (the
+``@task`` default heartbeat timeout, 30 s), Temporal hands ``analyze`` to the new worker;
+``fetch_data``, already completed, does not run again. Every figure printed is read back from
+the run's Temporal history.
+
+Where it runs (``starters/_stack.py``): on the Temporal server already up (``jamjet dev``,
+./dev-server.sh, or ``TEMPORAL_ADDRESS``), recording in the audit store ``jamjet audit`` reads,
+else on a throwaway dev server of its own. It prints the run id first and, last, the ``jamjet``
+commands that show the run.
 """
 
 from __future__ import annotations
@@ -22,11 +27,10 @@ import uuid
 from collections.abc import Collection
 from pathlib import Path
 
-from temporalio.client import Client
-
 from jamjet_temporal import JamJetPlugin
-from jamjet_temporal.cli import DevServer, RunReport, free_port, read_history
+from jamjet_temporal.cli import RunReport, read_history
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule
+from starters._stack import stack
 from starters.crash_safe_worker import TASK_QUEUE
 from workflows.crash_safe import pipeline
 
@@ -83,8 +87,16 @@ def step_lines(report: RunReport, *, skip: Collection[str] = ()) -> list[str]:
     return lines
 
 
-async def main(crash: bool = True, workdir: Path | None = None) -> list[str]:
-    """Run the demo; returns (and prints) the console lines."""
+async def main(
+    crash: bool = True, workdir: Path | None = None, address: str | None = None
+) -> list[str]:
+    """Run the demo; returns (and prints) the showcase's console lines.
+
+    Args:
+        crash: Kill the worker mid-step.
+        workdir: Where a throwaway server's audit store goes; None: a new temporary folder.
+        address: The Temporal server; None: the configured one if up, else a throwaway one.
+    """
     lines: list[str] = []
 
     def say(line: str) -> None:
@@ -92,50 +104,46 @@ async def main(crash: bool = True, workdir: Path | None = None) -> list[str]:
         print(line, flush=True)
 
     workdir = workdir or Path(tempfile.mkdtemp(prefix="jamjet-crash-safe-"))
-    audit = f"sqlite:///{workdir / 'audit.db'}"
-    server = DevServer(port=free_port())
-    await server.astart()
-    try:
-        async with ModelServer() as model:
-            model.add_rules(script(crash))
-            worker = await start_worker(server.address, model.base_url, audit)
-            try:
-                client = await Client.connect(server.address, plugins=[JamJetPlugin()])
-                run_id = f"exec_{uuid.uuid4().hex[:4]}"
-                began = time.monotonic()
-                handle = await client.start_workflow(
-                    pipeline.run, id=run_id, task_queue=TASK_QUEUE, result_type=dict[str, str]
-                )
-                say(f"▸ Starting execution {run_id}...")
-                done: set[str] = set()
-                if crash:
-                    await calls_to(model, 1)  # analyze is waiting on the model
-                    await asyncio.sleep(1)
-                    worker.kill()
-                    await worker.wait()
-                    crashed_at = time.monotonic() - began
-                    before = read_history(await handle.fetch_history())
-                    for line in step_lines(before):
-                        say(line)
-                    done = {s.activity_type for s in before.completed}
-                    say(f"▸ [analyze] ✗ worker crashed at {crashed_at:.1f}s")
-                    worker = await start_worker(server.address, model.base_url, audit)
-                    print("  (a new worker is up; the step moves to it once the dead worker's")
-                    print("   heartbeats have lapsed: the @task default timeout, 30 s)", flush=True)
-                    await calls_to(model, 2)  # the new worker took the step over
-                    say("▸ Lease expired · reclaiming...")
-                result = await handle.result()
-                report = read_history(await handle.fetch_history())
-                for line in step_lines(report, skip=done):
-                    say(line)
-                say(f"▸ {run_id} · {report.lost} events lost · {report.reruns} reruns")
-                say(f"▸ Result: {json.dumps(result)}")
-            finally:
-                if worker.returncode is None:
-                    worker.terminate()
+    run_id = f"exec_{uuid.uuid4().hex[:4]}"
+    async with stack(address, scratch_audit=workdir / "audit.db") as where, ModelServer() as model:
+        where.announce(run_id)
+        model.add_rules(script(crash))
+        worker = await start_worker(where.address, model.base_url, where.audit_store)
+        try:
+            client = await where.connect(plugins=[JamJetPlugin()])
+            began = time.monotonic()
+            handle = await client.start_workflow(
+                pipeline.run, id=run_id, task_queue=TASK_QUEUE, result_type=dict[str, str]
+            )
+            say(f"▸ Starting execution {run_id}...")
+            done: set[str] = set()
+            if crash:
+                await calls_to(model, 1)  # analyze is waiting on the model
+                await asyncio.sleep(1)
+                worker.kill()
                 await worker.wait()
-    finally:
-        await server.astop()
+                crashed_at = time.monotonic() - began
+                before = read_history(await handle.fetch_history())
+                for line in step_lines(before):
+                    say(line)
+                done = {s.activity_type for s in before.completed}
+                say(f"▸ [analyze] ✗ worker crashed at {crashed_at:.1f}s")
+                worker = await start_worker(where.address, model.base_url, where.audit_store)
+                print("  (a new worker is up; the step moves to it once the dead worker's")
+                print("   heartbeats have lapsed: the @task default timeout, 30 s)", flush=True)
+                await calls_to(model, 2)  # the new worker took the step over
+                say("▸ Lease expired · reclaiming...")
+            result = await handle.result()
+            report = read_history(await handle.fetch_history())
+            for line in step_lines(report, skip=done):
+                say(line)
+            say(f"▸ {run_id} · {report.lost} events lost · {report.reruns} reruns")
+            say(f"▸ Result: {json.dumps(result)}")
+        finally:
+            if worker.returncode is None:
+                worker.terminate()
+            await worker.wait()
+    where.inspect(run_id)
     return lines
 
 

@@ -6,6 +6,11 @@ Each earlier session is remembered by a workflow (``engram.remember``: its turns
 model call with structured output extracts the durable facts; the local model server scripts
 those answers). Session 8 asks ``engram.context_for(user="sunil", topic="release notes",
 budget_tokens=400)`` and prints the context block.
+
+Where it runs (``starters/_stack.py``): on the Temporal server already up (``jamjet dev``,
+./dev-server.sh, or ``TEMPORAL_ADDRESS``), recording in the audit store ``jamjet audit`` reads,
+else on a throwaway dev server of its own. It prints the run id first and, last, the ``jamjet``
+commands that show the run.
 """
 
 from __future__ import annotations
@@ -17,15 +22,14 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as
 from jamjet_temporal.approvals import ApprovalConfig, SigningIdentity, TrustedClient
-from jamjet_temporal.cli import DevServer, free_port
 from jamjet_temporal.memory import Context, Message
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule
 from jamjet_temporal.plugin import AuditConfig, LLMConfig, MemoryConfig
+from starters._stack import stack
 from workflows.engram import answer, remember_session
 
 USER = "sunil"
@@ -137,60 +141,66 @@ def extraction_rules() -> list[ScriptRule]:
     return rules
 
 
-async def main(memory_url: str | None = None, *, quiet: bool = False) -> Context:
-    """Remember sessions 1-7, then print session 8's context; returns it."""
+async def main(
+    memory_url: str | None = None, *, quiet: bool = False, address: str | None = None
+) -> Context:
+    """Remember sessions 1-7, then print session 8's context; returns it.
+
+    Args:
+        memory_url: The memory store; None: a new temporary one.
+        quiet: Print nothing.
+        address: The Temporal server; None: the configured one if up, else a throwaway one.
+    """
     memory_url = memory_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'memory.db'}"
-    audit_url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'audit.db'}"
     marker = uuid.uuid4().hex[:8]
-    server = DevServer(port=free_port())
-    await server.astart()
-    try:
-        async with ModelServer() as model:
-            model.add_rules(extraction_rules())
-            # The assistant's front end signs whom each run acts for; memory calls are bound
-            # to that user, so a run can only read and write its own user's memory.
-            frontend = SigningIdentity.generate("assistant-frontend")
-            config = JamJetConfig(
-                llm=LLMConfig(base_url=model.base_url),
-                audit=AuditConfig(store=audit_url),
-                memory=MemoryConfig(store=memory_url),
-                approvals=ApprovalConfig(
-                    clients=(
-                        TrustedClient(
-                            id="assistant-frontend",
-                            public_key=frontend.public_key,
-                            acts_for=(USER,),
-                        ),
-                    )
-                ),
-            )
-            client = await Client.connect(server.address, plugins=[JamJetPlugin(config)])
-            queue = "engram-demo"
-            async with Worker(client, task_queue=queue, workflows=[remember_session, answer]):
-                with acting_as(USER, signer=frontend):
-                    for session, at, turns, _ in SESSIONS:
-                        await client.execute_workflow(
-                            remember_session.run,
-                            args=[
-                                USER,
-                                session,
-                                at,
-                                [Message(role=r, content=c) for r, c in turns],  # type: ignore[arg-type]
-                            ],
-                            id=f"engram-demo-{session}-{marker}",
-                            task_queue=queue,
-                        )
-                    context, _ = await client.execute_workflow(
-                        answer.run,
-                        args=[USER, TOPIC, QUESTION],
-                        id=f"engram-demo-s8-{marker}",
+    run_ids = [f"engram-demo-{session}-{marker}" for session, *_ in SESSIONS]
+    run_ids.append(f"engram-demo-s8-{marker}")
+    async with stack(address, quiet=quiet) as where, ModelServer() as model:
+        where.announce(*run_ids)
+        model.add_rules(extraction_rules())
+        # The assistant's front end signs whom each run acts for; memory calls are bound
+        # to that user, so a run can only read and write its own user's memory.
+        frontend = SigningIdentity.generate("assistant-frontend")
+        config = JamJetConfig(
+            llm=LLMConfig(base_url=model.base_url),
+            audit=AuditConfig(store=where.audit_store),
+            memory=MemoryConfig(store=memory_url),
+            approvals=ApprovalConfig(
+                clients=(
+                    TrustedClient(
+                        id="assistant-frontend",
+                        public_key=frontend.public_key,
+                        acts_for=(USER,),
+                    ),
+                )
+            ),
+        )
+        client = await where.connect(plugins=[JamJetPlugin(config)])
+        queue = "engram-demo"
+        async with Worker(client, task_queue=queue, workflows=[remember_session, answer]):
+            with acting_as(USER, signer=frontend):
+                for (session, at, turns, _), run_id in zip(SESSIONS, run_ids[:-1], strict=True):
+                    await client.execute_workflow(
+                        remember_session.run,
+                        args=[
+                            USER,
+                            session,
+                            at,
+                            [Message(role=r, content=c) for r, c in turns],  # type: ignore[arg-type]
+                        ],
+                        id=run_id,
                         task_queue=queue,
-                        result_type=tuple[Context, str],
                     )
-    finally:
-        await server.astop()
+                context, _ = await client.execute_workflow(
+                    answer.run,
+                    args=[USER, TOPIC, QUESTION],
+                    id=run_ids[-1],
+                    task_queue=queue,
+                    result_type=tuple[Context, str],
+                )
     if not quiet:
         print(context, flush=True)
+    where.inspect(run_ids[-1], also=run_ids[:-1])
     return context
 
 

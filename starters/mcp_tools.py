@@ -5,7 +5,7 @@ person, across a worker killed while it waits.
     .venv/bin/python -m starters.mcp_tools
 
 Makes a folder of notes and an approver's keys (in a temporary folder, never in the
-repository), starts a Temporal dev server, the local scripted model server and a worker process
+repository), starts the local scripted model server and a worker process
 (``starters.mcp_tools_worker``, which holds the MCP servers' configuration), and runs
 ``shelf_report`` from ``workflows/mcp_tools.py``. When ``filesystem.write_file`` is held for
 approval, the worker is killed (SIGKILL) and another one started; alice approves, the write runs
@@ -14,6 +14,11 @@ once. Every line printed is read back from the run's history, the audit trail an
 Needs the official servers: ``mcp-server-time`` (in the ``[dev]`` extra) and node for
 ``@modelcontextprotocol/server-filesystem`` (the checkout's copy from ``npm ci --prefix
 .ci/node``, else fetched by ``npx``).
+
+Where it runs (``starters/_stack.py``): on the Temporal server already up (``jamjet dev``,
+./dev-server.sh, or ``TEMPORAL_ADDRESS``), recording in the audit store ``jamjet audit`` reads,
+else on a throwaway dev server of its own. It prints the run id first and, last, the ``jamjet``
+commands that show the run.
 """
 
 from __future__ import annotations
@@ -26,8 +31,6 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from temporalio.client import Client
-
 from jamjet_temporal import JamJetPlugin, acting_as
 from jamjet_temporal.approvals import (
     PendingApproval,
@@ -38,8 +41,9 @@ from jamjet_temporal.approvals import (
     submit,
 )
 from jamjet_temporal.audit import open_store
-from jamjet_temporal.cli import DevServer, free_port, read_history
+from jamjet_temporal.cli import read_history
 from jamjet_temporal.modelserver import ModelServer, ScriptResponse, ScriptRule, ScriptToolCall
+from starters._stack import stack
 from starters.mcp_tools_worker import TASK_QUEUE
 from workflows.mcp_tools import REPORT, shelf_report
 
@@ -113,8 +117,14 @@ async def start_worker(
     return proc
 
 
-async def main(workdir: Path | None = None) -> list[str]:
-    """Run the demo; returns (and prints) the console lines."""
+async def main(workdir: Path | None = None, address: str | None = None) -> list[str]:
+    """Run the demo; returns (and prints) the showcase's console lines.
+
+    Args:
+        workdir: Where the notes, the keys and a throwaway server's history and audit store go;
+            None: a new temporary folder.
+        address: The Temporal server; None: the configured one if up, else a throwaway one.
+    """
     lines: list[str] = []
 
     def say(line: str) -> None:
@@ -130,57 +140,60 @@ async def main(workdir: Path | None = None) -> list[str]:
     portal, _ = generate_identity("docs-portal", workdir / "keys")
     approvals = workdir / "approvals.yaml"
     approvals.write_text(APPROVALS.format(alice=alice.public_key, portal=portal.public_key))
-    audit = f"sqlite:///{workdir / 'audit.db'}"
-    server = DevServer(port=free_port(), db_file=workdir / "temporal.db")
-    await server.astart()
+    run_id = f"exec_{uuid.uuid4().hex[:4]}"
     worker: asyncio.subprocess.Process | None = None
-    try:
-        async with ModelServer() as model:
-            model.add_rules(script(folder))
-            worker = await start_worker(server.address, model.base_url, approvals, audit, folder)
-            client = await Client.connect(server.address, plugins=[JamJetPlugin()])
-            run_id = f"exec_{uuid.uuid4().hex[:4]}"
-            with acting_as("carol@example.com", signer=portal):
-                handle = await client.start_workflow(
-                    shelf_report.run, str(folder), id=run_id, task_queue=TASK_QUEUE
+    async with stack(
+        address, scratch_audit=workdir / "audit.db", db_file=workdir / "temporal.db"
+    ) as where:
+        where.announce(run_id)
+        audit = where.audit_store
+        try:
+            async with ModelServer() as model:
+                model.add_rules(script(folder))
+                worker = await start_worker(where.address, model.base_url, approvals, audit, folder)
+                client = await where.connect(plugins=[JamJetPlugin()])
+                with acting_as("carol@example.com", signer=portal):
+                    handle = await client.start_workflow(
+                        shelf_report.run, str(folder), id=run_id, task_queue=TASK_QUEUE
+                    )
+                pending: list[PendingApproval] = []
+                while not pending:  # visibility is eventually consistent
+                    pending = [p for p in await list_pending(client) if p.run_id == run_id]
+                    await asyncio.sleep(0.2)
+                request = pending[0]
+                store = open_store(audit)
+                try:
+                    called = [
+                        e.event.data
+                        for e in await store.events(run_id)
+                        if e.event.kind == "tool.call"
+                    ]
+                finally:
+                    await store.close()
+                used = ", ".join(
+                    f"{c['tool']} {'✓' if c['outcome'] == 'completed' else '✗'}" for c in called
                 )
-            pending: list[PendingApproval] = []
-            while not pending:  # visibility is eventually consistent
-                pending = [p for p in await list_pending(client) if p.run_id == run_id]
-                await asyncio.sleep(0.2)
-            request = pending[0]
-            store = open_store(audit)
-            try:
-                called = [
-                    e.event.data for e in await store.events(run_id) if e.event.kind == "tool.call"
-                ]
-            finally:
-                await store.close()
-            used = ", ".join(
-                f"{c['tool']} {'✓' if c['outcome'] == 'completed' else '✗'}" for c in called
-            )
-            say(f"▸ [reporter] agent called MCP tools: {used}")
-            say(
-                f"▸ [{request.action}] held for approval · approver: "
-                f"{', '.join(request.eligible)} · path: {request.args['path']}"
-            )
+                say(f"▸ [reporter] agent called MCP tools: {used}")
+                say(
+                    f"▸ [{request.action}] held for approval · approver: "
+                    f"{', '.join(request.eligible)} · path: {request.args['path']}"
+                )
 
-            os.kill(worker.pid, signal.SIGKILL)  # the worker dies while the write waits
-            await worker.wait()
-            say("...worker killed (SIGKILL); a new worker takes over...")
-            worker = await start_worker(server.address, model.base_url, approvals, audit, folder)
-            still = await find_pending(client, run_id, request.approval_id)
-            say("▸ [approval] resumed · still waiting (durable)")
-            assert not (folder / REPORT).exists()
+                os.kill(worker.pid, signal.SIGKILL)  # the worker dies while the write waits
+                await worker.wait()
+                say("...worker killed (SIGKILL); a new worker takes over...")
+                worker = await start_worker(where.address, model.base_url, approvals, audit, folder)
+                still = await find_pending(client, run_id, request.approval_id)
+                say("▸ [approval] resumed · still waiting (durable)")
+                assert not (folder / REPORT).exists()
 
-            answer = await submit(client, sign(alice, still, "approved", "report reviewed"))
-            report = await handle.result()
-            history = await handle.fetch_history()
-    finally:
-        if worker is not None and worker.returncode is None:
-            worker.terminate()
-            await worker.wait()
-        await server.astop()
+                answer = await submit(client, sign(alice, still, "approved", "report reviewed"))
+                report = await handle.result()
+                history = await handle.fetch_history()
+        finally:
+            if worker is not None and worker.returncode is None:
+                worker.terminate()
+                await worker.wait()
 
     store = open_store(audit)
     try:
@@ -224,6 +237,7 @@ async def main(workdir: Path | None = None) -> list[str]:
         "time), each listed once and kept in history: replay needs no server"
     )
     say(f"▸ Report stamped: {written.strip().splitlines()[-1]}")
+    where.inspect(run_id)
     return lines
 
 

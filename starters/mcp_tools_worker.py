@@ -14,10 +14,10 @@ import signal
 import sys
 from pathlib import Path
 
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin
+from jamjet_temporal.cli import connect
 from jamjet_temporal.mcp import McpServer
 from jamjet_temporal.plugin import AuditConfig, LLMConfig
 from workflows.mcp_tools import shelf_report
@@ -54,7 +54,7 @@ async def main(address: str, model_url: str, approvals: str, audit: str, folder:
         audit=AuditConfig(store=audit),
         mcp_servers=servers(folder),
     )
-    client = await Client.connect(address, plugins=[JamJetPlugin(config)])
+    client = await connect(address=address, plugins=[JamJetPlugin(config)])
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)

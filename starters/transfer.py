@@ -2,10 +2,14 @@
 
     .venv/bin/python -m starters.transfer
 
-Creates two approvers' keys (in a temporary folder, never in the repository), starts a
-Temporal dev server with a persistent history and a worker process, starts the transfer, restarts
-the worker ("deploy"), has alice approve with her signed decision, and prints what happened,
-read back from the run (query, history) and the audit trail.
+Creates two approvers' keys (in a temporary folder, never in the repository), starts a worker
+process, starts the transfer, restarts the worker ("deploy"), has alice approve with her signed
+decision, and prints what happened, read back from the run (query, history) and the audit trail.
+
+Where it runs (``starters/_stack.py``): on the Temporal server already up (``jamjet dev``,
+./dev-server.sh, or ``TEMPORAL_ADDRESS``), recording in the audit store ``jamjet audit`` reads,
+else on a throwaway dev server of its own. It prints the run id first and, last, the ``jamjet``
+commands that show the run.
 """
 
 from __future__ import annotations
@@ -17,8 +21,6 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from temporalio.client import Client
-
 from jamjet_temporal import JamJetPlugin, acting_as
 from jamjet_temporal.approvals import (
     PendingApproval,
@@ -29,7 +31,8 @@ from jamjet_temporal.approvals import (
     submit,
 )
 from jamjet_temporal.audit import open_store
-from jamjet_temporal.cli import DevServer, free_port, read_history
+from jamjet_temporal.cli import read_history
+from starters._stack import stack
 from starters.transfer_worker import TASK_QUEUE
 from workflows.transfer import transfer
 
@@ -76,8 +79,17 @@ async def start_worker(
     return proc
 
 
-async def main(amount: float = 50_000, workdir: Path | None = None) -> list[str]:
-    """Run the demo; returns (and prints) the console lines."""
+async def main(
+    amount: float = 50_000, workdir: Path | None = None, address: str | None = None
+) -> list[str]:
+    """Run the demo; returns (and prints) the showcase's console lines.
+
+    Args:
+        amount: The transfer's amount (USD).
+        workdir: Where the keys, the bank's ledger and a throwaway server's history and audit
+            store go; None: a new temporary folder.
+        address: The Temporal server; None: the configured one if up, else a throwaway one.
+    """
     lines: list[str] = []
 
     def say(line: str) -> None:
@@ -93,52 +105,56 @@ async def main(amount: float = 50_000, workdir: Path | None = None) -> list[str]
     approvals.write_text(
         APPROVALS.format(alice=alice.public_key, bob=bob.public_key, portal=portal.public_key)
     )
-    audit = f"sqlite:///{workdir / 'audit.db'}"
-    server = DevServer(port=free_port(), db_file=workdir / "temporal.db")
-    await server.astart()
-    worker = await start_worker(server.address, approvals, audit, env)
-    try:
-        client = await Client.connect(server.address, plugins=[JamJetPlugin()])
-        run_id = f"exec_{uuid.uuid4().hex[:4]}"
-        with acting_as("carol@example.com", signer=portal):
-            handle = await client.start_workflow(
-                transfer.run, args=[amount, "ACME GmbH"], id=run_id, task_queue=TASK_QUEUE
-            )
-        say(f"▸ [transfer] action: wire_transfer · ${amount:,.0f}")
-        pending: list[PendingApproval] = []
-        while not pending:  # visibility is eventually consistent
-            pending = [p for p in await list_pending(client) if p.run_id == run_id]
-            await asyncio.sleep(0.2)
-        say(f"▸ [approval] suspended · approver: {', '.join(pending[0].eligible)}")
-
-        worker.terminate()  # a deploy: the old worker goes away, a new one comes up
-        await worker.wait()
-        say("...worker restarts after deploy...")
-        worker = await start_worker(server.address, approvals, audit, env)
-        # The new worker answers for the run: the same request, still open (raises if not).
-        still = await find_pending(client, run_id, pending[0].approval_id)
-        say("▸ [approval] resumed · still waiting (durable)")
-
-        result = await submit(client, sign(alice, still, "approved", "invoice INV-2291 checked"))
-        store = open_store(audit)
+    run_id = f"exec_{uuid.uuid4().hex[:4]}"
+    async with stack(
+        address, scratch_audit=workdir / "audit.db", db_file=workdir / "temporal.db"
+    ) as where:
+        where.announce(run_id)
+        audit = where.audit_store
+        worker = await start_worker(where.address, approvals, audit, env)
         try:
-            decided = next(
-                stored.event
-                for stored in await store.events(run_id)
-                if stored.event.id == result.event_id
+            client = await where.connect(plugins=[JamJetPlugin()])
+            with acting_as("carol@example.com", signer=portal):
+                handle = await client.start_workflow(
+                    transfer.run, args=[amount, "ACME GmbH"], id=run_id, task_queue=TASK_QUEUE
+                )
+            say(f"▸ [transfer] action: wire_transfer · ${amount:,.0f}")
+            pending: list[PendingApproval] = []
+            while not pending:  # visibility is eventually consistent
+                pending = [p for p in await list_pending(client) if p.run_id == run_id]
+                await asyncio.sleep(0.2)
+            say(f"▸ [approval] suspended · approver: {', '.join(pending[0].eligible)}")
+
+            worker.terminate()  # a deploy: the old worker goes away, a new one comes up
+            await worker.wait()
+            say("...worker restarts after deploy...")
+            worker = await start_worker(where.address, approvals, audit, env)
+            # The new worker answers for the run: the same request, still open (raises if not).
+            still = await find_pending(client, run_id, pending[0].approval_id)
+            say("▸ [approval] resumed · still waiting (durable)")
+
+            result = await submit(
+                client, sign(alice, still, "approved", "invoice INV-2291 checked")
             )
+            store = open_store(audit)
+            try:
+                decided = next(
+                    stored.event
+                    for stored in await store.events(run_id)
+                    if stored.event.id == result.event_id
+                )
+            finally:
+                await store.close()
+            when = decided.at.astimezone().strftime("%H:%M")
+            say(f"▸ [approval] approved by {decided.data['approver']} at {when}")
+            txn = await handle.result()
+            history = read_history(await handle.fetch_history())
+            step = next(s for s in history.steps if s.activity_type == "bank.send")
+            say(f"▸ [bank.send] ✓ completed {fmt_ms(step.duration_ms)} · {txn}")
         finally:
-            await store.close()
-        when = decided.at.astimezone().strftime("%H:%M")
-        say(f"▸ [approval] approved by {decided.data['approver']} at {when}")
-        txn = await handle.result()
-        history = read_history(await handle.fetch_history())
-        step = next(s for s in history.steps if s.activity_type == "bank.send")
-        say(f"▸ [bank.send] ✓ completed {fmt_ms(step.duration_ms)} · {txn}")
-    finally:
-        worker.terminate()
-        await worker.wait()
-        await server.astop()
+            worker.terminate()
+            await worker.wait()
+    where.inspect(run_id)
     return lines
 
 

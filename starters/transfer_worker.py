@@ -9,11 +9,11 @@ import asyncio
 import signal
 import sys
 
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.bank import send
 from jamjet_temporal import JamJetConfig, JamJetPlugin
+from jamjet_temporal.cli import connect
 from jamjet_temporal.plugin import AuditConfig
 from workflows.transfer import transfer
 
@@ -22,7 +22,7 @@ TASK_QUEUE = "transfers"
 
 async def main(address: str, approvals: str, audit_store: str) -> None:
     config = JamJetConfig(approvals=approvals, audit=AuditConfig(store=audit_store))
-    client = await Client.connect(address, plugins=[JamJetPlugin(config)])
+    client = await connect(address=address, plugins=[JamJetPlugin(config)])
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)

@@ -224,8 +224,9 @@ def test_embedded_dev_server_and_model_server_start_when_nothing_answers(tmp_pat
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    assert f"▸ Started embedded Temporal dev server on 127.0.0.1:{port}" in proc.stdout
-    assert "▸ Local model server at http://127.0.0.1:" in proc.stdout
+    # What the command started is said on stderr (stdout carries its output).
+    assert f"▸ Started embedded Temporal dev server on 127.0.0.1:{port}" in proc.stderr
+    assert "▸ Local model server at http://127.0.0.1:" in proc.stderr
     assert "▸ Execution complete · 5/5 nodes · 0 events lost" in proc.stdout
     assert (tmp_path / ".jamjet" / "temporal.db").exists(), "history persists under .jamjet/"
 

@@ -89,6 +89,12 @@ def test_run_shows_the_output_and_writes_it_to_a_file(
     assert out[at + 1] == f"  {str(saved['output']).splitlines()[0]}"
     assert lines(done.stdout)[-1] == "▸ Execution complete · 1/1 nodes · 0 events lost"
     assert "Traceback" not in done.stderr
+    # `jamjet status` shows it too, read back from the run's history.
+    status = jamjet("status", saved["run_id"], env=env, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    shown = status.stdout.splitlines()
+    at = shown.index("▸ Output:")
+    assert shown[at + 1] == out[out.index("▸ Output:") + 1]
 
 
 def test_run_json_prints_only_the_outcome_on_stdout(

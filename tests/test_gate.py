@@ -81,9 +81,11 @@ async def run_direct(
     return url, run_id, result
 
 
-async def test_allow_list_blocks_the_tool_and_the_agent_carries_on(tmp_path: Path) -> None:
+async def test_allow_list_blocks_the_tool_and_the_agent_carries_on(
+    tmp_path: Path, temporal_server: DevServer
+) -> None:
     url = f"sqlite:///{tmp_path / 'audit.db'}"
-    lines = await gate_demo.main(url)
+    lines = await gate_demo.main(url, temporal_server.address)
     assert lines[0] == "▸ [assistant] agent requests tool: delete_database"
     assert lines[1] == "▸ Policy: ALLOWED_TOOLS = {read_files, search}"
     assert lines[2] == "▸ Decision: BLOCKED · tool not in allow-list"

@@ -92,6 +92,9 @@ KeyFileProblem = Literal[
 ]
 """What is wrong with a private key file (:attr:`PrivateKeyFileError.problem`)."""
 
+_NOT_KEY_FILES: Final[frozenset[KeyFileProblem]] = frozenset({"binary", "no_pem", "not_a_key"})
+"""Problems that mean the file holds no private key at all (said before its permissions)."""
+
 
 class PrivateKeyFileError(Exception):
     """A private key file cannot be read.
@@ -334,15 +337,6 @@ def read_private_key(path: str | os.PathLike[str], *, kind: str = "key") -> Priv
         info = os.stat(file)
         if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError
-        mode = stat.S_IMODE(info.st_mode)
-        if os.name == "posix" and mode & 0o077:
-            raise PrivateKeyFileError(
-                file,
-                "exposed",
-                f"other users may read or change the private key (mode {mode:03o})",
-                f"chmod 600 {file}; if others could have read it, make a new key and stop "
-                "trusting this one",
-            )
         with open(file, "rb") as handle:
             data = handle.read()
     except FileNotFoundError:
@@ -365,7 +359,28 @@ def read_private_key(path: str | os.PathLike[str], *, kind: str = "key") -> Priv
             f"cannot read the {kind} file: {exc.strerror or exc}",
             "check that the file exists and is readable",
         ) from None
-    return parse_private_key(data, file)
+    # Whether the file holds a key at all comes first: a config given by mistake is named
+    # as not a key, not asked to be chmod-ed. Any key file readable by others is refused.
+    try:
+        read: PrivateKeyFile | None = parse_private_key(data, file)
+        problem: PrivateKeyFileError | None = None
+    except PrivateKeyFileError as err:
+        if err.problem in _NOT_KEY_FILES:
+            raise
+        read, problem = None, err
+    mode = stat.S_IMODE(info.st_mode)
+    if os.name == "posix" and mode & 0o077:
+        raise PrivateKeyFileError(
+            file,
+            "exposed",
+            f"other users may read or change the private key (mode {mode:03o})",
+            f"chmod 600 {file}; if others could have read it, make a new key and stop "
+            "trusting this one",
+        )
+    if problem is not None:
+        raise problem
+    assert read is not None
+    return read
 
 
 def parse_private_key(data: bytes, file: str = "<key>") -> PrivateKeyFile:

@@ -585,6 +585,19 @@ _FIXES: Final[Mapping[keys.KeyFileProblem, str]] = {
 }
 
 
+def _looks_like(file: str) -> str | None:
+    """What a file given as a private key holds instead, when it is recognisable."""
+    try:
+        text = Path(file).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    if re.search(r"^approvers\s*:", text, re.MULTILINE):
+        return "it looks like an approvals config"
+    if keys.PUBLIC_PEM_BEGIN in text or re.search(r"^\s*ed25519:\S+\s*$", text, re.MULTILINE):
+        return "it holds a public key; the private key is the file keygen wrote"
+    return None
+
+
 def load_identity(path: str | Path, *, approver: str | None = None) -> SigningIdentity:
     """Reads an approver's private key file. Client side.
 
@@ -610,6 +623,13 @@ def load_identity(path: str | Path, *, approver: str | None = None) -> SigningId
         read = keys.read_private_key(file)
     except keys.PrivateKeyFileError as err:
         fix = _FIXES.get(err.problem, err.fix or _NOT_A_KEY).replace("{path}", file)
+        looks = _looks_like(file) if err.problem in ("no_pem", "not_a_key") else None
+        if looks is not None:
+            raise KeyFileError(
+                f"not a key file ({looks})",
+                path=file,
+                fix="give the approver's private key file, made by `jamjet approvals keygen`",
+            ) from None
         raise KeyFileError(err.reason, path=file, fix=fix) from None
     named = read.headers.get("approver", "")
     if approver is not None and named and named != approver:

@@ -17,7 +17,7 @@ import typer
 import yaml
 from temporalio.worker import Worker
 
-from jamjet_temporal._shared._connect import connect
+from jamjet_temporal.cli._client import cli_connect
 from jamjet_temporal.cli._format import fail, say
 from jamjet_temporal.cli._options import (
     AddressOption,
@@ -240,6 +240,8 @@ def a2a_serve(
         )
     except JamJetError as err:
         raise fail(str(err)) from None
+    except typer.Exit:
+        raise  # already said (a click Exit is a RuntimeError too)
     except RuntimeError as err:
         raise fail(f"cannot connect to Temporal: {err}") from None
 
@@ -270,8 +272,8 @@ async def _serve(
             defn = task_definition(tool)
             tools.setdefault(defn.name if defn is not None else repr(tool), tool)
     async with runtime(address) as env:
-        client = await connect(
-            address=env.address, plugins=[JamJetPlugin(config, tasks=list(tools.values()))]
+        client = await cli_connect(
+            env.address, plugins=[JamJetPlugin(config, tasks=list(tools.values()))]
         )
         server = A2AServer(
             client,

@@ -10,15 +10,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from temporalio.client import WorkflowQueryFailedError
+from temporalio.service import RPCError
 
-from jamjet_temporal._shared._connect import connect
 from jamjet_temporal._shared._wire import DECIDE_SIGNAL
 from jamjet_temporal.approvals._client import find_pending, sign, submit, survey_pending
 from jamjet_temporal.approvals._identity import generate_identity, load_identity
+from jamjet_temporal.cli._client import cli_connect, run_failure, where
 from jamjet_temporal.cli._format import age, fail, plain, say
 from jamjet_temporal.cli._options import AddressOption
 from jamjet_temporal.errors import JamJetError
 from jamjet_temporal.plugin._plugin import JamJetPlugin
+
+#: Where to find the runs that wait for a decision, said when a run is not one of them.
+LIST_WAITING = "`jamjet approvals list` shows the runs waiting for a decision"
 
 
 def approvals_list(
@@ -28,7 +33,7 @@ def approvals_list(
     """Pending approvals across runs (found through Temporal visibility)."""
 
     async def show() -> int:
-        client = await connect(address=address, plugins=[JamJetPlugin()])
+        client = await cli_connect(address, plugins=[JamJetPlugin()])
         listing = await survey_pending(client)
         if json_out:
             requests = [p.model_dump(mode="json") for p in listing.requests]
@@ -106,10 +111,20 @@ def approve(
     async def go() -> int:
         try:
             identity = load_identity(key)
-            client = await connect(address=address, plugins=[JamJetPlugin()])
+        except JamJetError as err:
+            raise fail(str(err)) from None
+        client = await cli_connect(address, plugins=[JamJetPlugin()])
+        try:
             request = await find_pending(client, run_id, approval)
         except JamJetError as err:
             raise fail(str(err)) from None
+        except RPCError as err:
+            raise run_failure(client, run_id, err, LIST_WAITING) from None
+        except WorkflowQueryFailedError as err:
+            raise fail(
+                f"run {run_id} ({where(client)}) cannot list its approval requests ({err}); "
+                f"is it a jamjet run? {LIST_WAITING}"
+            ) from None
         args = ", ".join(
             f"{k}={json.dumps(plain(v), ensure_ascii=False)}" for k, v in request.args.items()
         )
@@ -151,7 +166,10 @@ def approve(
                 f"--input '{payload}'"
             )
             return 0
-        result = await submit(client, signed)
+        try:
+            result = await submit(client, signed)
+        except RPCError as err:
+            raise run_failure(client, run_id, err, LIST_WAITING) from None
         mark = "✓" if result.accepted else "✗"
         audit = f"[audit {result.event_id}]"
         say(f"{mark} {request.action} {request.approval_id}: {result.reason} {audit}")
@@ -173,7 +191,7 @@ def ui(
             identity = load_identity(key)
         except JamJetError as err:
             raise fail(str(err)) from None
-        client = await connect(address=address, plugins=[JamJetPlugin()])
+        client = await cli_connect(address, plugins=[JamJetPlugin()])
 
         def listening(url: str) -> None:
             say(f"▸ Approvals page for {identity.approver}: {url} (Ctrl-C to stop)")

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from jamjet_temporal._shared._connect import connect_config
 from jamjet_temporal.audit import PostgresAuditStore, open_store, read_bundle, verify_bundle
 from jamjet_temporal.audit import export as export_audit
 from jamjet_temporal.audit._export import CATEGORIES
@@ -19,8 +20,10 @@ from jamjet_temporal.audit._keys import (
     load_trusted_keys,
     public_key_pem,
 )
+from jamjet_temporal.cli._client import no_server
 from jamjet_temporal.cli._format import chain_line, checkpoint_lines, describe_event, fail, say
 from jamjet_temporal.cli._options import AddressOption, AuditStoreOption
+from jamjet_temporal.cli._runtime import runtime
 from jamjet_temporal.errors import JamJetError
 from jamjet_temporal.plugin._config import DEFAULT_AUDIT_STORE
 
@@ -218,22 +221,26 @@ def audit_export(
     if format not in ("json", "pdf"):
         raise fail("--format must be json or pdf")
     kind: Literal["json", "pdf"] = "pdf" if format == "pdf" else "json"
+    namespace = connect_config(address).get("namespace") or "default"
 
     async def go() -> int:
-        say(f"▸ Building evidence package for {run_id}...")
-        try:
-            result = await export_audit(
-                run_id,
-                format=kind,
-                include=include or CATEGORIES,
-                store=audit_store,
-                output=output,
-                redact=redact or (),
-                key=key,
-                address=address,
-            )
-        except JamJetError as err:
-            raise fail(str(err), code=1) from None
+        # The run's Temporal history makes the bundle's completeness checkable: reached as
+        # `status` reaches it (a local server started for the command when none answers).
+        async with runtime(address, model=False, web_ui=False, required=False) as env:
+            say(f"▸ Building evidence package for {run_id}...")
+            try:
+                result = await export_audit(
+                    run_id,
+                    format=kind,
+                    include=include or CATEGORIES,
+                    store=audit_store,
+                    output=output,
+                    redact=redact or (),
+                    key=key,
+                    address=env.address,
+                )
+            except JamJetError as err:
+                raise fail(str(err), code=1) from None
         summary = result.bundle["summary"]
         policy = summary["policy"]
         say(f"▸ Events: {summary['events']} (signed, immutable)")
@@ -246,7 +253,16 @@ def audit_export(
         who = ", ".join(f"{a['approver']}, {str(a['time'])[11:16]}" for a in decided)
         say(f"▸ Approvals: {len(decided)}" + (f" ({who})" if who else ""))
         if not result.history_included:
-            say("▸ Temporal history: not available (past retention?); bundle has the audit trail")
+            why = (
+                f"not in namespace {namespace} at {env.address} (past retention, or another "
+                "server or namespace?)"
+                if env.up
+                else no_server(env.address)
+            )
+            say(
+                f"▸ Temporal history: not included ({why}); the bundle has the audit trail, "
+                "its completeness cannot be checked"
+            )
         signer = result.bundle["statement"]["public_key_fingerprint"]
         say(f"▸ Signing key: {signer} (verifiers pin it with --trusted-key)")
         say(f"▸ Attestation: {result.attestation_path} (in-toto, DSSE)")

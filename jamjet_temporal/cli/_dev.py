@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from jamjet_temporal.cli._devserver import DEFAULT_UI_PORT, is_listening
-from jamjet_temporal.cli._format import say
+from jamjet_temporal.cli._format import fail, say
 from jamjet_temporal.cli._runtime import local_dev_server, stop_on_signals
+from jamjet_temporal.errors import DevServerError
 
 
 def dev(
@@ -24,7 +25,10 @@ def dev(
         server = None
         if not is_listening(f"127.0.0.1:{port}"):
             server = local_dev_server(port, DEFAULT_UI_PORT)
-            await server.astart()
+            try:
+                await server.astart()
+            except DevServerError as err:
+                raise fail(str(err)) from None
         say(f"▸ Temporal on 127.0.0.1:{port} · Web UI http://127.0.0.1:{DEFAULT_UI_PORT}")
         model_server = ModelServer(port=model_port)
         await model_server.start()

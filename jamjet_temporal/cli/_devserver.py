@@ -64,6 +64,57 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def db_holder(db_file: Path) -> tuple[int, str] | None:
+    """The running ``temporal server start-dev`` using ``db_file``: (pid, its address), or None.
+
+    Read from ``/proc`` (Linux): each process's command line, its ``--db-filename`` resolved
+    against that process's working directory (``./dev-server.sh`` passes a relative path).
+    Elsewhere, or for processes of other users, nothing is found.
+    """
+    wanted = os.path.realpath(db_file)
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            flags = _start_dev_flags(argv)
+            if flags is None or "db-filename" not in flags:
+                continue
+            cwd = os.readlink(entry / "cwd")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if os.path.realpath(os.path.join(cwd, flags["db-filename"])) == wanted:
+            host = flags.get("ip", "localhost")
+            return int(entry.name), f"{host}:{flags.get('port', '7233')}"
+    return None
+
+
+_SHORT_FLAGS = {"-f": "db-filename", "-p": "port"}
+
+
+def _start_dev_flags(argv: list[str]) -> dict[str, str] | None:
+    """``--name value`` / ``--name=value`` flags of a ``server start-dev`` command line."""
+    if not any(argv[i : i + 2] == ["server", "start-dev"] for i in range(1, len(argv))):
+        return None
+    flags: dict[str, str] = {}
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if name in _SHORT_FLAGS:
+            name = _SHORT_FLAGS[name]
+        elif name.startswith("--"):
+            name = name.removeprefix("--")
+        else:
+            continue
+        if eq:
+            flags[name] = value
+        elif i + 1 < len(argv):
+            flags[name] = argv[i + 1]
+    return flags
+
+
 class DevServer:
     """A ``temporal server start-dev`` child process.
 
@@ -119,6 +170,14 @@ class DevServer:
             "error",
         ]
         if self.db_file is not None:
+            holder = db_holder(self.db_file)
+            if holder is not None:
+                pid, address = holder
+                raise DevServerError(
+                    f"the database {self.db_file} is in use by the Temporal dev server on "
+                    f"{address} (pid {pid}): did you mean --address {address}? (two servers "
+                    "on one database would corrupt it; stop that one to start another)"
+                )
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
             args += ["--db-filename", str(self.db_file)]
         if self.ui_port is None:

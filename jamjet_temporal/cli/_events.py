@@ -16,8 +16,8 @@ from typing import Annotated
 import typer
 from temporalio.service import RPCError
 
-from jamjet_temporal._shared._connect import connect
 from jamjet_temporal._shared._wire import PIPELINE_EVENT_SIGNAL, PIPELINE_WAITING_QUERY
+from jamjet_temporal.cli._client import CHECK_RUN_ID, cli_connect, run_failure
 from jamjet_temporal.cli._format import fail, say
 from jamjet_temporal.cli._options import AddressOption
 from jamjet_temporal.cli._runtime import runtime
@@ -47,8 +47,8 @@ def resume(
     who = sender or f"{getpass.getuser()}@{socket.gethostname()}"
 
     async def send() -> int:
-        async with runtime(address, model=False):
-            client = await connect(address=address, plugins=[JamJetPlugin()])
+        async with runtime(address, model=False, web_ui=False) as env:
+            client = await cli_connect(env.address, plugins=[JamJetPlugin()])
             handle = client.get_workflow_handle(run_id)
             try:
                 waiting: list[str] = await handle.query(PIPELINE_WAITING_QUERY)
@@ -56,7 +56,7 @@ def resume(
                     PIPELINE_EVENT_SIGNAL, PipelineEvent(event=event, data=payload, sender=who)
                 )
             except RPCError as err:
-                raise fail(f"run {run_id}: {err.message}") from None
+                raise run_failure(client, run_id, err, CHECK_RUN_ID) from None
             if event in waiting:
                 say(f"▸ {run_id}: sent '{event}' · the run resumes")
             else:

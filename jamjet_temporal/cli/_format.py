@@ -17,10 +17,24 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
+def note(line: str) -> None:
+    """Print a status line about the command's surroundings (a server it started) on stderr.
+
+    Stdout may carry the command's data (``--json``): nothing else goes there.
+    """
+    print(line, file=sys.stderr, flush=True)
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``✗ message`` on stderr and return the exit to raise."""
     print(f"✗ {message}", file=sys.stderr, flush=True)
     return typer.Exit(code)
+
+
+def value_lines(title: str, value: object) -> list[str]:
+    """``▸ Output:`` and the value under it, indented: text as it is, anything else as JSON."""
+    shown = value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
+    return [f"▸ {title}:", *(f"  {line}" for line in str(shown).rstrip().splitlines() or [""])]
 
 
 def plain(value: object) -> object:

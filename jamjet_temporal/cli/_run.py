@@ -20,11 +20,11 @@ import typer
 from temporalio.client import WorkflowHandle
 from temporalio.worker import Worker
 
-from jamjet_temporal._shared._connect import connect
 from jamjet_temporal._shared._wire import PIPELINE_NODES_QUERY
 from jamjet_temporal.approvals._identity import SigningIdentity, load_identity
+from jamjet_temporal.cli._client import cli_connect
 from jamjet_temporal.cli._crash import check_crash_node, crash_plan, report_missed
-from jamjet_temporal.cli._format import fail, say
+from jamjet_temporal.cli._format import fail, say, value_lines
 from jamjet_temporal.cli._history import RunReport, read_history
 from jamjet_temporal.cli._options import (
     AddressOption,
@@ -232,7 +232,7 @@ async def _run(
     notice = ""
     async with runtime(address, model_latency_ms=model_latency_ms) as env:
         plugin = JamJetPlugin(config, tasks=activities_of(tools))
-        client = await connect(address=env.address, plugins=[plugin])
+        client = await cli_connect(env.address, plugins=[plugin])
         run_id = run_id or f"exec_{uuid.uuid4().hex[:8]}"
         if task_queue is None:
             # The run's own queue: only the workers this command starts, with its policy and
@@ -326,11 +326,8 @@ class Outcome:
         if self.json:
             print(text, flush=True)
         elif result is not None:
-            say("▸ Output:")
-            value = result.output
-            shown = value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
-            for line in str(shown).rstrip().splitlines() or [""]:
-                say(f"  {line}")
+            for line in value_lines("Output", result.output):
+                say(line)
 
 
 async def _follow_until_interrupted(
@@ -474,8 +471,8 @@ def worker_cmd(
         # and the local model server start when none is there, so a run left behind by an
         # interrupted `jamjet run` is finished by this one command.
         async with runtime(address, embedded=embedded) as env:
-            client = await connect(
-                address=env.address,
+            client = await cli_connect(
+                env.address,
                 plugins=[JamJetPlugin(config, tasks=activities_of(loaded))],
                 identity=identity,
             )
@@ -488,7 +485,4 @@ def worker_cmd(
                 say(f"▸ Worker {identity or client.identity} polling task queue '{task_queue}'")
                 await stop.wait()
 
-    try:
-        asyncio.run(serve())
-    except RuntimeError as err:
-        raise fail(f"cannot connect to Temporal: {err}") from None
+    asyncio.run(serve())

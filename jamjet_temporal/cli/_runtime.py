@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jamjet_temporal._shared._connect import connect_config
 from jamjet_temporal._shared._storeurl import absolute_store_url
+from jamjet_temporal.cli._client import checked_address, no_server
 from jamjet_temporal.cli._devserver import DEFAULT_UI_PORT, DevServer, is_listening, split_address
-from jamjet_temporal.cli._format import fail, say
+from jamjet_temporal.cli._format import fail, note
+from jamjet_temporal.errors import DevServerError
 from jamjet_temporal.plugin._config import AuditConfig, JamJetConfig
 from jamjet_temporal.policy import load_policy
 from jamjet_temporal.tracing._config import TracingConfig
@@ -43,36 +44,61 @@ def stop_on_signals() -> asyncio.Event:
 
 @dataclass
 class Runtime:
-    """Where Temporal lives for this command."""
+    """Where Temporal lives for this command.
+
+    Attributes:
+        address: The Temporal address (host:port).
+        up: Whether a Temporal server answers there (False only with ``required=False``).
+    """
 
     address: str
+    up: bool = True
 
 
 @contextlib.asynccontextmanager
 async def runtime(
-    address: str | None, *, embedded: bool = True, model: bool = True, model_latency_ms: int = 0
+    address: str | None,
+    *,
+    embedded: bool = True,
+    model: bool = True,
+    model_latency_ms: int = 0,
+    web_ui: bool = True,
+    required: bool = True,
 ) -> AsyncIterator[Runtime]:
     """Reach Temporal (starting an embedded dev server if none answers locally) and a model.
 
     The local model server starts when neither ``OPENAI_API_KEY`` nor ``OPENAI_BASE_URL`` is
     set; its URL is exported as ``OPENAI_BASE_URL`` so workers started from here use it.
+    What was started is said on stderr: stdout carries the command's output.
+
+    Args:
+        web_ui: Give an embedded server its Web UI, and print the link. Commands over in a
+            moment pass False: the server stops with them, and a link would be dead.
+        required: With False, a remote address where nothing answers is no error: the
+            runtime says ``up=False`` and the command does without Temporal.
     """
-    target = str(connect_config(address)["target_host"])
+    target = checked_address(address)
     server: DevServer | None = None
     model_server: Any = None
+    up = True
     try:
         if not is_listening(target):
-            host, port = split_address(target)
+            host, port = split_address(target)  # checked: a host:port address
             if not embedded or host not in ("127.0.0.1", "localhost"):
-                raise fail(
-                    f"no Temporal server answers at {target}; start one with ./dev-server.sh "
-                    "or 'jamjet dev', or set TEMPORAL_ADDRESS"
-                )
-            ui = DEFAULT_UI_PORT if not is_listening(f"127.0.0.1:{DEFAULT_UI_PORT}") else None
-            server = local_dev_server(port, ui)
-            await server.astart()
-            ui_text = f" · Web UI http://127.0.0.1:{ui}" if ui else ""
-            say(f"▸ Started embedded Temporal dev server on {target}{ui_text}")
+                if required:
+                    raise fail(no_server(target))
+                up = False
+            else:
+                server = await _start_embedded(port, web_ui=web_ui)
+                if web_ui:
+                    ui = server.ui_port
+                    ui_text = f" · Web UI http://127.0.0.1:{ui}" if ui else ""
+                    note(f"▸ Started embedded Temporal dev server on {target}{ui_text}")
+                else:
+                    note(
+                        f"▸ Started embedded Temporal dev server on {target} for this command "
+                        "(Web UI: run `jamjet dev`, or ./dev-server.sh)"
+                    )
         base_url = os.environ.get("OPENAI_BASE_URL")
         if model and not os.environ.get("OPENAI_API_KEY") and not base_url:
             from jamjet_temporal.modelserver import ModelServer
@@ -81,14 +107,25 @@ async def runtime(
             await model_server.start()
             base_url = str(model_server.base_url)
             os.environ["OPENAI_BASE_URL"] = base_url
-            say(f"▸ Local model server at {base_url} (no OPENAI_API_KEY set)")
-        yield Runtime(address=target)
+            note(f"▸ Local model server at {base_url} (no OPENAI_API_KEY set)")
+        yield Runtime(address=target, up=up)
     finally:
         if model_server is not None:
             await model_server.stop()
             os.environ.pop("OPENAI_BASE_URL", None)
         if server is not None:
             await server.astop()
+
+
+async def _start_embedded(port: int, *, web_ui: bool) -> DevServer:
+    """The local dev server on ``port`` (its Web UI on 8233 when asked and free), started."""
+    ui = DEFAULT_UI_PORT if web_ui and not is_listening(f"127.0.0.1:{DEFAULT_UI_PORT}") else None
+    server = local_dev_server(port, ui)
+    try:
+        await server.astart()
+    except DevServerError as err:
+        raise fail(str(err)) from None
+    return server
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -62,7 +63,22 @@ def _import(spec: str) -> ModuleType:
         sys.modules[name] = module
         module_spec.loader.exec_module(module)
         return module
-    return importlib.import_module(spec)
+    # A dotted name is looked up from the current directory first, as `python -m` does (the
+    # `jamjet` script's own folder is what Python puts on the path, not the user's).
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    try:
+        return importlib.import_module(spec)
+    except ModuleNotFoundError as err:
+        if err.name is None or not (spec == err.name or spec.startswith(f"{err.name}.")):
+            # The module exists; something it imports does not.
+            raise JamJetError(f"tool module {spec} cannot be imported: {err}") from None
+        as_file = spec.replace(".", "/") + ".py"
+        raise JamJetError(
+            f"tool module {spec} was not found (looked in the current directory {here} and "
+            f"the installed packages); give its file instead, e.g. --tools {as_file}"
+        ) from None
 
 
 def default_tool_modules(pipeline: Path, spec: PipelineSpec) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+from jamjet_temporal.cli import DevServer
 from starters.a2a_delegation import main
 
 # What the scripted model reports, priced for gpt-4o ($2.50 / $10 per million tokens):
@@ -16,9 +17,9 @@ RISK = Decimal("0.00125") + Decimal("0.003")
 
 
 async def test_the_coordinators_budget_is_charged_what_the_specialists_spent(
-    tmp_path: Path,
+    tmp_path: Path, temporal_server: DevServer
 ) -> None:
-    lines, result = await main(tmp_path)
+    lines, result = await main(tmp_path, temporal_server.address)
     text = "\n".join(lines)
     assert "[research] A2A agent at http://127.0.0.1:" in text
     assert "delegated to research (slice $0.02)" in text

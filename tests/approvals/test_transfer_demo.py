@@ -6,11 +6,14 @@ import re
 import sqlite3
 from pathlib import Path
 
+from jamjet_temporal.cli import DevServer
 from starters import transfer as demo
 
 
-async def test_transfer_demo_waits_across_a_worker_restart(tmp_path: Path) -> None:
-    lines = await demo.main(workdir=tmp_path)
+async def test_transfer_demo_waits_across_a_worker_restart(
+    tmp_path: Path, temporal_server: DevServer
+) -> None:
+    lines = await demo.main(workdir=tmp_path, address=temporal_server.address)
     assert lines[0] == "▸ [transfer] action: wire_transfer · $50,000"
     assert lines[1] == "▸ [approval] suspended · approver: alice@example.com, bob@example.com"
     assert lines[2] == "...worker restarts after deploy..."

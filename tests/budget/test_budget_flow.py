@@ -37,9 +37,11 @@ async def events(url: str, run_id: str) -> list[tuple[str, str]]:
         await store.close()
 
 
-async def test_reflection_halts_before_the_cap_with_best_so_far(tmp_path: Path) -> None:
+async def test_reflection_halts_before_the_cap_with_best_so_far(
+    tmp_path: Path, temporal_server: DevServer
+) -> None:
     url = f"sqlite:///{tmp_path / 'audit.db'}"
-    lines, result = await demo.main(url)
+    lines, result = await demo.main(url, temporal_server.address)
     assert lines == [
         "▸ [reasoner] iter 1 · $0.08 · confidence 0.62",
         "▸ [reasoner] iter 2 · $0.16 · confidence 0.71",
@@ -127,7 +129,7 @@ async def test_child_cannot_spend_more_than_its_slice(
 async def test_worker_killed_mid_loop_totals_equal_an_uninterrupted_run(
     temporal_server: DevServer, tmp_path: Path
 ) -> None:
-    _, reference = await demo.main(f"sqlite:///{tmp_path / 'ref.db'}")
+    _, reference = await demo.main(f"sqlite:///{tmp_path / 'ref.db'}", temporal_server.address)
     async with ModelServer(latency_ms=700) as model:
         run_id = f"exec_{uuid.uuid4().hex[:8]}"
         model.add_rules(demo.script(run_id))

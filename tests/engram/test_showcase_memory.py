@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jamjet_temporal.budget._tokens import count_text_tokens
+from jamjet_temporal.cli import DevServer
 from starters import engram as demo
 
 SHOWCASE = """\
@@ -16,8 +17,12 @@ SHOWCASE = """\
 [ token budget: 287 of 400 ]"""
 
 
-async def test_session_8_context_is_the_showcase_block(tmp_path: Path) -> None:
-    context = await demo.main(f"sqlite:///{tmp_path / 'memory.db'}", quiet=True)
+async def test_session_8_context_is_the_showcase_block(
+    tmp_path: Path, temporal_server: DevServer
+) -> None:
+    context = await demo.main(
+        f"sqlite:///{tmp_path / 'memory.db'}", quiet=True, address=temporal_server.address
+    )
     assert str(context) == SHOWCASE
     # The figure is the real size of what the model is given, never over the budget.
     assert context.tokens_used == count_text_tokens(context.text) == 287

@@ -7,14 +7,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from jamjet_temporal.cli import DevServer
 from starters import mcp_tools as demo
 from tests.mcp.helpers import needs_filesystem_server, needs_time_server
 
 
 @needs_time_server
 @needs_filesystem_server
-async def test_mcp_demo_reads_stamps_and_writes_once_after_approval(tmp_path: Path) -> None:
-    lines = await demo.main(workdir=tmp_path)
+async def test_mcp_demo_reads_stamps_and_writes_once_after_approval(
+    tmp_path: Path, temporal_server: DevServer
+) -> None:
+    lines = await demo.main(workdir=tmp_path, address=temporal_server.address)
     assert lines[0] == (
         "▸ [reporter] agent called MCP tools: filesystem.list_directory ✓, "
         "filesystem.read_text_file ✓, filesystem.read_text_file ✓, time.get_current_time ✓"
