@@ -197,6 +197,11 @@ def test_misuse_is_a_config_error_that_says_the_fix() -> None:
         task(heartbeat_timeout=timedelta(0))(add_one)
     with pytest.raises(ConfigError, match="async def"):
         workflow(sync_fn)  # type: ignore[arg-type]
+    # Options that would do nothing are refused, not ignored.
+    with pytest.raises(ConfigError, match="max_iters= bounds a strategy's loop"):
+        task(max_iters=3)(add_one)
+    with pytest.raises(ConfigError, match="start_to_close_timeout would be ignored"):
+        task(max_cost=0.1, start_to_close_timeout=timedelta(seconds=5))(add_one)
     assert issubclass(ConfigError, JamJetError)
 
 

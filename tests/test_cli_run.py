@@ -184,3 +184,31 @@ async def test_cancel_on_interrupt_cancels_the_run(
     assert f"✗ interrupted: {run_id} canceled" in err
     assert json.loads(out) == {"run_id": run_id, "status": "canceled"}, out + err
     assert (await handle.describe()).status.name == "CANCELED"  # type: ignore[union-attr]
+
+
+def test_a_self_hosted_models_price_in_the_pipeline_lets_its_budget_work(
+    temporal_server: DevServer, model_server: ModelServer, tmp_path: Path
+) -> None:
+    """A budgeted pipeline on a model genai-prices does not know fails closed, until its
+    `models:` entry gives the price."""
+    body = (
+        "workflow: {{id: local, cost_budget_usd: 0.05}}\n"
+        "models:\n"
+        "  local: {{model: 'llama3.1:8b'{prices}}}\n"
+        "nodes:\n"
+        "  ask: {{type: model, label: Ask, model: local, prompt: hi, output_key: a, next: done}}\n"
+        "  done: {{type: end, output: a}}\n"
+    )
+    env = _env(temporal_server, model_server.base_url)
+    (tmp_path / "unpriced.yaml").write_text(body.format(prices=""))
+    refused = jamjet("run", "unpriced.yaml", env=env, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "no price known for model 'llama3.1:8b'" in refused.stdout
+    priced = ", input_per_mtok: 0.10, output_per_mtok: 0.20"
+    (tmp_path / "priced.yaml").write_text(body.format(prices=priced))
+    done = jamjet("run", "priced.yaml", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert lines(done.stdout)[-1] == "▸ Execution complete · 1/1 nodes · 0 events lost"
+    (tmp_path / "half.yaml").write_text(body.format(prices=", input_per_mtok: 0.10"))
+    half = jamjet("validate", "half.yaml", env=env, cwd=tmp_path)
+    assert half.returncode != 0 and "give both input_per_mtok and output_per_mtok" in half.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -367,3 +368,29 @@ async def test_local_activities_are_gated_like_activities(
     refused = outcomes["closed"]
     assert isinstance(refused, ApplicationError) and refused.type == "ToolDeniedError"
     assert outcomes["closed-audit"] == [("policy.decision", "BLOCKED"), ("run.closed", None)]
+
+
+@workflow(name="test-gate.slow-model")
+async def ask_slow_model(marker: str) -> str:
+    return await llm.call(
+        f"hello {marker}", model="gpt-4o-mini", attempt_timeout=timedelta(minutes=7)
+    )
+
+
+async def test_a_slow_models_timeout_reaches_temporal(
+    temporal_server: DevServer, model_server: ModelServer
+) -> None:
+    config = JamJetConfig(llm=LLMConfig(base_url=model_server.base_url))
+    client = await Client.connect(temporal_server.address, plugins=[JamJetPlugin(config)])
+    queue = f"gate-{uuid.uuid4().hex[:8]}"
+    run_id = f"slow-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[ask_slow_model]):
+        await client.execute_workflow(ask_slow_model.run, run_id, id=run_id, task_queue=queue)
+    history = await client.get_workflow_handle(run_id).fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "jamjet.llm.chat"
+    ]
+    assert [s.start_to_close_timeout.seconds for s in scheduled] == [420]

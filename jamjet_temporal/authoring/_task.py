@@ -219,6 +219,17 @@ def task(
             )
         if max_iters is not None and max_iters < 1:
             raise ConfigError(f"@task '{task_name}': max_iters must be at least 1, got {max_iters}")
+        if max_iters is not None and strategy is None:
+            raise ConfigError(
+                f"@task '{task_name}': max_iters= bounds a strategy's loop; add "
+                "strategy='reflection' (or drop max_iters)"
+            )
+        if config and (tools is not None or budget is not None or strategy is not None):
+            raise ConfigError(
+                f"@task '{task_name}': {', '.join(sorted(config))} would be ignored: with "
+                "tools=, strategy=, max_cost= or max_tokens= the body runs in the workflow, not "
+                "as an activity; set activity options on the @task functions it calls"
+            )
         if tools is not None or budget is not None or strategy is not None:
             made_inline = [
                 f"{arg}="

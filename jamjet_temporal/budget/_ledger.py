@@ -419,20 +419,32 @@ def _places(value: Decimal) -> int:
 def _cost_line(spent: Decimal, projected: Decimal, cap: Decimal, *, over: bool) -> str:
     """``"$s + projected $p > cap $c"``, with figures that never contradict the comparison.
 
-    The cap is shown exactly. Spent and projected are rounded up to 2 places; when that would
-    make an allowed call look over the cap, more places are shown until it does not.
+    The cap is shown exactly. Spent and projected are rounded up to 2 places, or to two
+    significant digits when smaller than a cent (up to 6 places); when that would make an
+    allowed call look over the cap, more places are shown until it does not.
     """
     cap_text = money(cap, places=_places(cap))
-    places = 2
+    # Two significant digits of a small figure (up to 6 places): "$0.0031", not "$0.01".
+    shown_spent, shown_projected = _significant(spent), _significant(projected)
     if not over:
         most = max(_places(spent), _places(projected))
-        while places < most and _UP.add(_ceil(spent, places), _ceil(projected, places)) > cap:
-            places += 1
+        while (
+            max(shown_spent, shown_projected) < most
+            and _UP.add(_ceil(spent, shown_spent), _ceil(projected, shown_projected)) > cap
+        ):
+            shown_spent, shown_projected = shown_spent + 1, shown_projected + 1
     sign = ">" if over else "<="
     return (
-        f"{money(spent, places=places)} + projected {money(projected, places=places)} "
-        f"{sign} cap {cap_text}"
+        f"{money(spent, places=shown_spent)} + projected "
+        f"{money(projected, places=shown_projected)} {sign} cap {cap_text}"
     )
+
+
+def _significant(value: Decimal, digits: int = 2, most: int = 6) -> int:
+    """Decimal places showing ``digits`` significant digits of ``value`` (2 to ``most``)."""
+    if value <= 0 or value >= Decimal("0.01"):
+        return 2
+    return min(most, _places(value), -value.adjusted() + digits - 1)
 
 
 def _ceil(value: Decimal, places: int) -> Decimal:

@@ -16,7 +16,7 @@ from jamjet_temporal.cli._client import checked_address, no_server
 from jamjet_temporal.cli._devserver import DEFAULT_UI_PORT, DevServer, is_listening, split_address
 from jamjet_temporal.cli._format import fail, note
 from jamjet_temporal.errors import DevServerError
-from jamjet_temporal.plugin._config import AuditConfig, JamJetConfig
+from jamjet_temporal.plugin._config import AuditConfig, BudgetConfig, JamJetConfig
 from jamjet_temporal.policy import load_policy
 from jamjet_temporal.tracing._config import TracingConfig
 
@@ -157,16 +157,22 @@ class Governance:
         # fleet declares its own instead, in JamJetConfig).
         servers: dict[str, Any] = {}
         agents: dict[str, Any] = {}
+        prices: dict[str, dict[str, float]] = {}
         for pipeline in self.pipelines:
             spec = load_pipeline(pipeline)
             servers.update(spec.mcp_servers)
             agents.update(spec.remote_agents)
+            # Self-hosted models' prices (models: entries), so budgets can bound their cost.
+            for alias in spec.models.values():
+                if (price := alias.prices()) is not None:
+                    prices[alias.model] = price
         return JamJetConfig(
             policy=policy,
             audit=AuditConfig(store=store),
             approvals=os.path.abspath(self.approvals) if self.approvals else None,
             mcp_servers=servers or None,
             a2a_agents=agents or None,
+            budget=BudgetConfig(prices=prices or None),
             # Traces when the environment asks (OTEL_EXPORTER_OTLP_ENDPOINT, ...).
             tracing=TracingConfig.from_env(),
         )

@@ -28,11 +28,14 @@ DEFAULT_MODEL = "gpt-4o-mini"
 _TIMEOUT = timedelta(seconds=120)
 
 
-async def chat(request: ChatRequest) -> ChatResult:
+async def chat(request: ChatRequest, *, attempt_timeout: timedelta | None = None) -> ChatResult:
     """Run one chat completion, durably when called from a workflow.
 
     Args:
         request: Model, messages, tools and limits.
+        attempt_timeout: How long one attempt may take from workflow code (its activity's
+            start-to-close timeout; 120 s by default). Raise it for slow self-hosted models,
+            with ``LLMConfig.timeout`` (each HTTP request) on the workers.
 
     Returns:
         The answer, tool calls and token usage.
@@ -45,7 +48,7 @@ async def chat(request: ChatRequest) -> ChatResult:
             CHAT_ACTIVITY,
             request,
             result_type=ChatResult,
-            start_to_close_timeout=_TIMEOUT,
+            start_to_close_timeout=attempt_timeout or _TIMEOUT,
             heartbeat_timeout=timedelta(seconds=30),
             retry_policy=DEFAULT_RETRY_POLICY,
             summary=f"chat {request.model}",
@@ -65,7 +68,7 @@ async def chat(request: ChatRequest) -> ChatResult:
             "would skip the policy, the budget and the audit trail; run the task on a worker "
             "with JamJetPlugin (or call the model from workflow code)"
         )
-    async with make_client(None, _TIMEOUT) as client:
+    async with make_client(None, attempt_timeout or _TIMEOUT) as client:
         return await complete(client, request)
 
 
@@ -75,6 +78,7 @@ async def call(
     model: str = DEFAULT_MODEL,
     system: str | None = None,
     max_tokens: int | None = None,
+    attempt_timeout: timedelta | None = None,
 ) -> str:
     """Ask the model one question and return its text answer.
 
@@ -83,6 +87,7 @@ async def call(
         model: Model id.
         system: Optional system message.
         max_tokens: Optional cap on the answer's tokens.
+        attempt_timeout: How long one attempt may take (see :func:`chat`); 120 s by default.
 
     Returns:
         The answer text ("" when the model answered only with tool calls).
@@ -92,5 +97,6 @@ async def call(
     if system:
         messages.append({"role": "system", "content": system})
     messages.append({"role": "user", "content": text})
-    result = await chat(ChatRequest(model=model, messages=messages, max_tokens=max_tokens))
+    request = ChatRequest(model=model, messages=messages, max_tokens=max_tokens)
+    result = await chat(request, attempt_timeout=attempt_timeout)
     return result.content or ""

@@ -48,6 +48,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_core import ErrorDetails
 
@@ -133,6 +134,24 @@ class ModelAlias(BaseModel):
     provider: str | None = None
     temperature: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_tokens: int | None = Field(default=None, gt=0)
+    #: USD per million tokens, for a model genai-prices does not know (self-hosted): budgets
+    #: (``cost_budget_usd``) price its calls with these. Both or neither.
+    input_per_mtok: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    output_per_mtok: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _both_prices(self) -> ModelAlias:
+        if (self.input_per_mtok is None) != (self.output_per_mtok is None):
+            raise ValueError(
+                "give both input_per_mtok and output_per_mtok (USD per million tokens)"
+            )
+        return self
+
+    def prices(self) -> dict[str, float] | None:
+        """The price override this entry sets for its model, if any."""
+        if self.input_per_mtok is None or self.output_per_mtok is None:
+            return None
+        return {"input_per_mtok": self.input_per_mtok, "output_per_mtok": self.output_per_mtok}
 
 
 class Timeouts(BaseModel):

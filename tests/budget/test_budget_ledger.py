@@ -123,8 +123,8 @@ def test_token_cap_and_both_caps() -> None:
     ok = ledger.check(project(MINI, 50, 50))
     assert ok.allowed
     assert (
-        ok.reason
-        == "$0.00 + projected $0.01 <= cap $10.00; 900 + projected 100 tokens <= cap 1,000 tokens"
+        ok.reason == "$0.00 + projected $0.000038 <= cap $10.00; "
+        "900 + projected 100 tokens <= cap 1,000 tokens"
     )
     over = ledger.check(project(MINI, 50, 51))
     assert not over.allowed
