@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -103,4 +104,32 @@ async def test_a_worker_without_the_plugin_runs_a_module_importing_jamjet_tempor
             id=f"plain-{uuid.uuid4().hex[:8]}",
             task_queue=queue,
         )
-    assert result == "DURABLE (5 modules, errors from jamjet_temporal.errors)"
+    assert result == "DURABLE (6 modules, errors from jamjet_temporal.errors)"
+
+
+async def test_a_model_call_on_a_worker_without_the_plugin_says_the_plugin_is_needed(
+    temporal_server: DevServer,
+) -> None:
+    """Not an obscure 'activity not registered': the workflow task names the missing plugin."""
+    from tests import boundary_workflows
+
+    client = await Client.connect(temporal_server.address)  # no plugin anywhere
+    queue = f"plain-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[boundary_workflows.asks_model]):
+        handle = await client.start_workflow(
+            boundary_workflows.asks_model.run,
+            "hello?",
+            id=f"plain-{uuid.uuid4().hex[:8]}",
+            task_queue=queue,
+        )
+        failure = ""
+        for _ in range(100):
+            async for event in handle.fetch_history_events():
+                if event.HasField("workflow_task_failed_event_attributes"):
+                    failure = event.workflow_task_failed_event_attributes.failure.message
+            if failure:
+                break
+            await asyncio.sleep(0.1)
+        await handle.terminate()
+    assert failure.startswith("llm.call()/llm.chat() needs JamJetPlugin on the worker")
+    assert "plugins=[JamJetPlugin(...)]" in failure

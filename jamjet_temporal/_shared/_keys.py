@@ -33,9 +33,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from temporalio import workflow
+
+# cryptography's Rust core cannot be imported a second time: Temporal's sandbox must pass it
+# through, also on a worker without JamJetPlugin that loads a workflow module importing us.
+with workflow.unsafe.imports_passed_through():
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 __all__ = [
     "FINGERPRINT_PREFIX",

@@ -24,7 +24,44 @@ from jamjet_temporal._shared._wire import (
     fold_name,
 )
 
-__all__ = ["INTERNAL_HEADER", "is_reserved", "runtime_call", "scheduled_by_runtime"]
+__all__ = [
+    "INTERNAL_HEADER",
+    "is_reserved",
+    "mark_plugin_built",
+    "require_plugin",
+    "runtime_call",
+    "scheduled_by_runtime",
+]
+
+#: Whether a JamJetPlugin was built in this process. Workflows of the plugin's workers see this
+#: module as the worker imported it (the plugin's sandbox passes jamjet_temporal through), so
+#: True; a worker without the plugin re-imports it for every run, so its workflows see False.
+_PLUGIN_BUILT = False
+
+
+def mark_plugin_built() -> None:
+    """Called by ``JamJetPlugin()``."""
+    global _PLUGIN_BUILT
+    _PLUGIN_BUILT = True
+
+
+def require_plugin(what: str, why: str) -> None:
+    """In workflow code on a worker without JamJetPlugin, say so instead of failing obscurely.
+
+    Raises:
+        ConfigError: ``what`` runs where only the plugin can serve it. Without the plugin our
+            errors are not workflow failure types: the workflow task fails with this message
+            (Temporal's UI shows it) and is retried until a worker with the plugin takes it.
+    """
+    from temporalio import workflow
+
+    from jamjet_temporal.errors import ConfigError
+
+    if workflow.in_workflow() and not _PLUGIN_BUILT:
+        raise ConfigError(
+            f"{what} needs JamJetPlugin on the worker running this workflow: {why}; add "
+            "plugins=[JamJetPlugin(...)] to the Worker (or to the Client it is built on)"
+        )
 
 
 _RUNTIME: ContextVar[bool] = ContextVar("jamjet_runtime_call", default=False)

@@ -38,12 +38,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
 from pydantic import AwareDatetime, BaseModel, ConfigDict, JsonValue, field_validator
+from temporalio import workflow
+
+# Decisions are verified in workflow code. cryptography's Rust core cannot be imported a second
+# time, so Temporal's sandbox must pass it through, also on a worker without JamJetPlugin that
+# loads a workflow module importing us.
+with workflow.unsafe.imports_passed_through():
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 from jamjet_temporal._shared import _keys as keys
 from jamjet_temporal._shared._canonical import canonical_json, digest

@@ -18,6 +18,7 @@ from pydantic import JsonValue
 from temporalio import activity, workflow
 
 from jamjet_temporal._shared._activity import DEFAULT_RETRY_POLICY
+from jamjet_temporal._shared._runtime import require_plugin
 from jamjet_temporal._shared._wire import CHAT_ACTIVITY
 from jamjet_temporal.errors import ConfigError
 from jamjet_temporal.llm._types import ChatRequest, ChatResult
@@ -44,6 +45,10 @@ async def chat(request: ChatRequest, *, attempt_timeout: timedelta | None = None
         ConfigError: Called inside an activity that no ``JamJetPlugin`` gate cleared.
     """
     if workflow.in_workflow():
+        require_plugin(
+            "llm.call()/llm.chat()",
+            "the model call is the plugin's activity jamjet.llm.chat, decided by its gate",
+        )
         result: ChatResult = await workflow.execute_activity(
             CHAT_ACTIVITY,
             request,

@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import temporalio.client
 import temporalio.converter
@@ -21,9 +21,11 @@ from jamjet_temporal.approvals._load import ApprovalConfig
 from jamjet_temporal.budget._ledger import Budget
 from jamjet_temporal.budget._prices import PriceTable
 from jamjet_temporal.errors import ConfigError
-from jamjet_temporal.gate._activities import AuditSink, ChatClient, GateActivityInbound
 from jamjet_temporal.gate._workflow import make_workflow_interceptor
 from jamjet_temporal.policy import Policy
+
+if TYPE_CHECKING:
+    from jamjet_temporal.gate._activities import AuditSink, ChatClient
 
 _ACTING_AS: ContextVar[tuple[str, SigningIdentity] | None] = ContextVar(
     "jamjet_acting_as", default=None
@@ -121,6 +123,11 @@ class JamJetInterceptor(temporalio.client.Interceptor, temporalio.worker.Interce
         chat: ChatClient,
         prices: PriceTable,
     ) -> None:
+        # Activity side, imported here: `acting_as` (this module) is imported by workflow
+        # modules, which Temporal's sandbox re-imports for every run.
+        from jamjet_temporal.gate._activities import GateActivityInbound
+
+        self._inbound = GateActivityInbound
         self._sink = sink
         self._governance = governance
         self._chat = chat
@@ -142,4 +149,4 @@ class JamJetInterceptor(temporalio.client.Interceptor, temporalio.worker.Interce
     def intercept_activity(
         self, next: temporalio.worker.ActivityInboundInterceptor
     ) -> temporalio.worker.ActivityInboundInterceptor:
-        return GateActivityInbound(next, self._sink, self._governance, self._chat, self._prices)
+        return self._inbound(next, self._sink, self._governance, self._chat, self._prices)

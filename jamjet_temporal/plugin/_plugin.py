@@ -11,7 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import DataConverter
@@ -19,21 +19,19 @@ from temporalio.plugin import SimplePlugin
 from temporalio.worker import WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from jamjet_temporal._shared._runtime import mark_plugin_built
 from jamjet_temporal._shared._storeurl import absolute_store_url, store_fix, store_identity
 from jamjet_temporal.approvals._load import ApprovalConfig, load_approvals
-from jamjet_temporal.audit._export import check_redaction_rules
 from jamjet_temporal.authoring._task import task_definition
-from jamjet_temporal.budget._activities import BudgetActivities
 from jamjet_temporal.budget._prices import PriceTable
 from jamjet_temporal.errors import ConfigError, ExportError, JamJetError
-from jamjet_temporal.gate._activities import AuditSink, RecordActivities, WorkerIdentity
 from jamjet_temporal.gate._workflow import governance_id
-from jamjet_temporal.llm._activities import LLMActivities
-from jamjet_temporal.memory._activities import EngramActivities
 from jamjet_temporal.pipeline._workflow import PipelineWorkflow
 from jamjet_temporal.plugin._config import DEFAULT_AUDIT_STORE, JamJetConfig
-from jamjet_temporal.plugin._interceptor import JamJetInterceptor
 from jamjet_temporal.policy import Policy, load_policy
+
+if TYPE_CHECKING:
+    from jamjet_temporal.gate._activities import AuditSink
 
 PLUGIN_NAME = "jamjet.JamJetPlugin"
 _T = TypeVar("_T")
@@ -165,6 +163,17 @@ class JamJetPlugin(SimplePlugin):
         approvals = self.config.approvals
         if approvals is not None and not isinstance(approvals, ApprovalConfig):
             approvals = load_approvals(approvals)
+        mark_plugin_built()
+        # The activity side (HTTP clients, database drivers) is imported here, not at module
+        # level: a workflow module that imports JamJetPlugin (to build its worker) is
+        # re-imported by Temporal's sandbox for every run, on workers with or without us.
+        from jamjet_temporal.audit._export import check_redaction_rules
+        from jamjet_temporal.budget._activities import BudgetActivities
+        from jamjet_temporal.gate._activities import AuditSink, RecordActivities
+        from jamjet_temporal.llm._activities import LLMActivities
+        from jamjet_temporal.memory._activities import EngramActivities
+        from jamjet_temporal.plugin._interceptor import JamJetInterceptor
+
         sink = None
         audit_id = ""
         self._default_store: str | None = None
@@ -250,6 +259,8 @@ class JamJetPlugin(SimplePlugin):
         config = super().configure_worker(config)
         # The audit trail names the worker as `jamjet status` does: Worker(identity=...), not
         # the client's pid@host.
+        from jamjet_temporal.gate._activities import WorkerIdentity
+
         interceptors = list(config.get("interceptors", ()))
         if not any(isinstance(i, WorkerIdentity) for i in interceptors):
             identity = config.get("identity") or config["client"].identity
