@@ -1,4 +1,4 @@
-"""The zero-sleep 5-step workload of bench/throughput.py and the worker that serves it.
+"""The worker of bench/throughput.py (the workloads are in _throughput_plain/_sugar).
 
 ``bench/throughput.py --worker VARIANT ADDRESS QUEUE [AUDIT_URL]`` runs :func:`serve` in a
 process of its own per variant, so its CPU time (what the layer costs) is its own: ``bare``
@@ -19,20 +19,8 @@ if TYPE_CHECKING:
     from jamjet_temporal import JamJetPlugin
     from jamjet_temporal.policy import Policy
 
-from bench._throughput_plain import STEPS, PlainFiveSteps, plain_step
-from jamjet_temporal import task, workflow
-
-
-@task(name="throughput.step")
-async def step(name: str, value: int) -> int:
-    return value + len(name)
-
-
-@workflow(name="throughput.sugar")
-async def five_steps(value: int) -> int:
-    for name in STEPS:
-        value = await step(name, value)
-    return value
+from bench._throughput_plain import PlainFiveSteps, plain_step
+from bench._throughput_sugar import five_steps, step
 
 
 def hundred_rules() -> Policy:

@@ -90,7 +90,18 @@ def test_converter_keeps_the_users_codec_and_adds_pydantic() -> None:
     config = plugin.configure_client({"data_converter": mine})  # type: ignore[typeddict-item]
     converter = config["data_converter"]
     assert converter.payload_codec is codec
-    assert converter.payload_converter_class is PydanticPayloadConverter
+    assert issubclass(converter.payload_converter_class, PydanticPayloadConverter)
+
+
+def test_the_pydantic_converter_is_built_once_and_shared() -> None:
+    """Temporal makes a payload converter per serialization context: each must not rebuild
+    pydantic's converters (and an empty TypeAdapter cache)."""
+    config = JamJetPlugin().configure_client({})  # type: ignore[typeddict-item]
+    made = config["data_converter"].payload_converter_class
+    first, second = made(), made()
+    assert first is not second
+    assert first.converters[b"json/plain"] is second.converters[b"json/plain"]
+    assert first.to_payloads([{"a": 1}]) == second.to_payloads([{"a": 1}])
 
 
 def test_bad_config_is_refused_with_the_fix() -> None:

@@ -23,7 +23,14 @@ from jamjet_temporal.audit._checkpoint import (
     CheckpointSigner,
     read_marks,
 )
-from jamjet_temporal.audit._store import chain_batch, check_kinds, stored_event
+from jamjet_temporal.audit._store import (
+    Outcome,
+    PendingAppend,
+    chain_group,
+    check_kinds,
+    settle,
+    stored_event,
+)
 from jamjet_temporal.audit._types import AuditEvent, StoredEvent
 from jamjet_temporal.errors import ConfigError
 
@@ -131,7 +138,10 @@ class PostgresAuditStore:
 
     Appends serialize on a transaction-scoped advisory lock (``pg_advisory_xact_lock``, one
     key per schema), so each reads the chain's head and extends it with nothing in between,
-    from any number of hosts; an event is committed when ``append`` returns.
+    from any number of hosts; an event is committed when ``append`` returns. The appends that
+    arrive while a transaction commits are written together in the next one (one lock, one
+    read of the stored ids and the head, one insert of all rows, one commit), each batch still
+    atomic and chained in call order; a lone append is committed at once.
 
     The schema, its tables (``audit_events``, ``audit_checkpoints``, ``audit_store_id``)
     and their append-only triggers (refusing UPDATE, DELETE and TRUNCATE) are made once by
@@ -165,7 +175,12 @@ class PostgresAuditStore:
         self._guard = asyncio.Lock()
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._store_id = ""
+        # Appends waiting for the next transaction, and the task writing them (None: idle).
+        self._queue: list[PendingAppend] = []
+        self._committer: asyncio.Task[None] | None = None
+        self._closing = False  # refuses new appends; the committer finishes the queued ones
         self._closed = False
+        self._commits = 0  # append transactions committed (tests, benchmarks)
 
     @staticmethod
     async def init_db(admin_dsn: str, *, schema: str = "jamjet", worker_role: str) -> str:
@@ -262,71 +277,15 @@ class PostgresAuditStore:
             raise ValueError("checkpoint=True needs a store opened with a signer")
         if not events:
             return []
-        ids = [event.id for event in events]
-        signer = self._signer
-        signed: Checkpoint | None = None
-        async with self._session() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-            # READ COMMITTED: each statement after the lock sees every earlier append.
-            cur = await conn.execute(self._sql(_STORED + " WHERE id = ANY(%s)"), (ids,))
-            existing = {stored.event.id: stored for stored in map(_stored, await cur.fetchall())}
-            cur = await conn.execute(
-                self._sql(
-                    "SELECT clock_timestamp(), h.seq, h.hash, c.seq, c.signed_at"
-                    " FROM (SELECT 1) AS one LEFT JOIN"
-                    " (SELECT seq, hash FROM {schema}.audit_events ORDER BY seq DESC LIMIT 1)"
-                    " AS h ON true LEFT JOIN"
-                    " (SELECT seq, signed_at FROM {schema}.audit_checkpoints"
-                    " ORDER BY seq DESC LIMIT 1) AS c ON true"
-                )
-            )
-            row = await cur.fetchone()
-            assert row is not None
-            clock, head_seq, head_hash, checked_seq, checked_at = row
-            now = clock.astimezone(UTC)
-            head = None if head_seq is None else (int(head_seq), str(head_hash))
-            results, rows = chain_batch(events, existing, head, now)
-            if rows and signer is not None:
-                newest = rows[-1].stored
-                last = None if checked_seq is None else (int(checked_seq), checked_at)
-                if checkpoint or signer.due(last, newest.seq, now):
-                    # Before the new events go in: the rows read are the chain it extends.
-                    await self._check_mark(conn, signer, 0 if head is None else head[0])
-                    signed = signer.sign(self._store_id, newest.seq, newest.hash, now)
-            async with conn.cursor() as insert:
-                await insert.executemany(
-                    self._sql(
-                        "INSERT INTO {schema}.audit_events"
-                        " (seq, id, run_id, kind, body, prev_hash, hash, recorded_at)"
-                        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-                    ),
-                    [
-                        (
-                            r.stored.seq,
-                            r.stored.event.id,
-                            r.stored.event.run_id,
-                            r.stored.event.kind,
-                            r.body,
-                            r.stored.prev_hash,
-                            r.stored.hash,
-                            now,
-                        )
-                        for r in rows
-                    ],
-                )
-            if signed is not None:
-                await conn.execute(
-                    self._sql(
-                        "INSERT INTO {schema}.audit_checkpoints"
-                        " (seq, store_id, head, signed_at, signer, public_key, signature)"
-                        " VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                    ),
-                    tuple(signed),
-                )
-        if signed is not None and signer is not None:
-            # Committed now. The marks file is fsynced: off the event loop.
-            await asyncio.to_thread(signer.signed, signed)
-        return results
+        if self._closing:
+            raise RuntimeError(self._closed_message())
+        future: asyncio.Future[list[StoredEvent]] = asyncio.get_running_loop().create_future()
+        self._queue.append(PendingAppend(list(events), checkpoint, future))
+        if self._committer is None:
+            # Idle: commit at once. Otherwise the committer takes this batch along in the
+            # transaction after the one it is committing.
+            self._committer = asyncio.create_task(self._commit_queued())
+        return await future
 
     async def get(self, event_id: str) -> StoredEvent | None:
         """The stored event with this id, or None."""
@@ -405,12 +364,157 @@ class PostgresAuditStore:
                 return walker.verdict()
 
     async def close(self) -> None:
-        """Close the connection; calling it again does nothing."""
+        """Close the connection; calling it again does nothing.
+
+        Appends already waiting are committed first, and their callers answered.
+        """
+        self._closing = True
+        if self._committer is not None:
+            await asyncio.wait([self._committer])
         async with self._guard:
             self._closed = True
             if self._conn is not None:
                 await self._conn.close()
                 self._conn = None
+
+    async def _commit_queued(self) -> None:
+        """The committer: write what is queued, group by group, until nothing is left."""
+        group: list[PendingAppend] = []
+        try:
+            while self._queue:
+                # A caller cancelled before its group started has nothing to wait for.
+                group = [pending for pending in self._queue if not pending.future.done()]
+                self._queue = []
+                if group:
+                    settle(zip(group, await self._commit(group), strict=True))
+                group = []
+        except BaseException as exc:
+            # Cancelled (the event loop is closing) or a bug: no caller may wait forever.
+            stranded = RuntimeError(
+                "audit append interrupted before its transaction was known to commit: the "
+                "batch may or may not be stored (appending it again stores it at most once)"
+            )
+            stranded.__cause__ = exc
+            settle((pending, stranded) for pending in [*group, *self._queue])
+            self._queue = []
+            raise
+        finally:
+            self._committer = None
+
+    async def _commit(self, group: list[PendingAppend]) -> list[Outcome]:
+        """Write a group in one transaction; if it fails, each batch in its own."""
+        try:
+            return await self._write(group)
+        except Exception as exc:
+            if len(group) == 1:
+                return [exc]
+        # One batch may be at fault (the database refused a row, or a checkpoint is due over
+        # a chain that contradicts the signer's mark): on its own, only its caller hears of
+        # it. A lost connection or commit of unknown outcome is safe to retry too: ids
+        # already stored are returned as stored.
+        outcomes: list[Outcome] = []
+        for pending in group:
+            try:
+                outcomes += await self._write([pending])
+            except Exception as exc:
+                outcomes.append(exc)
+                if isinstance(exc, psycopg.OperationalError):
+                    # Even a fresh connection failed: the server's trouble, not a batch's.
+                    outcomes += [exc] * (len(group) - len(outcomes))
+                    break
+        return outcomes
+
+    async def _write(self, group: list[PendingAppend]) -> list[Outcome]:
+        """Append the group's batches, in order, in one transaction.
+
+        Returns:
+            Each batch's outcome (see ``GroupPlan.outcomes``).
+
+        Raises:
+            Exception: The transaction failed: nothing was written (or, when the connection
+                broke during the commit, perhaps all of it).
+        """
+        ids = list(dict.fromkeys(event.id for pending in group for event in pending.events))
+        signer = self._signer
+        signed: list[Checkpoint] = []
+        async with self._session() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            # READ COMMITTED: each statement after the lock sees every earlier append.
+            cur = await conn.execute(self._sql(_STORED + " WHERE id = ANY(%s)"), (ids,))
+            existing = {stored.event.id: stored for stored in map(_stored, await cur.fetchall())}
+            cur = await conn.execute(
+                self._sql(
+                    "SELECT clock_timestamp(), h.seq, h.hash, c.seq, c.signed_at"
+                    " FROM (SELECT 1) AS one LEFT JOIN"
+                    " (SELECT seq, hash FROM {schema}.audit_events ORDER BY seq DESC LIMIT 1)"
+                    " AS h ON true LEFT JOIN"
+                    " (SELECT seq, signed_at FROM {schema}.audit_checkpoints"
+                    " ORDER BY seq DESC LIMIT 1) AS c ON true"
+                )
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            clock, head_seq, head_hash, checked_seq, checked_at = row
+            now = clock.astimezone(UTC)
+            head = None if head_seq is None else (int(head_seq), str(head_hash))
+            plan = chain_group(
+                [(pending.events, pending.checkpoint) for pending in group],
+                existing,
+                head,
+                now,
+                signer=signer,
+                last_checkpoint=None if checked_seq is None else (int(checked_seq), checked_at),
+            )
+            if plan.heads:
+                assert signer is not None
+                # Before the new events go in: the rows read are the chain they extend.
+                await self._check_mark(conn, signer, 0 if head is None else head[0])
+                signed = [signer.sign(self._store_id, h.seq, h.hash, now) for _, h in plan.heads]
+            async with conn.cursor() as insert:
+                if plan.rows:
+                    await insert.executemany(
+                        self._sql(
+                            "INSERT INTO {schema}.audit_events"
+                            " (seq, id, run_id, kind, body, prev_hash, hash, recorded_at)"
+                            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                        ),
+                        [
+                            (
+                                r.stored.seq,
+                                r.stored.event.id,
+                                r.stored.event.run_id,
+                                r.stored.event.kind,
+                                r.body,
+                                r.stored.prev_hash,
+                                r.stored.hash,
+                                now,
+                            )
+                            for r in plan.rows
+                        ],
+                    )
+                if signed:
+                    await insert.executemany(
+                        self._sql(
+                            "INSERT INTO {schema}.audit_checkpoints"
+                            " (seq, store_id, head, signed_at, signer, public_key, signature)"
+                            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                        ),
+                        [tuple(checkpoint) for checkpoint in signed],
+                    )
+        self._commits += 1
+        if not signed:
+            return plan.outcomes()
+        assert signer is not None
+        try:
+            # Committed now: the newest checkpoint becomes the mark (it supersedes the
+            # others). The marks file is fsynced: off the event loop.
+            await asyncio.to_thread(signer.signed, signed[-1])
+        except Exception as exc:
+            return plan.outcomes(exc)
+        return plan.outcomes()
+
+    def _closed_message(self) -> str:
+        return f"audit store (PostgreSQL schema {self._schema}) is closed"
 
     async def _check_mark(
         self, conn: psycopg.AsyncConnection[TupleRow], signer: CheckpointSigner, last_seq: int
@@ -448,7 +552,7 @@ class PostgresAuditStore:
     async def _session(self) -> AsyncIterator[psycopg.AsyncConnection[TupleRow]]:
         async with self._guard:
             if self._closed:
-                raise RuntimeError(f"audit store (PostgreSQL schema {self._schema}) is closed")
+                raise RuntimeError(self._closed_message())
             if self._conn is None or self._conn.closed or self._conn.broken:
                 self._conn = await self._connect()
             conn = self._conn

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +20,14 @@ from jamjet_temporal.audit._checkpoint import (
     CheckpointSigner,
     read_marks,
 )
-from jamjet_temporal.audit._store import chain_batch, check_kinds, stored_event
+from jamjet_temporal.audit._store import (
+    Outcome,
+    PendingAppend,
+    chain_group,
+    check_kinds,
+    settle,
+    stored_event,
+)
 from jamjet_temporal.audit._types import AuditEvent, StoredEvent
 from jamjet_temporal.errors import ConfigError
 
@@ -28,6 +37,9 @@ _T = TypeVar("_T")
 
 # Appends from other processes wait for the file's write lock at most this long.
 _BUSY_TIMEOUT_S = 30.0
+
+# Ids looked up per query (SQLite allows 32766 parameters since 3.32, 999 before).
+_IDS_PER_QUERY = 500
 
 # RAISE(ABORT) in triggers makes the database itself refuse edits, whoever connects. The
 # INSERT triggers close INSERT OR REPLACE, whose implicit delete fires no DELETE trigger.
@@ -104,7 +116,10 @@ class SQLiteAuditStore:
     The file is in WAL mode with ``synchronous=FULL``: every commit is fsynced, so an event is
     on disk when ``append`` returns and survives a power loss, not only a killed process (with
     ``NORMAL`` the last commits can be lost in a power loss, after the governed effect may
-    already have happened). The cost is one fsync per ``append`` call, not per event.
+    already have happened). The cost is one fsync per transaction, and appends share them:
+    the appends that arrive while a transaction commits are written together in the next one
+    (each batch still atomic, chained in call order), so many concurrent appenders cost about
+    one fsync per commit time rather than one each. A lone append is committed at once.
 
     Calls run on one thread of the store's own, in order; the connection opens on first use.
 
@@ -128,7 +143,14 @@ class SQLiteAuditStore:
         self._signer = signer
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jamjet-audit")
         self._conn: sqlite3.Connection | None = None
+        # Appends waiting for the next transaction, whether one is queued on the store's
+        # thread to write them (``_draining``), and ``_closed``: guarded by ``_lock``, as
+        # callers may run on several event loops.
+        self._lock = threading.Lock()
+        self._queue: list[PendingAppend] = []
+        self._draining = False
         self._closed = False
+        self._commits = 0  # append transactions committed (tests, benchmarks)
 
     async def append(
         self, events: Sequence[AuditEvent], *, checkpoint: bool = False
@@ -138,9 +160,17 @@ class SQLiteAuditStore:
             raise ValueError("checkpoint=True needs a store opened with a signer")
         if not events:
             return []
-        batch = list(events)
-        signer = self._signer
-        return await self._run(lambda conn: _append(conn, batch, signer, force=checkpoint))
+        future: asyncio.Future[list[StoredEvent]] = asyncio.get_running_loop().create_future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"audit store {self._path} is closed")
+            self._queue.append(PendingAppend(list(events), checkpoint, future))
+            if not self._draining:
+                # Idle: commit at once. Otherwise the running drain takes this batch along
+                # in the transaction after the one it is committing.
+                self._draining = True
+                self._executor.submit(self._drain)
+        return await future
 
     async def get(self, event_id: str) -> StoredEvent | None:
         """The stored event with this id, or None."""
@@ -208,12 +238,16 @@ class SQLiteAuditStore:
         return await self._run(walk)
 
     async def close(self) -> None:
-        """Close the connection and the store's thread; calling it again does nothing."""
-        if self._closed:
-            return
-        self._closed = True
+        """Close the connection and the store's thread; calling it again does nothing.
+
+        Appends already waiting are committed first, and their callers answered.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._close_connection)
+        await loop.run_in_executor(self._executor, self._shut)
         self._executor.shutdown(wait=False)
 
     async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -223,14 +257,87 @@ class SQLiteAuditStore:
         return await loop.run_in_executor(self._executor, self._on_thread, work)
 
     def _on_thread(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        return work(self._connection())
+
+    def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             self._conn = _connect(self._path)
-        return work(self._conn)
+        return self._conn
 
-    def _close_connection(self) -> None:
+    def _drain(self) -> None:
+        """On the store's thread: commit what is queued, then come back if more arrived.
+
+        One group per turn, so that reads queued meanwhile are not starved.
+        """
+        try:
+            self._commit_queued()
+        finally:
+            with self._lock:
+                if self._queue and not self._closed:
+                    self._executor.submit(self._drain)
+                else:
+                    # Closed: ``_shut``, queued after this, commits what is left.
+                    self._draining = False
+
+    def _shut(self) -> None:
+        """On the store's thread, last: commit the appends still queued, then disconnect."""
+        self._commit_queued()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def _commit_queued(self) -> None:
+        """On the store's thread: commit every queued append as one group, answer each."""
+        with self._lock:
+            queued, self._queue = self._queue, []
+        # A caller cancelled before its group started has nothing to wait for: skip it.
+        group = [pending for pending in queued if not pending.future.done()]
+        if not group:
+            return
+        try:
+            outcomes = self._commit(group)
+        except BaseException as exc:
+            # Not an append's own failure (those are outcomes): every caller hears of it.
+            _deliver(group, [exc] * len(group))
+            raise
+        _deliver(group, outcomes)
+
+    def _commit(self, group: list[PendingAppend]) -> list[Outcome]:
+        """Write a group in one transaction; if it fails, each batch in its own."""
+        try:
+            return self._transaction(group)
+        except Exception as exc:
+            # Locked by another process for the whole busy timeout, disk full, I/O error:
+            # the file's trouble, not a batch's, and trying each again would wait again.
+            if len(group) == 1 or isinstance(exc, sqlite3.OperationalError):
+                return [exc] * len(group)
+        outcomes: list[Outcome] = []
+        for pending in group:
+            try:
+                outcomes += self._transaction([pending])
+            except Exception as exc:
+                outcomes.append(exc)
+                if isinstance(exc, sqlite3.OperationalError):
+                    outcomes += [exc] * (len(group) - len(outcomes))
+                    break
+        return outcomes
+
+    def _transaction(self, group: list[PendingAppend]) -> list[Outcome]:
+        """One transaction for the group (raises when it failed: nothing was written)."""
+        outcomes = _append_group(self._connection(), group, self._signer)
+        self._commits += 1
+        return outcomes
+
+
+def _deliver(group: list[PendingAppend], outcomes: list[Outcome]) -> None:
+    """From the store's thread: settle each caller's future on its own event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[PendingAppend, Outcome]]] = {}
+    for pending, outcome in zip(group, outcomes, strict=True):
+        by_loop.setdefault(pending.future.get_loop(), []).append((pending, outcome))
+    for loop, settled in by_loop.items():
+        # A loop closed meanwhile has no caller left to answer.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, settled)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -267,31 +374,47 @@ def _store_id(conn: sqlite3.Connection) -> str:
     return "(none: its id row was removed)" if row is None else row[0]
 
 
-def _append(
-    conn: sqlite3.Connection,
-    events: list[AuditEvent],
-    signer: CheckpointSigner | None,
-    *,
-    force: bool,
-) -> list[StoredEvent]:
+def _append_group(
+    conn: sqlite3.Connection, group: Sequence[PendingAppend], signer: CheckpointSigner | None
+) -> list[Outcome]:
+    """Append the group's batches, in order, in one transaction (one fsync).
+
+    Returns:
+        Each batch's outcome (see ``GroupPlan.outcomes``).
+
+    Raises:
+        Exception: The transaction failed and was rolled back: nothing was written.
+    """
     # IMMEDIATE takes the write lock before reading the head, so no other process can chain
     # onto the same head between our read and our insert.
     conn.execute("BEGIN IMMEDIATE")
     try:
-        existing: dict[str, StoredEvent] = {}
-        for event in events:
-            row: _Row | None = conn.execute(f"{_STORED} WHERE id = ?", (event.id,)).fetchone()
-            if row is not None:
-                existing[event.id] = _stored(row)
+        existing = _existing(conn, list(dict.fromkeys(e.id for p in group for e in p.events)))
         head: tuple[int, str] | None = conn.execute(
             "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
         ).fetchone()
+        last = None
+        if signer is not None:
+            newest: tuple[int, str] | None = conn.execute(
+                "SELECT seq, signed_at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            last = None if newest is None else (newest[0], datetime.fromisoformat(newest[1]))
         now = datetime.now(UTC)
-        results, rows = chain_batch(events, existing, head, now)
-        signed = None
-        if rows and signer is not None:
-            last_seq = 0 if head is None else head[0]
-            signed = _checkpoint_if_due(conn, signer, last_seq, rows[-1].stored, now, force=force)
+        plan = chain_group(
+            [(p.events, p.checkpoint) for p in group],
+            existing,
+            head,
+            now,
+            signer=signer,
+            last_checkpoint=last,
+        )
+        signed: list[Checkpoint] = []
+        if plan.heads:
+            assert signer is not None
+            store_id = _store_id(conn)
+            # Before the new events go in: the rows read are the chain the checkpoints extend.
+            _check_mark(conn, signer, store_id, 0 if head is None else head[0])
+            signed = [signer.sign(store_id, h.seq, h.hash, now) for _, h in plan.heads]
         conn.executemany(
             "INSERT INTO audit_events (seq, id, run_id, kind, body, prev_hash, hash, recorded_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -306,67 +429,74 @@ def _append(
                     r.stored.hash,
                     now.isoformat(),
                 )
-                for r in rows
+                for r in plan.rows
             ],
         )
-        if signed is not None:
-            conn.execute(
-                "INSERT INTO audit_checkpoints"
-                " (seq, store_id, head, signed_at, signer, public_key, signature)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        conn.executemany(
+            "INSERT INTO audit_checkpoints"
+            " (seq, store_id, head, signed_at, signer, public_key, signature)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
                 (
-                    signed.seq,
-                    signed.store_id,
-                    signed.head,
-                    signed.signed_at.isoformat(),
-                    signed.signer,
-                    signed.public_key,
-                    signed.signature,
-                ),
-            )
+                    c.seq,
+                    c.store_id,
+                    c.head,
+                    c.signed_at.isoformat(),
+                    c.signer,
+                    c.public_key,
+                    c.signature,
+                )
+                for c in signed
+            ],
+        )
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    if signed is not None and signer is not None:
-        signer.signed(signed)
-    return results
+    if not signed:
+        return plan.outcomes()
+    assert signer is not None
+    try:
+        # Committed now: the newest checkpoint becomes the mark (it supersedes the others).
+        signer.signed(signed[-1])
+    except Exception as exc:
+        return plan.outcomes(exc)
+    return plan.outcomes()
 
 
-def _checkpoint_if_due(
-    conn: sqlite3.Connection,
-    signer: CheckpointSigner,
-    last_seq: int,
-    head: StoredEvent,
-    now: datetime,
-    *,
-    force: bool,
-) -> Checkpoint | None:
-    """The checkpoint of ``head`` if one is due, once the store holds the signer's mark.
+def _existing(conn: sqlite3.Connection, ids: list[str]) -> dict[str, StoredEvent]:
+    """The stored events among ``ids``, by id."""
+    found: dict[str, StoredEvent] = {}
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = ids[start : start + _IDS_PER_QUERY]
+        query = f"{_STORED} WHERE id IN ({', '.join('?' * len(chunk))})"
+        for row in conn.execute(query, chunk):
+            stored = _stored(row)
+            found[stored.event.id] = stored
+    return found
 
-    Call it under the write lock, before inserting the new events: the rows read are then
-    the chain the checkpoint will extend.
+
+def _check_mark(
+    conn: sqlite3.Connection, signer: CheckpointSigner, store_id: str, last_seq: int
+) -> None:
+    """Refuse to sign unless the store holds the head the signer's key last signed here.
+
+    Call it under the write lock, before inserting the new events (``AuditTamperedError``
+    when the store contradicts the mark).
     """
-    newest: tuple[int, str] | None = conn.execute(
-        "SELECT seq, signed_at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
-    ).fetchone()
-    last = None if newest is None else (newest[0], datetime.fromisoformat(newest[1]))
-    if not force and not signer.due(last, head.seq, now):
-        return None
-    store_id = _store_id(conn)
     mark = signer.mark(store_id)
-    if mark is not None:
-        found: tuple[str | None, str | None, str | None] = conn.execute(
-            "SELECT (SELECT hash FROM audit_events WHERE seq = ?1),"
-            " (SELECT head FROM audit_checkpoints WHERE seq = ?1),"
-            " (SELECT signer FROM audit_checkpoints WHERE seq = ?1)",
-            (mark.seq,),
-        ).fetchone()
-        event, signed_head, by = found
-        checkpoint = None if signed_head is None or by is None else (signed_head, by)
-        signer.check(store_id, mark, event=event, checkpoint=checkpoint, last_seq=last_seq)
-    return signer.sign(store_id, head.seq, head.hash, now)
+    if mark is None:
+        return
+    found: tuple[str | None, str | None, str | None] = conn.execute(
+        "SELECT (SELECT hash FROM audit_events WHERE seq = ?1),"
+        " (SELECT head FROM audit_checkpoints WHERE seq = ?1),"
+        " (SELECT signer FROM audit_checkpoints WHERE seq = ?1)",
+        (mark.seq,),
+    ).fetchone()
+    event, signed_head, by = found
+    checkpoint = None if signed_head is None or by is None else (signed_head, by)
+    signer.check(store_id, mark, event=event, checkpoint=checkpoint, last_seq=last_seq)
 
 
 def _checkpoint(row: tuple[int, str, str, str, str, str, str]) -> Checkpoint:

@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import asyncio
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeAlias
 
 from jamjet_temporal.audit._chain import GENESIS_HASH, ChainVerdict, canonical_json, link_hash
+from jamjet_temporal.audit._checkpoint import CheckpointSigner
 from jamjet_temporal.audit._types import AuditEvent, StoredEvent
 
-__all__ = ["AuditStore", "NewRow", "chain_batch", "check_kinds", "stored_event"]
+__all__ = [
+    "AuditStore",
+    "GroupPlan",
+    "NewRow",
+    "Outcome",
+    "PendingAppend",
+    "chain_batch",
+    "chain_group",
+    "check_kinds",
+    "settle",
+    "stored_event",
+]
 
 
 class AuditStore(Protocol):
     """An append-only, hash-chained store of audit events, with signed checkpoints.
 
     Every implementation keeps one chain per store, refuses updates and deletes in the
-    database itself, and is durable when ``append`` returns. A store opened with a
+    database itself, and is durable when ``append`` returns. Appends that arrive while the
+    store is committing are written together in its next transaction (group commit: one
+    fsync or one round trip for all of them), each still atomic and chained in call order;
+    an append on an idle store is committed at once. A store opened with a
     ``CheckpointSigner`` also signs the chain's head now and then (``audit_checkpoints``,
     append-only too), in the same transaction as the events it covers, and never over a
     chain that contradicts the signer's mark (the newest head its key signed there).
@@ -138,21 +154,127 @@ def chain_batch(
     Returns:
         One ``StoredEvent`` per given event, and the rows to insert.
     """
+    plan = chain_group([(events, False)], existing, head, recorded_at)
+    return plan.results[0], plan.rows
+
+
+Outcome: TypeAlias = list[StoredEvent] | BaseException
+"""What one ``append`` call gets: its ``StoredEvent``s, or the error to raise."""
+
+
+class GroupPlan(NamedTuple):
+    """The batches of one group commit, chained one after the other onto the store's head.
+
+    Attributes:
+        results: Per batch, one ``StoredEvent`` per given event (what its ``append`` returns).
+        rows: The rows to insert, in ``seq`` order.
+        heads: The checkpoints due: ``(batch index, the event whose hash to sign)``, in
+            ``seq`` order.
+    """
+
+    results: list[list[StoredEvent]]
+    rows: list[NewRow]
+    heads: list[tuple[int, StoredEvent]]
+
+    def outcomes(self, signing_error: Exception | None = None) -> list[Outcome]:
+        """Each batch's outcome once the group has committed.
+
+        Args:
+            signing_error: Recording the newest checkpoint as the signer's mark failed
+                (``CheckpointSigner.signed``): the batches that carried a checkpoint get this
+                error, as a lone append would; the others their events.
+        """
+        if signing_error is None:
+            return [*self.results]
+        carriers = {index for index, _ in self.heads}
+        return [
+            signing_error if index in carriers else results
+            for index, results in enumerate(self.results)
+        ]
+
+
+def chain_group(
+    batches: Sequence[tuple[Sequence[AuditEvent], bool]],
+    existing: Mapping[str, StoredEvent],
+    head: tuple[int, str] | None,
+    recorded_at: datetime,
+    *,
+    signer: CheckpointSigner | None = None,
+    last_checkpoint: tuple[int, datetime] | None = None,
+) -> GroupPlan:
+    """Chain batches onto the head of a store as consecutive appends, skipping stored ids.
+
+    The result is what appending the batches one after the other would store: an id stored
+    before, or earlier in the group, is returned as stored and not written again; a batch
+    carries a checkpoint at its newest event when it asks for one or the signer's cadence
+    calls for it, counting from the checkpoints due earlier in the group.
+
+    Call it while holding the store's append lock, with the head read under that lock.
+
+    Args:
+        batches: ``(events, checkpoint)`` per append, in call order.
+        existing: The already stored events among all of them, by id.
+        head: ``(seq, hash)`` of the store's last event, None when it is empty.
+        recorded_at: The time to record the new events (and sign checkpoints) at.
+        signer: The store's signer; None: no checkpoints.
+        last_checkpoint: ``(seq, signed_at)`` of the store's newest checkpoint, if any.
+
+    Returns:
+        The plan; the caller checks the signer's mark before signing ``heads``.
+    """
     seq, prev = head if head is not None else (0, GENESIS_HASH)
     known = dict(existing)
-    results: list[StoredEvent] = []
-    rows: list[NewRow] = []
-    for event in events:
-        stored = known.get(event.id)
-        if stored is None:
-            seq += 1
-            body = canonical_json(event)
-            digest = link_hash(prev, body)
-            stored = StoredEvent(
-                seq=seq, event=event, prev_hash=prev, hash=digest, recorded_at=recorded_at
-            )
-            prev = digest
-            known[event.id] = stored
-            rows.append(NewRow(stored, body))
-        results.append(stored)
-    return results, rows
+    plan = GroupPlan([], [], [])
+    last = last_checkpoint
+    for index, (events, force) in enumerate(batches):
+        new_before = len(plan.rows)
+        results: list[StoredEvent] = []
+        for event in events:
+            stored = known.get(event.id)
+            if stored is None:
+                seq += 1
+                body = canonical_json(event)
+                digest = link_hash(prev, body)
+                stored = StoredEvent(
+                    seq=seq, event=event, prev_hash=prev, hash=digest, recorded_at=recorded_at
+                )
+                prev = digest
+                known[event.id] = stored
+                plan.rows.append(NewRow(stored, body))
+            results.append(stored)
+        plan.results.append(results)
+        if signer is not None and len(plan.rows) > new_before:
+            newest = plan.rows[-1].stored
+            if force or signer.due(last, newest.seq, recorded_at):
+                plan.heads.append((index, newest))
+                last = (newest.seq, recorded_at)
+    return plan
+
+
+class PendingAppend(NamedTuple):
+    """An ``append`` call waiting for the transaction that writes its batch.
+
+    Attributes:
+        events: Its events, in order.
+        checkpoint: Its ``checkpoint`` argument.
+        future: Resolved, on the caller's event loop, with its outcome (see ``settle``).
+    """
+
+    events: list[AuditEvent]
+    checkpoint: bool
+    future: asyncio.Future[list[StoredEvent]]
+
+
+def settle(settled: Iterable[tuple[PendingAppend, Outcome]]) -> None:
+    """Hand each waiting ``append`` its outcome; call it on the callers' event loop.
+
+    A caller cancelled meanwhile is skipped: its batch may have been written all the same
+    (at most once, as its retry will find).
+    """
+    for pending, outcome in settled:
+        if pending.future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            pending.future.set_exception(outcome)
+        else:
+            pending.future.set_result(outcome)

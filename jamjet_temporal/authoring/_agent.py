@@ -293,7 +293,7 @@ async def _call(call: ToolCall, defs: Mapping[str, _Tool]) -> AgentToolCall:
     except TypeError as err:
         return _outcome(call, "error", reason=f"invalid arguments: {err}")
     try:
-        with named_arguments(call.arguments), tool_call(call.id):
+        with named_arguments(lambda: dict(call.arguments)), tool_call(call.id):
             # Temporal numbers each call; a node's own activity id belongs to its model call.
             options = {k: v for k, v in defn.options.items() if k != "activity_id"}
             options.setdefault("summary", f"tool {call.name}")

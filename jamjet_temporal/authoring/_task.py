@@ -264,8 +264,9 @@ def task(
                 # Activities take positional arguments only: bind keywords to their places.
                 # By name too, for what approvers are shown if the policy asks for a human.
                 bound = signature.bind(*args, **kwargs)
-                named = to_jsonable_python(dict(bound.arguments), fallback=repr)
-                with named_arguments(named):
+                with named_arguments(
+                    lambda: to_jsonable_python(dict(bound.arguments), fallback=repr)
+                ):
                     handle = workflow.start_activity(
                         task_name,
                         args=list(bound.args),

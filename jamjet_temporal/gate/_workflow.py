@@ -99,7 +99,9 @@ from jamjet_temporal.policy import Decision, Policy, PolicyScopes, decide_model,
 _SCOPES: ContextVar[tuple[tuple[str, Policy], ...]] = ContextVar("jamjet_scopes", default=())
 _AGENT: ContextVar[str | None] = ContextVar("jamjet_agent", default=None)
 _GATE: ContextVar[Gate | None] = ContextVar("jamjet_gate", default=None)
-_NAMED: ContextVar[dict[str, JsonValue] | None] = ContextVar("jamjet_named_args", default=None)
+_NAMED: ContextVar[Callable[[], dict[str, JsonValue]] | None] = ContextVar(
+    "jamjet_named_args", default=None
+)
 
 
 @contextlib.contextmanager
@@ -117,9 +119,10 @@ def policy_scope(name: str, policy: Policy | None, *, agent: str | None = None) 
 
 
 @contextlib.contextmanager
-def named_arguments(args: dict[str, JsonValue]) -> Iterator[None]:
+def named_arguments(args: Callable[[], dict[str, JsonValue]]) -> Iterator[None]:
     """The tool call scheduled inside the block has these arguments by name (what approvers see
-    when the policy asks for an approval; positional activity arguments have no names)."""
+    when the policy asks for an approval; positional activity arguments have no names), made
+    by ``args`` only when an approver needs them."""
     token = _NAMED.set(args)
     try:
         yield
@@ -666,7 +669,8 @@ def make_workflow_interceptor(
             event: AuditEvent,
             start: _Start,
         ) -> object:
-            shown = _NAMED.get()
+            named = _NAMED.get()
+            shown = named() if named is not None else None
             action = input.activity
             call = mcp_call(input.args) if is_mcp_call(input.activity) else None
             if call is not None:

@@ -450,7 +450,7 @@ class PipelineWorkflow:
     ) -> JsonValue:
         args = render_value(dict(node.arguments), state, node=node_id)
         assert isinstance(args, dict)
-        with named_arguments(args):
+        with named_arguments(lambda: args):
             handle = workflow.start_activity(
                 node.tool,
                 args=self._positional(node_id, node.tool, args),

@@ -11,10 +11,14 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.contrib.pydantic import PydanticPayloadConverter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    EncodingPayloadConverter,
+)
 from temporalio.plugin import SimplePlugin
 from temporalio.worker import WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
@@ -67,11 +71,32 @@ _PASSTHROUGH = (
 )
 
 
+class SharedPydanticPayloadConverter(PydanticPayloadConverter):
+    """Temporal's pydantic payload converter, its component converters built once.
+
+    Temporal builds a new payload converter whenever it clones a data converter for a
+    serialization context (every activity and workflow task when a codec takes context). A
+    plain ``PydanticPayloadConverter`` builds its converters anew each time, each with an
+    empty cache of pydantic ``TypeAdapter``s; this one shares one set, and so one cache.
+    """
+
+    _components: ClassVar[tuple[EncodingPayloadConverter, ...]] = ()
+
+    def __init__(self) -> None:
+        cls = SharedPydanticPayloadConverter
+        if not cls._components:
+            cls._components = tuple(PydanticPayloadConverter().converters.values())
+        CompositePayloadConverter.__init__(self, *cls._components)
+
+
+_PYDANTIC = DataConverter(payload_converter_class=SharedPydanticPayloadConverter)
+
+
 def _converter(existing: DataConverter | None) -> DataConverter:
     if existing is None or existing == DataConverter.default:
-        return pydantic_data_converter
+        return _PYDANTIC
     # Keep the user's codec (encryption) and failure converter; only add pydantic support.
-    return dataclasses.replace(existing, payload_converter_class=PydanticPayloadConverter)
+    return dataclasses.replace(existing, payload_converter_class=SharedPydanticPayloadConverter)
 
 
 def _sealing(sink: AuditSink | None) -> Callable[[DataConverter | None], DataConverter]:
