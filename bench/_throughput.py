@@ -40,6 +40,10 @@ def plugin_for(variant: str, audit_url: str | None) -> JamJetPlugin | None:
         return None
     if variant == "plugin":
         return JamJetPlugin(JamJetConfig(audit=AuditConfig(store=None)))
+    if variant == "policy":  # diagnosis: the policy without the audit trail
+        return JamJetPlugin(JamJetConfig(audit=AuditConfig(store=None), policy=hundred_rules()))
+    if variant == "audit":  # diagnosis: the audit trail without a policy
+        return JamJetPlugin(JamJetConfig(audit=AuditConfig(store=audit_url)))
     return JamJetPlugin(JamJetConfig(audit=AuditConfig(store=audit_url), policy=hundred_rules()))
 
 

@@ -151,3 +151,30 @@ def absolute_store_url(url: str, *, what: str, fix: str) -> str:
     if isinstance(where, SQLiteURL):
         return "sqlite:///" + str(Path(where.path).expanduser().resolve())
     return url
+
+
+#: Our PostgreSQL transactions last milliseconds. A worker that loses its link (or dies where
+#: no FIN reaches the server) while holding a store's advisory lock would otherwise stall every
+#: other worker's writes until TCP gives up (two hours by default): the server ends a session
+#: idle inside a transaction after this long, and probes a silent client after the keepalives.
+PG_IDLE_IN_TRANSACTION = "15s"
+_PG_KEEPALIVES = {
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+}
+
+
+def pg_conninfo(dsn: str) -> str:
+    """``dsn`` with TCP keepalives and a session limit on idle transactions, unless it sets
+    its own (connection strings and URLs alike)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    given = conninfo_to_dict(dsn)
+    extra: dict[str, str] = {k: v for k, v in _PG_KEEPALIVES.items() if k not in given}
+    options = str(given.get("options") or "")
+    if "idle_in_transaction_session_timeout" not in options:
+        limit = f"-c idle_in_transaction_session_timeout={PG_IDLE_IN_TRANSACTION}"
+        extra["options"] = f"{options} {limit}".strip()
+    return make_conninfo(dsn, **extra)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from jamjet_temporal._shared._extras import missing_extra
 from jamjet_temporal._shared._pgtarget import check_target, lock_key
+from jamjet_temporal._shared._storeurl import pg_conninfo
 from jamjet_temporal.audit._chain import ChainRow, ChainVerdict, ChainWalker
 from jamjet_temporal.audit._checkpoint import (
     Checkpoint,
@@ -566,7 +567,7 @@ class PostgresAuditStore:
                 raise
 
     async def _connect(self) -> psycopg.AsyncConnection[TupleRow]:
-        conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(pg_conninfo(self._dsn), autocommit=True)
         try:
             await self._refuse_unsafe_role(conn)
             self._store_id = await self._read_store_id(conn)

@@ -217,8 +217,10 @@ class BudgetKeeper:
                         QUOTE_ACTIVITY,
                         model,
                         result_type=ModelPrice,
-                        start_to_close_timeout=timedelta(seconds=30),
-                        retry_policy=RetryPolicy(maximum_attempts=3),
+                        # A lookup in a bundled table: milliseconds. A worker lost mid-quote is
+                        # retried soon, and as often as it takes (an unknown price is final).
+                        start_to_close_timeout=timedelta(seconds=10),
+                        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
                     )
                 self._prices[model] = await quote
             except ActivityError as err:

@@ -9,6 +9,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from jamjet_temporal._shared._activity import auto_heartbeat
 from jamjet_temporal._shared._wire import (
     CONTEXT_ACTIVITY,
     FACTS_ACTIVITY,
@@ -60,34 +61,38 @@ class EngramActivities:
     @activity.defn(name=CONTEXT_ACTIVITY)
     async def context(self, request: ContextRequest) -> Context:
         """``engram.context_for``: current memory for a topic, under a token budget."""
-        store = await self.store()
-        return await store.call(store.memory.context, request)
+        async with auto_heartbeat():
+            store = await self.store()
+            return await store.call(store.memory.context, request)
 
     @activity.defn(name=INGEST_ACTIVITY)
     async def ingest(self, request: IngestRequest) -> Ingested:
         """``engram.remember`` / ``engram.record``: store a session's turns and facts."""
-        store = await self.store()
-        return await store.call(store.memory.ingest, request)
+        async with auto_heartbeat():
+            store = await self.store()
+            return await store.call(store.memory.ingest, request)
 
     @activity.defn(name=FACTS_ACTIVITY)
     async def facts(self, request: FactsRequest) -> list[Fact]:
         """``engram.facts``: a user's facts (current, historical, as of a time)."""
-        store = await self.store()
-        return await store.call(
-            store.memory.facts,
-            request.user,
-            request.org,
-            attribute=request.attribute,
-            include_superseded=request.include_superseded,
-            as_of=request.as_of,
-            valid_at=request.valid_at,
-        )
+        async with auto_heartbeat():
+            store = await self.store()
+            return await store.call(
+                store.memory.facts,
+                request.user,
+                request.org,
+                attribute=request.attribute,
+                include_superseded=request.include_superseded,
+                as_of=request.as_of,
+                valid_at=request.valid_at,
+            )
 
     @activity.defn(name=FORGET_ACTIVITY)
     async def forget(self, request: ForgetRequest) -> Forgotten:
         """``engram.forget``: delete everything remembered about a user."""
-        store = await self.store()
-        return await store.call(store.memory.forget, request.user, request.org)
+        async with auto_heartbeat():
+            store = await self.store()
+            return await store.call(store.memory.forget, request.user, request.org)
 
     async def run(self, name: str, request: Any) -> Any:
         """Call the activity named ``name`` directly (ordinary code: no Temporal involved)."""

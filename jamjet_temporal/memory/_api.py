@@ -67,6 +67,9 @@ def _build(model: type[_M], call: str, **fields: object) -> _M:
         raise EngramError(f"engram.{call}: {where}: {problem['msg']}") from None
 
 
+_HEARTBEAT = timedelta(seconds=10)
+
+
 async def _call(
     call: str, store: str | None, name: str, request: BaseModel, result_type: Any, timeout_s: int
 ) -> Any:
@@ -84,6 +87,9 @@ async def _call(
                 request,
                 result_type=result_type,
                 start_to_close_timeout=timedelta(seconds=timeout_s),
+                # The activity heartbeats while it works: a worker lost mid-call (killed, cut
+                # off) is noticed in seconds, not after the start-to-close timeout.
+                heartbeat_timeout=_HEARTBEAT,
                 retry_policy=DEFAULT_RETRY_POLICY,
             )
         return await scheduled

@@ -11,6 +11,7 @@ from typing import Any
 
 from jamjet_temporal._shared._extras import missing_extra
 from jamjet_temporal._shared._pgtarget import check_target, lock_key
+from jamjet_temporal._shared._storeurl import pg_conninfo
 from jamjet_temporal.memory._store import TABLES, IndexHit, Row, SQLMemory, Tx, index_hits
 
 try:
@@ -124,7 +125,7 @@ class PostgresMemory(SQLMemory):
             if conn is not None:
                 conn.close()
             # Rows are read by column name (``dict_row``), as on SQLite (``sqlite3.Row``).
-            conn = psycopg.connect(self._dsn, autocommit=True, row_factory=dict_row)
+            conn = psycopg.connect(pg_conninfo(self._dsn), autocommit=True, row_factory=dict_row)
             try:
                 self._create_if_missing(conn)
             except BaseException:

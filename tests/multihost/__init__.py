@@ -1,0 +1,1 @@
+"""The multi-host chaos test: "hosts" as Linux network namespaces on this machine."""
