@@ -42,12 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from jamjet_temporal.audit import (
     AuditEvent,
     AuditStore,
+    CheckpointSigner,
     PostgresAuditStore,
     event_id,
     load_or_create_signing_key,
     open_store,
 )
-from jamjet_temporal.audit._checkpoint import CheckpointSigner
 
 DEFAULT_PG_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=root connect_timeout=3"
 

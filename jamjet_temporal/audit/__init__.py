@@ -25,6 +25,7 @@ from jamjet_temporal._shared._lazy import lazy_exports
 if TYPE_CHECKING:
     from jamjet_temporal.audit._api import ExportResult, export
     from jamjet_temporal.audit._chain import ChainVerdict, canonical_json
+    from jamjet_temporal.audit._checkpoint import CheckpointSigner
     from jamjet_temporal.audit._export import export_bundle, read_bundle, write_bundle
     from jamjet_temporal.audit._keys import load_or_create_signing_key
     from jamjet_temporal.audit._open import open_store
@@ -41,6 +42,7 @@ __all__ = [
     "AuditStore",
     "AuditTamperedError",
     "ChainVerdict",
+    "CheckpointSigner",
     "ExportResult",
     "PostgresAuditStore",
     "SQLiteAuditStore",
@@ -65,6 +67,7 @@ __getattr__, __dir__ = lazy_exports(
         "._keys": ["load_or_create_signing_key"],
         "._api": ["ExportResult", "export"],
         "._chain": ["ChainVerdict", "canonical_json"],
+        "._checkpoint": ["CheckpointSigner"],
         "jamjet_temporal.errors": ["AuditTamperedError"],
         "._types": ["AuditEvent", "StoredEvent", "event_id"],
         "._export": ["export_bundle", "read_bundle", "write_bundle"],
