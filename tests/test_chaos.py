@@ -127,6 +127,7 @@ class Fleet:
             "-m",
             "jamjet_temporal",
             "worker",
+            "--no-embedded",  # the server restarts under it: never start one of its own
             "--tools",
             str(TOOLS),
             "--task-queue",

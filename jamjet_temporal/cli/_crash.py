@@ -74,6 +74,7 @@ def _worker_cmd(
         "-m",
         "jamjet_temporal",
         "worker",
+        "--no-embedded",  # the server is this command's: the child never starts its own
         "--task-queue",
         task_queue,
         "--identity",
