@@ -109,6 +109,7 @@ def test_public_names() -> None:
         "AuditStore",
         "AuditTamperedError",
         "ChainVerdict",
+        "CheckpointSigner",
         "ExportResult",
         "PostgresAuditStore",
         "SQLiteAuditStore",
