@@ -82,14 +82,7 @@ def _worker_cmd(
     ]
     for module in tools:
         cmd += ["--tools", module]
-    if governance.policy:
-        cmd += ["--policy", governance.policy]
-    cmd += ["--audit-store", governance.audit_store]
-    if governance.approvals:
-        cmd += ["--approvals", governance.approvals]
-    for pipeline in governance.pipelines:
-        cmd += ["--pipeline", pipeline]
-    return cmd
+    return cmd + governance.worker_args()
 
 
 @contextlib.contextmanager

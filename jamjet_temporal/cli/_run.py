@@ -392,14 +392,7 @@ async def _interrupted(
     worker = ["jamjet", "worker", "--task-queue", task_queue]
     for module in modules:
         worker += ["--tools", module]
-    for pipeline in governance.pipelines:
-        worker += ["--pipeline", pipeline]
-    if governance.policy:
-        worker += ["--policy", governance.policy]
-    if governance.approvals:
-        worker += ["--approvals", governance.approvals]
-    if governance.audit_store != DEFAULT_AUDIT_STORE:
-        worker += ["--audit-store", governance.audit_store]
+    worker += governance.worker_args()
     finish = shlex.join(worker) if own_worker else f"a worker of task queue '{task_queue}'"
     outcome.show(run_id, "running", None)
     return (

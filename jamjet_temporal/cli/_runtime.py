@@ -138,6 +138,16 @@ class Governance:
     approvals: str | None = None
     pipelines: tuple[str, ...] = ()
 
+    def worker_args(self) -> list[str]:
+        """The ``jamjet worker`` options that give a worker this governance."""
+        args = ["--policy", self.policy] if self.policy else []
+        args += ["--audit-store", self.audit_store]
+        if self.approvals:
+            args += ["--approvals", self.approvals]
+        for pipeline in self.pipelines:
+            args += ["--pipeline", pipeline]
+        return args
+
     def config(self) -> JamJetConfig:
         """The plugin config (loads and validates the policy, approvals and pipeline files).
 
