@@ -141,7 +141,9 @@ def test_jamjet_run_shows_the_remote_tasks_progress(
         f"a2a: {{remote_agents: {{research: {{url: '{agent.url}'}}}}}}\n"
         "nodes:\n"
         "  ask: {type: a2a_task, remote_agent: research, skill: slow, input: {message: hi},\n"
-        "        output_key: answer, label: Research}\n"
+        # Temporal sends an attempt's first heartbeat at once, later ones at most every 0.8
+        # heartbeat timeouts: 2 s lets a 'working' beat through while the 3 s task runs.
+        "        output_key: answer, label: Research, heartbeat_timeout_seconds: 2}\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "OPENAI_"))}
     env["TEMPORAL_ADDRESS"] = temporal_server.address
