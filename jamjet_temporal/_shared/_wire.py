@@ -86,6 +86,9 @@ A2A_TASK_MEMO: Final = "jamjet.a2a.served"
 BUDGET_QUERY: Final = "jamjet.budget.spent"
 #: The audit event that closes a run's trail (completed or failed).
 RUN_CLOSED: Final = "run.closed"
+#: Patch marker of the runs whose ``run.closed`` the worker records as it completes the run
+#: (``_shared._closing``); runs without it recorded it with a local activity and replay so.
+CLOSED_BY_WORKER_PATCH: Final = "jamjet.run-closed-by-worker"
 #: Key, in an MCP ``tools/call`` request's ``_meta``, of the call's idempotency key.
 MCP_IDEMPOTENCY_META: Final = "jamjet.dev/idempotency-key"
 

@@ -135,6 +135,16 @@ class AuditSink:
         prepared = [await self._prepare(event) for event in events]
         await (await self.store()).append(prepared, checkpoint=closing)
 
+    async def append_detached(self, events: Sequence[AuditEvent]) -> None:
+        """Append as ``append`` does, through a store opened for this call only (for a caller
+        on an event loop of its own, which the shared store's connection is not bound to)."""
+        own = AuditSink(self.url, self._key, self._redact)
+        own._codec, own._converter = self._codec, self._converter
+        try:
+            await own.append(events)
+        finally:
+            await own.close()
+
     async def close(self) -> None:
         """Close the store if it was opened."""
         if self._store is not None:

@@ -38,6 +38,7 @@ from temporalio.worker import (
 )
 
 from jamjet_temporal._shared import _canonical
+from jamjet_temporal._shared import _closing as closing
 from jamjet_temporal._shared._observe import observer
 from jamjet_temporal._shared._principal import same_principal
 from jamjet_temporal._shared._runtime import (
@@ -50,6 +51,7 @@ from jamjet_temporal._shared._wire import (
     A2A_SEND_ACTIVITY,
     BUDGET_HEADER,
     CHAT_ACTIVITY,
+    CLOSED_BY_WORKER_PATCH,
     ENGRAM_ACTIVITIES,
     GATE_HEADER,
     GOVERNANCE_PATCH,
@@ -259,12 +261,16 @@ class Gate:
         governance: str,
         *,
         pinned: bool = True,
+        closed_by_worker: bool = False,
     ) -> None:
         self._base = (("run", base),) if base is not None else ()
         self.user = user
         self.governance = governance
         #: False for runs started before the governance pin: they replay as they ran.
         self.pinned = pinned
+        #: The worker's runner records ``run.closed`` (``_shared._closing``); False for runs
+        #: that record it with a local activity, as runs from before the hand-over did.
+        self.closed_by_worker = closed_by_worker
         self._audit = audit
         self._count = 0
         self._cache: dict[tuple[tuple[str, Policy], ...], PolicyScopes] = {}
@@ -333,6 +339,20 @@ class Gate:
                 summary=f"audit: {', '.join(dict.fromkeys(e.kind for e in events))}",
             )
         await handle
+
+    async def close(self, event: AuditEvent) -> None:
+        """Record the run's ``run.closed`` before the run closes.
+
+        Handed to the worker's runner, which appends it before the run's completion reaches
+        Temporal (no activation of its own); recorded like any event where no runner takes it
+        (a run from before the hand-over replays so, by its patch marker).
+        """
+        if not self._audit:
+            return
+        if self.closed_by_worker:
+            closing.hand_over(event)
+            return
+        await self.record([event])
 
     def _decided(
         self, kind: str, decision: Decision, args: Sequence[object]
@@ -852,7 +872,21 @@ def make_workflow_interceptor(
             pinned = workflow.patched(governance)
             claim, problem = _run_user(dict(input.headers), approvals, pinned=pinned)
             user = claim.user if claim is not None and problem is None else None
-            self.gate = Gate(base, user, audit, approvals, governance, pinned=pinned)
+            # Decided on the first task, beside the pin (their markers share one search
+            # attribute update): a worker whose runner records run.closed (every plugin
+            # worker, and on replay whatever the run's history says).
+            closed_by_worker = (
+                audit and pinned and closing.armed() and workflow.patched(CLOSED_BY_WORKER_PATCH)
+            )
+            self.gate = Gate(
+                base,
+                user,
+                audit,
+                approvals,
+                governance,
+                pinned=pinned,
+                closed_by_worker=closed_by_worker,
+            )
             if self.gate.approvals is not None:
                 self.gate.approvals.install()
             _GATE.set(self.gate)
@@ -874,9 +908,9 @@ def make_workflow_interceptor(
                     # What fails the run (not a workflow task failure, which Temporal retries;
                     # not continue-as-new or cancellation).
                     outcome = "cancelled" if isinstance(err, CancelledError) else "failed"
-                    await self.gate.record([_closed(self.gate, outcome, err)])
+                    await self.gate.close(_closed(self.gate, outcome, err))
                     raise
-                await self.gate.record([_closed(self.gate, "completed", None)])
+                await self.gate.close(_closed(self.gate, "completed", None))
                 return result
 
         @staticmethod

@@ -7,9 +7,10 @@ coexist in one process.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -20,7 +21,7 @@ from temporalio.converter import (
     EncodingPayloadConverter,
 )
 from temporalio.plugin import SimplePlugin
-from temporalio.worker import WorkerConfig, WorkflowRunner
+from temporalio.worker import ReplayerConfig, WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from jamjet_temporal._shared._runtime import mark_plugin_built
@@ -36,6 +37,7 @@ from jamjet_temporal.policy import Policy, load_policy
 
 if TYPE_CHECKING:
     from jamjet_temporal.gate._activities import AuditSink
+    from jamjet_temporal.plugin._closing import RunCloser
 
 PLUGIN_NAME = "jamjet.JamJetPlugin"
 _T = TypeVar("_T")
@@ -126,18 +128,44 @@ def _adding(items: Sequence[_T]) -> Callable[[Sequence[_T] | None], Sequence[_T]
     return add
 
 
-def _runner(existing: WorkflowRunner | None) -> WorkflowRunner:
-    if existing is None:
-        return SandboxedWorkflowRunner(
-            restrictions=SandboxedWorkflowRunner().restrictions.with_passthrough_modules(
-                *_PASSTHROUGH
-            )
-        )
-    if isinstance(existing, SandboxedWorkflowRunner):
-        return dataclasses.replace(
-            existing, restrictions=existing.restrictions.with_passthrough_modules(*_PASSTHROUGH)
-        )
-    return existing
+def _around(
+    outer: Callable[[], AbstractAsyncContextManager[None]],
+    inner: Callable[[], AbstractAsyncContextManager[None]] | None,
+) -> Callable[[], AbstractAsyncContextManager[None]]:
+    """A worker's run context: ``outer`` around ``inner`` (when there is one)."""
+
+    @contextlib.asynccontextmanager
+    async def context() -> AsyncIterator[None]:
+        async with outer():
+            if inner is None:
+                yield
+            else:
+                async with inner():
+                    yield
+
+    return context
+
+
+def _runner(closer: RunCloser | None) -> Callable[[WorkflowRunner | None], WorkflowRunner]:
+    """The workflow runner callback: the sandbox passes our modules through, and the runner
+    records each run's ``run.closed`` as it completes the run (``_closing``)."""
+
+    def configure(existing: WorkflowRunner | None) -> WorkflowRunner:
+        from jamjet_temporal.plugin._closing import ClosingRunner, ClosingSandboxedRunner
+
+        runner = existing or SandboxedWorkflowRunner()
+        if isinstance(runner, SandboxedWorkflowRunner):
+            restrictions = runner.restrictions.with_passthrough_modules(*_PASSTHROUGH)
+            if closer is not None and type(runner) is SandboxedWorkflowRunner:
+                return ClosingSandboxedRunner(
+                    restrictions=restrictions, runner_class=runner.runner_class, closer=closer
+                )
+            runner = dataclasses.replace(runner, restrictions=restrictions)
+        if closer is None or isinstance(runner, ClosingRunner | ClosingSandboxedRunner):
+            return runner
+        return ClosingRunner(runner, closer)
+
+    return configure
 
 
 class JamJetPlugin(SimplePlugin):
@@ -197,6 +225,7 @@ class JamJetPlugin(SimplePlugin):
         from jamjet_temporal.gate._activities import AuditSink, RecordActivities
         from jamjet_temporal.llm._activities import LLMActivities
         from jamjet_temporal.memory._activities import EngramActivities
+        from jamjet_temporal.plugin._closing import RunCloser
         from jamjet_temporal.plugin._interceptor import JamJetInterceptor
 
         sink = None
@@ -247,7 +276,10 @@ class JamJetPlugin(SimplePlugin):
                 policy, sink, approvals, governance_id(policy, approvals, audit_id), llm, table
             )
         ]
-        runner: Callable[[WorkflowRunner | None], WorkflowRunner] = _runner
+        closer = self._closer = None if sink is None else RunCloser(sink)
+        if closer is not None:
+            run_context = _around(closer.serving, run_context)
+        runner: Callable[[WorkflowRunner | None], WorkflowRunner] = _runner(closer)
         if self.config.tracing is not None:
             # Imported only when tracing is on: OpenTelemetry is the [otel] extra. Temporal's
             # interceptor goes first (outermost): its trace context is current in all the rest.
@@ -255,7 +287,7 @@ class JamJetPlugin(SimplePlugin):
 
             tracing = Tracing(self.config.tracing, table)
             interceptors = [*tracing.interceptors, *interceptors]
-            runner = tracing.runner(_runner)
+            runner = tracing.runner(runner)
             run_context = tracing.run_context(run_context)
         super().__init__(
             PLUGIN_NAME,
@@ -282,6 +314,7 @@ class JamJetPlugin(SimplePlugin):
                 # Else Temporal's own "missing attributes, was it decorated with @activity.defn?"
                 raise defn.not_an_activity("Worker(activities=...)")
         config = super().configure_worker(config)
+        self._close_unsandboxed(config)
         # The audit trail names the worker as `jamjet status` does: Worker(identity=...), not
         # the client's pid@host.
         from jamjet_temporal.gate._activities import WorkerIdentity
@@ -291,3 +324,18 @@ class JamJetPlugin(SimplePlugin):
             identity = config.get("identity") or config["client"].identity
             config["interceptors"] = [*interceptors, WorkerIdentity(identity)]
         return config
+
+    def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
+        """Adds the plugin to a replayer (it replays runs as the plugin's workers run them)."""
+        config = super().configure_replayer(config)
+        self._close_unsandboxed(config)
+        return config
+
+    def _close_unsandboxed(self, config: WorkerConfig | ReplayerConfig) -> None:
+        """Workflows outside the sandbox hand ``run.closed`` over too (one way per type)."""
+        from jamjet_temporal.plugin._closing import ClosingRunner
+
+        existing = config.get("unsandboxed_workflow_runner")
+        if self._closer is not None and existing is not None:
+            if not isinstance(existing, ClosingRunner):
+                config["unsandboxed_workflow_runner"] = ClosingRunner(existing, self._closer)

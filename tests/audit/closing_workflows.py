@@ -1,0 +1,33 @@
+"""Workflows of the run.closed tests (a module of their own: the sandbox re-imports it)."""
+
+from __future__ import annotations
+
+from temporalio import workflow as temporal_workflow
+from temporalio.exceptions import ApplicationError
+
+from jamjet_temporal import task
+
+
+@task(name="test-closing.note")
+async def note(text: str) -> str:
+    return f"noted: {text}"
+
+
+@temporal_workflow.defn(name="test-closing.notes-then-waits")
+class NotesThenWaits:
+    """Calls one tool, then waits for ``finish`` and completes (or fails, if told to)."""
+
+    def __init__(self) -> None:
+        self.outcome: str | None = None
+
+    @temporal_workflow.signal(name="finish")
+    def finish(self, outcome: str) -> None:
+        self.outcome = outcome
+
+    @temporal_workflow.run
+    async def run(self, text: str) -> str:
+        noted = await note(text)
+        await temporal_workflow.wait_condition(lambda: self.outcome is not None)
+        if self.outcome == "fail":
+            raise ApplicationError("told to fail", non_retryable=True)
+        return noted
