@@ -438,11 +438,12 @@ class PostgresAuditStore:
         ids = list(dict.fromkeys(event.id for pending in group for event in pending.events))
         signer = self._signer
         signed: list[Checkpoint] = []
-        async with self._session() as conn, conn.transaction():
+        # Pipeline mode: the lock and both reads go in one round trip, the inserts and the
+        # commit in another (a round trip per statement is most of an append's CPU).
+        async with self._session() as conn, conn.pipeline(), conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
             # READ COMMITTED: each statement after the lock sees every earlier append.
-            cur = await conn.execute(self._sql(_STORED + " WHERE id = ANY(%s)"), (ids,))
-            existing = {stored.event.id: stored for stored in map(_stored, await cur.fetchall())}
+            found = await conn.execute(self._sql(_STORED + " WHERE id = ANY(%s)"), (ids,))
             cur = await conn.execute(
                 self._sql(
                     "SELECT clock_timestamp(), h.seq, h.hash, c.seq, c.signed_at"
@@ -453,6 +454,7 @@ class PostgresAuditStore:
                     " ORDER BY seq DESC LIMIT 1) AS c ON true"
                 )
             )
+            existing = {stored.event.id: stored for stored in map(_stored, await found.fetchall())}
             row = await cur.fetchone()
             assert row is not None
             clock, head_seq, head_hash, checked_seq, checked_at = row
