@@ -16,6 +16,7 @@ from jamjet_temporal._shared._wire import (
     FORGET_ACTIVITY,
     INGEST_ACTIVITY,
 )
+from jamjet_temporal.memory._embed import Embedder
 from jamjet_temporal.memory._names import FactsRequest, ForgetRequest
 from jamjet_temporal.memory._open import open_memory
 from jamjet_temporal.memory._store import MemoryStore
@@ -37,10 +38,12 @@ class EngramActivities:
     Args:
         url: The memory store URL (``JamJetConfig.memory.store``); None turns memory off, and
             every memory call fails with a non-retryable error saying so.
+        embedder: Gives facts and turns their vectors; None: WordLlama (offline).
     """
 
-    def __init__(self, url: str | None) -> None:
+    def __init__(self, url: str | None, embedder: Embedder | None = None) -> None:
         self._url = url
+        self._embedder = embedder
         self._store: MemoryStore | None = None
         self._lock = asyncio.Lock()
 
@@ -55,7 +58,9 @@ class EngramActivities:
             )
         async with self._lock:
             if self._store is None:
-                self._store = MemoryStore(open_memory(self._url))
+                memory = open_memory(self._url)
+                memory.embedder = self._embedder
+                self._store = MemoryStore(memory)
             return self._store
 
     @activity.defn(name=CONTEXT_ACTIVITY)

@@ -12,7 +12,18 @@ from typing import Any
 from jamjet_temporal._shared._extras import missing_extra
 from jamjet_temporal._shared._pgtarget import check_target, lock_key
 from jamjet_temporal._shared._storeurl import pg_conninfo
-from jamjet_temporal.memory._store import TABLES, IndexHit, Row, SQLMemory, Tx, index_hits
+from jamjet_temporal.errors import ConfigError
+from jamjet_temporal.memory._store import (
+    META_TABLE,
+    SCHEMA_VERSION,
+    TABLES,
+    IndexHit,
+    Row,
+    SQLMemory,
+    Tx,
+    index_hits,
+    stamp_schema,
+)
 
 try:
     import psycopg
@@ -26,7 +37,7 @@ __all__ = ["PostgresMemory"]
 
 # Text columns compare bytewise ("C"), as SQLite's BINARY does: ORDER BY and range tests over
 # ids, times and dia_ids give the same order on both backends, whatever the database's locale.
-_TABLES_C = [re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', ddl) for ddl in TABLES]
+_TABLES_C = [re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', ddl) for ddl in [*TABLES, META_TABLE]]
 
 # The term index: the analysed terms (space-separated, as the ranking reads them back) and
 # their distinct set, ``lexemes``. Its GIN index is keyed by scope and term together
@@ -47,7 +58,15 @@ _INDEX = [
     """CREATE INDEX IF NOT EXISTS engram_index_terms ON engram_index
         USING GIN (engram_index_keys(scope, lexemes))""",
 ]
-_DDL = [*_TABLES_C, *_INDEX]
+# A unit's vector per embedding model (float16 bytes; see the SQLite backend).
+_VECTORS = [
+    """CREATE TABLE IF NOT EXISTS engram_vectors (
+        seq BIGSERIAL PRIMARY KEY, scope TEXT COLLATE "C" NOT NULL,
+        kind TEXT COLLATE "C" NOT NULL, unit TEXT COLLATE "C" NOT NULL,
+        model TEXT COLLATE "C" NOT NULL, vec BYTEA NOT NULL, UNIQUE (scope, model, unit))""",
+    "CREATE INDEX IF NOT EXISTS engram_vectors_scope ON engram_vectors (scope, model, seq)",
+]
+_DDL = [*_TABLES_C, *_INDEX, *_VECTORS]
 # Every relation the DDL makes: when all exist, first use needs no DDL (nor the privilege).
 _RELATIONS = [
     name for ddl in _DDL for name in re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", ddl)
@@ -135,7 +154,7 @@ class PostgresMemory(SQLMemory):
         return conn
 
     def _create_if_missing(self, conn: psycopg.Connection[DictRow]) -> None:
-        if self._missing(conn) == 0:
+        if self._current(conn):
             return
         conn.isolation_level = IsolationLevel.READ_COMMITTED
         conn.read_only = False
@@ -145,7 +164,7 @@ class PostgresMemory(SQLMemory):
             conn.execute(
                 "SELECT pg_advisory_xact_lock(%s)", (lock_key(f"jamjet.engram:{self.schema}"),)
             )
-            if self._missing(conn) == 0:
+            if self._current(conn):
                 return
             conn.execute(
                 sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
@@ -153,6 +172,28 @@ class PostgresMemory(SQLMemory):
             conn.execute("SELECT set_config('search_path', %s, true)", (self._path,))
             for ddl in _DDL:
                 conn.execute(ddl.encode())
+            stamp_schema(_PostgresTx(conn), f"schema {self.schema}")
+
+    def _current(self, conn: psycopg.Connection[DictRow]) -> bool:
+        """Whether the schema has every relation and this release's version (no DDL to run).
+
+        Raises:
+            ConfigError: A newer release wrote the store.
+        """
+        if self._missing(conn) != 0:
+            return False
+        found = conn.execute(
+            sql.SQL("SELECT value FROM {} WHERE key = 'schema_version'").format(
+                sql.Identifier(self.schema, "engram_meta")
+            )
+        ).fetchone()
+        version = 1 if found is None else int(found["value"])
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"memory store schema {self.schema} has schema version {version}, newer than "
+                f"this release's {SCHEMA_VERSION} (fix: upgrade jamjet-temporal on this worker)"
+            )
+        return version == SCHEMA_VERSION
 
     def _missing(self, conn: psycopg.Connection[DictRow]) -> int:
         row = conn.execute(

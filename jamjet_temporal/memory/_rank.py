@@ -168,6 +168,35 @@ def expand_query(
     return expanded
 
 
+#: Where a unit found by meaning alone slots in: just below the lexical unit of its own rank
+#: (this share of that unit's score).
+VECTOR_SLOT = 0.9
+
+
+def fuse(lexical: Mapping[str, float], nearest: Sequence[tuple[str, str]]) -> dict[str, float]:
+    """The lexical ranking (BM25 scores), joined by the units only the vectors found.
+
+    A unit the terms found keeps its score (ties stay ties; what the words decide, the meaning
+    does not reorder). The one at vector rank ``r`` that no term found slots in just below the
+    lexical unit at rank ``r``: words first, and meaning where they missed.
+
+    Args:
+        lexical: BM25 score per unit id.
+        nearest: ``(kind, unit id)`` by vector similarity, best first.
+
+    Returns:
+        The score per unit id (higher is better).
+    """
+    fused = dict(lexical)
+    ladder = sorted(lexical.values(), reverse=True)
+    for rank, (_, unit) in enumerate(nearest):
+        if unit in fused:
+            continue
+        above = ladder[min(rank, len(ladder) - 1)] if ladder else 1.0 / (rank + 1)
+        fused[unit] = above * VECTOR_SLOT
+    return fused
+
+
 def propagate(
     scores: Mapping[str, float], candidates: Iterable[Candidate]
 ) -> tuple[dict[str, float], dict[str, str]]:

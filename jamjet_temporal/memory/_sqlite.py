@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from jamjet_temporal.errors import ConfigError
-from jamjet_temporal.memory._store import TABLES, IndexHit, Row, SQLMemory, Tx, index_hits
+from jamjet_temporal.memory._store import (
+    META_TABLE,
+    TABLES,
+    IndexHit,
+    Row,
+    SQLMemory,
+    Tx,
+    index_hits,
+    stamp_schema,
+)
 
 __all__ = ["SQLiteMemory"]
 
@@ -24,6 +33,16 @@ _FTS = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS engram_index USING fts5("
     "scope, terms, kind UNINDEXED, unit UNINDEXED, tokenize = 'unicode61 remove_diacritics 0')"
 )
+
+
+# A unit's vector per embedding model: float16, little-endian; ``seq`` orders them so that a
+# process loads only those added since it last looked.
+_VECTORS = [
+    """CREATE TABLE IF NOT EXISTS engram_vectors (
+        seq INTEGER PRIMARY KEY, scope TEXT NOT NULL, kind TEXT NOT NULL, unit TEXT NOT NULL,
+        model TEXT NOT NULL, vec BLOB NOT NULL, UNIQUE (scope, model, unit))""",
+    "CREATE INDEX IF NOT EXISTS engram_vectors_scope ON engram_vectors (scope, model, seq)",
+]
 
 
 class _SQLiteTx(Tx):
@@ -71,8 +90,9 @@ class SQLiteMemory(SQLMemory):
             conn.execute("PRAGMA secure_delete=ON")
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for ddl in [*TABLES, _FTS]:
+                for ddl in [*TABLES, _FTS, *_VECTORS, META_TABLE]:
                     conn.execute(ddl)
+                stamp_schema(_SQLiteTx(conn), str(self.path))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

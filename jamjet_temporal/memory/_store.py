@@ -18,6 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol, TypeVar
 
+import numpy as np
+
+from jamjet_temporal.errors import ConfigError
+from jamjet_temporal.memory._embed import Embedder, Vectors, default_embedder
 from jamjet_temporal.memory._rank import (
     FEEDBACK_TERMS,
     Candidate,
@@ -25,6 +29,7 @@ from jamjet_temporal.memory._rank import (
     bm25,
     expand_query,
     feedback_terms,
+    fuse,
     pack,
     propagate,
 )
@@ -74,6 +79,54 @@ TABLES = [
     "CREATE INDEX IF NOT EXISTS engram_facts_attr ON engram_facts (scope, attr_key)",
     "CREATE INDEX IF NOT EXISTS engram_facts_value ON engram_facts (scope, value_key)",
 ]
+
+
+#: The schema this release writes. 1: facts, turns, sessions and the term index; 2: vectors
+#: (``engram_vectors``) and this version (``engram_meta``). A store opens forward (the missing
+#: tables are created, its units get vectors as they are read); a newer one is refused.
+SCHEMA_VERSION = 2
+META_TABLE = "CREATE TABLE IF NOT EXISTS engram_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+
+def stamp_schema(tx: Tx, where: str) -> None:
+    """Record ``SCHEMA_VERSION`` in a store (after its DDL ran), refusing a newer store.
+
+    Raises:
+        ConfigError: The store was written by a newer release.
+    """
+    rows = tx.rows("SELECT value FROM engram_meta WHERE key = 'schema_version'")
+    found = int(rows[0]["value"]) if rows else 1
+    if found > SCHEMA_VERSION:
+        raise ConfigError(
+            f"memory store {where} has schema version {found}, newer than this release's "
+            f"{SCHEMA_VERSION} (fix: upgrade jamjet-temporal on this worker)"
+        )
+    if found < SCHEMA_VERSION or not rows:
+        tx.run(
+            "INSERT INTO engram_meta (key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+
+
+# Units of a scope without a vector of a model, with the text their vector is made from.
+_MISSING_VECTORS = (
+    "SELECT 'fact' AS kind, id AS unit, CASE WHEN attribute IS NULL THEN value "
+    "ELSE attribute || ': ' || value END AS text FROM engram_facts f WHERE scope = ? AND "
+    "NOT EXISTS (SELECT 1 FROM engram_vectors v WHERE v.scope = f.scope AND v.model = ? "
+    "AND v.unit = f.id) UNION ALL "
+    "SELECT 'episode' AS kind, id AS unit, text FROM engram_episodes e WHERE scope = ? AND "
+    "NOT EXISTS (SELECT 1 FROM engram_vectors v WHERE v.scope = e.scope AND v.model = ? "
+    "AND v.unit = e.id)"
+)
+_EMBED_BATCH = 256
+#: How many of a scope's nearest units (by vector) join the lexical candidates.
+VECTOR_CANDIDATES = 50
+#: Below this cosine a unit is no nearer the topic than unrelated text is (WordLlama's
+#: unrelated sentences score about -0.1 to 0.1; "I moved to Amsterdam" against "where does she
+#: live now" 0.22). Without it a small memory's every unit is among the nearest.
+MIN_SIMILARITY = 0.2
+_EMPTY: Vectors = np.zeros((0, 0), dtype=np.float32)
 
 
 def _iso(at: datetime) -> str:
@@ -169,7 +222,19 @@ class Tx(ABC):
 
 
 class SQLMemory(ABC):
-    """Engram's memory over a SQL database. Subclasses: ``SQLiteMemory``, ``PostgresMemory``."""
+    """Engram's memory over a SQL database. Subclasses: ``SQLiteMemory``, ``PostgresMemory``.
+
+    Every fact and turn also gets a vector (``engram_vectors``, one per unit and embedding
+    model) from ``embedder`` when it is stored; units stored without one (by an older release,
+    or before the model changed) get theirs the first time their user's memory is read here.
+    """
+
+    #: Turns texts into vectors; None: the process's default (WordLlama, offline).
+    embedder: Embedder | None = None
+    #: Per scope: the newest vector ``seq`` loaded, the units and their matrix (this process).
+    _vector_cache: dict[tuple[str, str], tuple[int, list[tuple[str, str]], Vectors]]
+    #: Scopes whose every unit has a vector of the current model (this process saw to it).
+    _vectors_complete: set[tuple[str, str]]
 
     # -- backend hooks -------------------------------------------------------------------
 
@@ -244,6 +309,7 @@ class SQLMemory(ABC):
                 stored.append(result)
                 merged += outcome == "merged"
                 superseded += outcome == "superseded"
+        self.backfill(scope)
         return Ingested(episodes=episodes, facts=stored, merged=merged, superseded=superseded)
 
     def _session(self, tx: Tx, scope: str, request: IngestRequest, at: datetime) -> None:
@@ -480,6 +546,10 @@ class SQLMemory(ABC):
         """The most relevant current memory for a topic, packed under a token budget."""
         as_of = request.as_of or now or datetime.now(UTC)
         scope = scope_key(request.user, request.org)
+        embedder = self._embedder()
+        if (scope, embedder.name) not in self._complete():
+            self.backfill(scope)
+        query = embedder.embed([request.topic])[0]
         with self.transaction(scope, write=False) as tx:
             times = {
                 row["session"]: datetime.fromisoformat(row["started_at"])
@@ -499,6 +569,9 @@ class SQLMemory(ABC):
                 cands = loader.search({**dict.fromkeys(extra, 0.0), **weights})
                 weights = expand_query(weights, scores, cands, corpus, set(extra))
                 scores = bm25(weights, cands, corpus)
+            nearest = self._nearest(tx, scope, embedder.name, query, request.include_episodes)
+            cands += loader.units([unit for _, unit in nearest if unit[1] not in scores])
+            scores = fuse(scores, [unit for _, unit in nearest])
             scores, support = propagate(scores, cands)
             ranked = loader.resolve(cands, scores, times, support)
             ranked += loader.profile(ranked)
@@ -547,11 +620,85 @@ class SQLMemory(ABC):
         scope = scope_key(user, org)
         with self.transaction(scope, write=True) as tx:
             self.index_forget(tx, scope)
+            tx.run("DELETE FROM engram_vectors WHERE scope = ?", (scope,))
             facts = tx.run("DELETE FROM engram_facts WHERE scope = ?", (scope,))
             episodes = tx.run("DELETE FROM engram_episodes WHERE scope = ?", (scope,))
             sessions = tx.run("DELETE FROM engram_sessions WHERE scope = ?", (scope,))
+        for key in [key for key in self._cache() if key[0] == scope]:
+            del self._vector_cache[key]
+        self._complete().difference_update({key for key in self._complete() if key[0] == scope})
         self.purge()
         return Forgotten(facts=facts, episodes=episodes, sessions=sessions)
+
+    # -- vectors -------------------------------------------------------------------------
+
+    def _embedder(self) -> Embedder:
+        return self.embedder or default_embedder()
+
+    def _cache(self) -> dict[tuple[str, str], tuple[int, list[tuple[str, str]], Vectors]]:
+        if "_vector_cache" not in self.__dict__:
+            self._vector_cache = {}
+        return self._vector_cache
+
+    def _complete(self) -> set[tuple[str, str]]:
+        if "_vectors_complete" not in self.__dict__:
+            self._vectors_complete = set()
+        return self._vectors_complete
+
+    def backfill(self, user_scope: str) -> int:
+        """Give every unit of a scope that has none a vector of the current model.
+
+        Returns:
+            How many vectors were added.
+        """
+        embedder = self._embedder()
+        added = 0
+        with self.transaction(user_scope, write=True) as tx:
+            missing = tx.rows(_MISSING_VECTORS, (user_scope, embedder.name) * 2)
+            for start in range(0, len(missing), _EMBED_BATCH):
+                batch = missing[start : start + _EMBED_BATCH]
+                vectors = embedder.embed([row["text"] for row in batch])
+                for row, vector in zip(batch, vectors, strict=True):
+                    added += tx.run(
+                        "INSERT INTO engram_vectors (scope, kind, unit, model, vec) "
+                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        (
+                            user_scope,
+                            row["kind"],
+                            row["unit"],
+                            embedder.name,
+                            vector.astype(np.float16).tobytes(),
+                        ),
+                    )
+        self._complete().add((user_scope, embedder.name))
+        return added
+
+    def _nearest(
+        self, tx: Tx, scope: str, model: str, query: Vectors, episodes: bool
+    ) -> list[tuple[float, tuple[str, str]]]:
+        """The scope's units nearest to ``query`` (cosine), best first: ``(score, unit)``."""
+        top, units, matrix = self._cache().get((scope, model), (0, [], _EMPTY))
+        rows = tx.rows(
+            "SELECT seq, kind, unit, vec FROM engram_vectors WHERE scope = ? AND model = ? "
+            "AND seq > ? ORDER BY seq",
+            (scope, model, top),
+        )
+        if rows:
+            packed = np.frombuffer(b"".join(bytes(r["vec"]) for r in rows), dtype=np.float16)
+            fresh: Vectors = packed.reshape(len(rows), -1).astype(np.float32)
+            units = [*units, *((str(r["kind"]), str(r["unit"])) for r in rows)]
+            matrix = fresh if not len(matrix) else np.vstack([matrix, fresh])
+            top = int(rows[-1]["seq"])
+            self._cache()[(scope, model)] = (top, units, matrix)
+        if not units or matrix.shape[1] != query.shape[0]:
+            return []
+        sims = matrix @ query
+        if not episodes:
+            sims = np.where([kind == "fact" for kind, _ in units], sims, -np.inf)
+        count = min(VECTOR_CANDIDATES, len(units))
+        best = np.argpartition(-sims, count - 1)[:count]
+        best = best[np.argsort(-sims[best])]
+        return [(float(sims[i]), units[i]) for i in best if sims[i] >= MIN_SIMILARITY]
 
 
 class _Loader:
@@ -598,6 +745,40 @@ class _Loader:
                     continue
                 self._seen[hit.unit] = cand
             out.append(cand)
+        return out
+
+    def units(self, wanted: Sequence[tuple[str, str]]) -> list[Candidate]:
+        """Candidates for units found by vector, not by term (their terms from their text)."""
+        hits: list[IndexHit] = []
+        for table, kind, columns, store in (
+            ("engram_facts", "fact", _FACT_COLUMNS, self._facts),
+            ("engram_episodes", "episode", _EPISODE_COLUMNS, self._episodes),
+        ):
+            ids = [unit for k, unit in wanted if k == kind and unit not in store]
+            for chunk in _chunks(ids):
+                for row in self._tx.rows(
+                    f"SELECT {columns} FROM {table} WHERE scope = ? AND id IN "
+                    f"({', '.join('?' * len(chunk))})",
+                    (self._scope, *chunk),
+                ):
+                    store[row["id"]] = row
+            for k, unit in wanted:
+                if k == kind and unit in store:
+                    row = store[unit]
+                    text = (
+                        row["text"]
+                        if kind == "episode"
+                        else f"{row['attribute']}: {row['value']}"
+                        if row["attribute"]
+                        else row["value"]
+                    )
+                    hits.append(IndexHit(kind, unit, " ".join(terms(text))))
+        out: list[Candidate] = []
+        for hit in hits:
+            cand = self._seen.get(hit.unit) or self._hit(hit)
+            if cand is not None:
+                self._seen[hit.unit] = cand
+                out.append(cand)
         return out
 
     def _hit(self, hit: IndexHit) -> Candidate | None:

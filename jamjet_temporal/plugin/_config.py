@@ -83,9 +83,17 @@ class MemoryConfig:
             in workflow code): ``sqlite:///path`` (default ``.jamjet/memory.db``) or
             ``postgresql://...?schema=name`` when workers on several hosts share memory.
             None turns memory off (memory calls then fail, saying so).
+        embeddings_url: An OpenAI-compatible API (``https://.../v1``) whose
+            ``/embeddings`` gives facts and turns their vectors; None: WordLlama, offline,
+            in the worker (the default). Changing the model re-embeds each user's memory on
+            its next read.
+        embeddings_model: The embedding model at ``embeddings_url`` (its key from
+            ``$OPENAI_API_KEY``).
     """
 
     store: str | None = DEFAULT_MEMORY_STORE
+    embeddings_url: str | None = None
+    embeddings_model: str = "text-embedding-3-small"
 
 
 @dataclass(frozen=True, kw_only=True)

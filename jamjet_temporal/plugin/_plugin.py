@@ -245,7 +245,14 @@ class JamJetPlugin(SimplePlugin):
         llm = LLMActivities(self.config.llm.base_url, self.config.llm.timeout)
         table = PriceTable(self.config.budget.prices)
         prices = BudgetActivities(table)
-        memory = EngramActivities(self.config.memory.store)
+        embedder = None
+        if self.config.memory.embeddings_url:
+            from jamjet_temporal.memory._embed import OpenAIEmbedder
+
+            embedder = OpenAIEmbedder(
+                self.config.memory.embeddings_url, self.config.memory.embeddings_model
+            )
+        memory = EngramActivities(self.config.memory.store, embedder)
         activities: list[Callable[..., Awaitable[object] | object]] = [
             llm.chat,
             prices.quote,

@@ -22,7 +22,14 @@ from jamjet_temporal.memory._store import SQLMemory
 from .conftest import PG_DSN
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-TABLES = ("engram_episodes", "engram_facts", "engram_index", "engram_sessions")
+TABLES = (
+    "engram_episodes",
+    "engram_facts",
+    "engram_index",
+    "engram_meta",
+    "engram_sessions",
+    "engram_vectors",
+)
 
 
 @pytest.fixture
@@ -156,7 +163,11 @@ def test_forget_deletes_every_row_and_index_entry_then_vacuums(
     request = ContextRequest(user="sunil", topic="Pune location", budget_tokens=100)
     assert memory.context(request).items == []
     for table in TABLES:
-        assert count(schema, table) == (2 if table == "engram_index" else 1), table
+        # ana's fact and turn: one index entry and one vector each.
+        per_user = 2 if table in ("engram_index", "engram_vectors") else 1
+        if table == "engram_meta":
+            continue  # the store's, not a user's
+        assert count(schema, table) == per_user, table
     assert [f.value for f in memory.facts("ana")] == ["Pune"]
     with psycopg.connect(PG_DSN) as conn:
         vacuumed = conn.execute(
