@@ -8,6 +8,7 @@ Calls are synchronous; ``MemoryStore`` runs them on one thread of its own for as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import uuid
@@ -235,6 +236,8 @@ class SQLMemory(ABC):
     _vector_cache: dict[tuple[str, str], tuple[int, list[tuple[str, str]], Vectors]]
     #: Scopes whose every unit has a vector of the current model (this process saw to it).
     _vectors_complete: set[tuple[str, str]]
+    #: The units the running ingest has indexed (their vectors are stored before it commits).
+    _fresh_units: list[tuple[str, str, str]] | None
 
     # -- backend hooks -------------------------------------------------------------------
 
@@ -270,7 +273,8 @@ class SQLMemory(ABC):
         scope = scope_key(request.user, request.org)
         stored: list[Fact] = []
         merged = superseded = episodes = 0
-        with self.transaction(scope, write=True) as tx:
+        fresh: list[tuple[str, str, str]] = []
+        with self.transaction(scope, write=True) as tx, self._collecting(fresh):
             self._session(tx, scope, request, request.at)
             for n, message in enumerate(request.messages, start=1):
                 dia = message.dia_id or f"{request.session}:{n}"
@@ -300,6 +304,7 @@ class SQLMemory(ABC):
                 )
                 if changed:
                     self.index_add(tx, scope, "episode", unit, unit_terms)
+                    fresh.append(("episode", unit, text))
                     episodes += 1
             for n, fact in enumerate(request.facts):
                 # Facts of one ingest are recorded in order: a microsecond apart, so a value
@@ -309,7 +314,8 @@ class SQLMemory(ABC):
                 stored.append(result)
                 merged += outcome == "merged"
                 superseded += outcome == "superseded"
-        self.backfill(scope)
+            # The new units' vectors, in the same transaction.
+            self._store_vectors(tx, scope, fresh)
         return Ingested(episodes=episodes, facts=stored, merged=merged, superseded=superseded)
 
     def _session(self, tx: Tx, scope: str, request: IngestRequest, at: datetime) -> None:
@@ -402,7 +408,9 @@ class SQLMemory(ABC):
             "FROM engram_facts WHERE id = ?",
             (again, restated[0], _iso(now), new.id, json.dumps(restated), prev["id"]),
         )
-        self.index_add(tx, scope, "fact", again, terms(f"{prev['attribute']}: {prev['value']}"))
+        text = f"{prev['attribute']}: {prev['value']}"
+        self.index_add(tx, scope, "fact", again, terms(text))
+        self._fresh().append(("fact", again, text))
         tx.run(
             "UPDATE engram_facts SET valid_to = ?, superseded_by = ?, superseded_at = ? "
             "WHERE id = ?",
@@ -483,6 +491,7 @@ class SQLMemory(ABC):
             ),
         )
         self.index_add(tx, scope, "fact", unit, unit_terms)
+        self._fresh().append(("fact", unit, text))
         rows = tx.rows(f"SELECT {_FACT_COLUMNS} FROM engram_facts WHERE id = ?", (unit,))
         return _fact(rows[0])
 
@@ -645,6 +654,37 @@ class SQLMemory(ABC):
             self._vectors_complete = set()
         return self._vectors_complete
 
+    @contextlib.contextmanager
+    def _collecting(self, fresh: list[tuple[str, str, str]]) -> Iterator[None]:
+        """Within a write transaction (which holds the store's lock): units indexed go here."""
+        self._fresh_units = fresh
+        try:
+            yield
+        finally:
+            self._fresh_units = None
+
+    def _fresh(self) -> list[tuple[str, str, str]]:
+        """The units the running ingest has indexed: ``(kind, unit, text)``."""
+        fresh: list[tuple[str, str, str]] | None = self.__dict__.get("_fresh_units")
+        if fresh is None:
+            raise RuntimeError("a unit was indexed outside an ingest")
+        return fresh
+
+    def _store_vectors(self, tx: Tx, scope: str, units: Sequence[tuple[str, str, str]]) -> int:
+        """Embed ``(kind, unit, text)`` units and store their vectors (how many were new)."""
+        embedder = self._embedder()
+        added = 0
+        for start in range(0, len(units), _EMBED_BATCH):
+            batch = units[start : start + _EMBED_BATCH]
+            vectors = embedder.embed([text for _, _, text in batch])
+            for (kind, unit, _), vector in zip(batch, vectors, strict=True):
+                added += tx.run(
+                    "INSERT INTO engram_vectors (scope, kind, unit, model, vec) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (scope, kind, unit, embedder.name, vector.astype(np.float16).tobytes()),
+                )
+        return added
+
     def backfill(self, user_scope: str) -> int:
         """Give every unit of a scope that has none a vector of the current model.
 
@@ -652,24 +692,11 @@ class SQLMemory(ABC):
             How many vectors were added.
         """
         embedder = self._embedder()
-        added = 0
         with self.transaction(user_scope, write=True) as tx:
             missing = tx.rows(_MISSING_VECTORS, (user_scope, embedder.name) * 2)
-            for start in range(0, len(missing), _EMBED_BATCH):
-                batch = missing[start : start + _EMBED_BATCH]
-                vectors = embedder.embed([row["text"] for row in batch])
-                for row, vector in zip(batch, vectors, strict=True):
-                    added += tx.run(
-                        "INSERT INTO engram_vectors (scope, kind, unit, model, vec) "
-                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                        (
-                            user_scope,
-                            row["kind"],
-                            row["unit"],
-                            embedder.name,
-                            vector.astype(np.float16).tobytes(),
-                        ),
-                    )
+            added = self._store_vectors(
+                tx, user_scope, [(row["kind"], row["unit"], row["text"]) for row in missing]
+            )
         self._complete().add((user_scope, embedder.name))
         return added
 
