@@ -143,6 +143,11 @@ def _id(prefix: str, *parts: str | None) -> str:
     return f"{prefix}_{digest}"
 
 
+def _fact_text(row: Row) -> str:
+    """The text a fact is indexed and embedded by."""
+    return f"{row['attribute']}: {row['value']}" if row["attribute"] else str(row["value"])
+
+
 def _merge(old: Sequence[str], new: Sequence[str]) -> list[str]:
     return list(dict.fromkeys([*old, *new]))
 
@@ -751,18 +756,36 @@ class _Loader:
         hits = self._memory.index_search(self._tx, self._scope, sorted(weights))
         if not self._request.include_episodes:
             hits = [hit for hit in hits if hit.kind == "fact"]
+        self._load([(hit.kind, hit.unit) for hit in hits])
+        return self._candidates(hits)
+
+    def units(self, wanted: Sequence[tuple[str, str]]) -> list[Candidate]:
+        """Candidates for units found by vector, not by term (their terms from their text)."""
+        self._load(wanted)
+        hits: list[IndexHit] = []
+        for kind, unit in wanted:
+            row = (self._facts if kind == "fact" else self._episodes).get(unit)
+            if row is not None:
+                text = row["text"] if kind == "episode" else _fact_text(row)
+                hits.append(IndexHit(kind, unit, " ".join(terms(text))))
+        return self._candidates(hits)
+
+    def _load(self, wanted: Sequence[tuple[str, str]]) -> None:
+        """Read the rows of the ``(kind, unit)``s not read yet."""
         for table, kind, columns, store in (
             ("engram_facts", "fact", _FACT_COLUMNS, self._facts),
             ("engram_episodes", "episode", _EPISODE_COLUMNS, self._episodes),
         ):
-            wanted = [hit.unit for hit in hits if hit.kind == kind and hit.unit not in store]
-            for chunk in _chunks(wanted):
+            ids = list(dict.fromkeys(u for k, u in wanted if k == kind and u not in store))
+            for chunk in _chunks(ids):
                 for row in self._tx.rows(
                     f"SELECT {columns} FROM {table} WHERE scope = ? AND id IN "
                     f"({', '.join('?' * len(chunk))})",
                     (self._scope, *chunk),
                 ):
                     store[row["id"]] = row
+
+    def _candidates(self, hits: Sequence[IndexHit]) -> list[Candidate]:
         out: list[Candidate] = []
         for hit in hits:
             cand = self._seen.get(hit.unit)
@@ -772,40 +795,6 @@ class _Loader:
                     continue
                 self._seen[hit.unit] = cand
             out.append(cand)
-        return out
-
-    def units(self, wanted: Sequence[tuple[str, str]]) -> list[Candidate]:
-        """Candidates for units found by vector, not by term (their terms from their text)."""
-        hits: list[IndexHit] = []
-        for table, kind, columns, store in (
-            ("engram_facts", "fact", _FACT_COLUMNS, self._facts),
-            ("engram_episodes", "episode", _EPISODE_COLUMNS, self._episodes),
-        ):
-            ids = [unit for k, unit in wanted if k == kind and unit not in store]
-            for chunk in _chunks(ids):
-                for row in self._tx.rows(
-                    f"SELECT {columns} FROM {table} WHERE scope = ? AND id IN "
-                    f"({', '.join('?' * len(chunk))})",
-                    (self._scope, *chunk),
-                ):
-                    store[row["id"]] = row
-            for k, unit in wanted:
-                if k == kind and unit in store:
-                    row = store[unit]
-                    text = (
-                        row["text"]
-                        if kind == "episode"
-                        else f"{row['attribute']}: {row['value']}"
-                        if row["attribute"]
-                        else row["value"]
-                    )
-                    hits.append(IndexHit(kind, unit, " ".join(terms(text))))
-        out: list[Candidate] = []
-        for hit in hits:
-            cand = self._seen.get(hit.unit) or self._hit(hit)
-            if cand is not None:
-                self._seen[hit.unit] = cand
-                out.append(cand)
         return out
 
     def _hit(self, hit: IndexHit) -> Candidate | None:

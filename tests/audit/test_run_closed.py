@@ -61,15 +61,29 @@ async def noted(audit_db: Path, run_id: str) -> None:
     raise AssertionError("the run's tool call was never recorded")
 
 
-async def test_run_closed_is_stored_and_checkpointed_before_the_run_closes_with_no_activity(
-    governed: Client, audit_db: Path
-) -> None:
+async def completed(
+    client: Client, audit_db: Path, **worker: object
+) -> WorkflowHandle[NotesThenWaits, str]:
+    """One run on a worker of ours (``worker``: more of its options), finished and checked."""
     queue = f"q-{uuid.uuid4().hex[:6]}"
-    async with Worker(governed, task_queue=queue, workflows=[NotesThenWaits], activities=[note]):
-        handle = await start(governed, queue)
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[NotesThenWaits],
+        activities=[note],
+        **worker,  # type: ignore[arg-type]
+    ):
+        handle = await start(client, queue)
         await noted(audit_db, handle.id)
         await handle.signal(NotesThenWaits.finish, "complete")
         assert await handle.result() == "noted: hello"
+    return handle
+
+
+async def test_run_closed_is_stored_and_checkpointed_before_the_run_closes_with_no_activity(
+    governed: Client, audit_db: Path
+) -> None:
+    handle = await completed(governed, audit_db)
     closed = [s for s in await stored(audit_db, handle.id) if s.event.kind == RUN_CLOSED]
     assert [s.event.data["outcome"] for s in closed] == ["completed"]
     description = await handle.describe()
@@ -137,29 +151,14 @@ async def test_a_locked_store_holds_the_run_open_until_run_closed_is_durable(
 
 
 async def test_a_debug_mode_worker_records_run_closed(governed: Client, audit_db: Path) -> None:
-    queue = f"q-{uuid.uuid4().hex[:6]}"
-    async with Worker(
-        governed,
-        task_queue=queue,
-        workflows=[NotesThenWaits],
-        activities=[note],
-        debug_mode=True,  # activations run on the worker's event loop itself
-    ):
-        handle = await start(governed, queue)
-        await noted(audit_db, handle.id)
-        await handle.signal(NotesThenWaits.finish, "complete")
-        assert await handle.result() == "noted: hello"
+    # In debug mode, activations run on the worker's event loop itself.
+    handle = await completed(governed, audit_db, debug_mode=True)
     kinds = [s.event.kind for s in await stored(audit_db, handle.id)]
     assert kinds.count(RUN_CLOSED) == 1, kinds
 
 
 async def test_replaying_a_closed_run_stores_nothing(governed: Client, audit_db: Path) -> None:
-    queue = f"q-{uuid.uuid4().hex[:6]}"
-    async with Worker(governed, task_queue=queue, workflows=[NotesThenWaits], activities=[note]):
-        handle = await start(governed, queue)
-        await noted(audit_db, handle.id)
-        await handle.signal(NotesThenWaits.finish, "complete")
-        await handle.result()
+    handle = await completed(governed, audit_db)
     # Replayed with the trail moved away: a completion in history was only ever sent after
     # its run.closed was durable, so a replay has nothing to record.
     os.replace(audit_db, audit_db.with_name("kept.db"))
