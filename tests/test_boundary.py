@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -27,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import import_graph  # noqa: E402
+
+from tests.task_failures import first_task_failure  # noqa: E402
 
 
 def _loaded_by(module: str) -> set[str]:
@@ -122,14 +123,7 @@ async def test_a_model_call_on_a_worker_without_the_plugin_says_the_plugin_is_ne
             id=f"plain-{uuid.uuid4().hex[:8]}",
             task_queue=queue,
         )
-        failure = ""
-        for _ in range(100):
-            async for event in handle.fetch_history_events():
-                if event.HasField("workflow_task_failed_event_attributes"):
-                    failure = event.workflow_task_failed_event_attributes.failure.message
-            if failure:
-                break
-            await asyncio.sleep(0.1)
+        failure = await first_task_failure(handle, tries=100)
         await handle.terminate()
     assert failure.startswith("llm.call()/llm.chat() needs JamJetPlugin on the worker")
     assert "plugins=[JamJetPlugin(...)]" in failure

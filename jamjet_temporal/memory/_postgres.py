@@ -12,15 +12,14 @@ from typing import Any
 from jamjet_temporal._shared._extras import missing_extra
 from jamjet_temporal._shared._pgtarget import check_target, lock_key
 from jamjet_temporal._shared._storeurl import pg_conninfo
-from jamjet_temporal.errors import ConfigError
 from jamjet_temporal.memory._store import (
     META_TABLE,
-    SCHEMA_VERSION,
     TABLES,
     IndexHit,
     Row,
     SQLMemory,
     Tx,
+    check_schema_version,
     index_hits,
     stamp_schema,
 )
@@ -125,6 +124,7 @@ class PostgresMemory(SQLMemory):
     """
 
     def __init__(self, dsn: str, *, schema: str = "jamjet") -> None:
+        super().__init__()
         check_target(dsn, schema, what="memory store")
         self._dsn = dsn
         self.schema = schema
@@ -187,13 +187,10 @@ class PostgresMemory(SQLMemory):
                 sql.Identifier(self.schema, "engram_meta")
             )
         ).fetchone()
-        version = 1 if found is None else int(found["value"])
-        if version > SCHEMA_VERSION:
-            raise ConfigError(
-                f"memory store schema {self.schema} has schema version {version}, newer than "
-                f"this release's {SCHEMA_VERSION} (fix: upgrade jamjet-temporal on this worker)"
-            )
-        return version == SCHEMA_VERSION
+        behind = check_schema_version(
+            None if found is None else found["value"], f"schema {self.schema}"
+        )
+        return not behind
 
     def _missing(self, conn: psycopg.Connection[DictRow]) -> int:
         row = conn.execute(

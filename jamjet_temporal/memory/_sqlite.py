@@ -68,6 +68,7 @@ class SQLiteMemory(SQLMemory):
     """
 
     def __init__(self, path: str | Path) -> None:
+        super().__init__()
         text = str(path)
         if text in ("", ":memory:"):
             raise ConfigError(

@@ -89,6 +89,22 @@ SCHEMA_VERSION = 2
 META_TABLE = "CREATE TABLE IF NOT EXISTS engram_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 
+def check_schema_version(found: str | None, where: str) -> bool:
+    """Whether a store whose ``engram_meta`` holds ``found`` (None: no version, the first
+    schema) is behind this release.
+
+    Raises:
+        ConfigError: The store was written by a newer release.
+    """
+    version = 1 if found is None else int(found)
+    if version > SCHEMA_VERSION:
+        raise ConfigError(
+            f"memory store {where} has schema version {version}, newer than this release's "
+            f"{SCHEMA_VERSION} (fix: upgrade jamjet-temporal on this worker)"
+        )
+    return version < SCHEMA_VERSION
+
+
 def stamp_schema(tx: Tx, where: str) -> None:
     """Record ``SCHEMA_VERSION`` in a store (after its DDL ran), refusing a newer store.
 
@@ -96,13 +112,7 @@ def stamp_schema(tx: Tx, where: str) -> None:
         ConfigError: The store was written by a newer release.
     """
     rows = tx.rows("SELECT value FROM engram_meta WHERE key = 'schema_version'")
-    found = int(rows[0]["value"]) if rows else 1
-    if found > SCHEMA_VERSION:
-        raise ConfigError(
-            f"memory store {where} has schema version {found}, newer than this release's "
-            f"{SCHEMA_VERSION} (fix: upgrade jamjet-temporal on this worker)"
-        )
-    if found < SCHEMA_VERSION or not rows:
+    if check_schema_version(rows[0]["value"] if rows else None, where) or not rows:
         tx.run(
             "INSERT INTO engram_meta (key, value) VALUES ('schema_version', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -110,13 +120,14 @@ def stamp_schema(tx: Tx, where: str) -> None:
         )
 
 
-# Units of a scope without a vector of a model, with the text their vector is made from.
+# Units of a scope without a vector of a model, with what their text is made of.
 _MISSING_VECTORS = (
-    "SELECT 'fact' AS kind, id AS unit, CASE WHEN attribute IS NULL THEN value "
-    "ELSE attribute || ': ' || value END AS text FROM engram_facts f WHERE scope = ? AND "
+    "SELECT 'fact' AS kind, id AS unit, attribute, value, NULL AS text FROM engram_facts f "
+    "WHERE scope = ? AND "
     "NOT EXISTS (SELECT 1 FROM engram_vectors v WHERE v.scope = f.scope AND v.model = ? "
     "AND v.unit = f.id) UNION ALL "
-    "SELECT 'episode' AS kind, id AS unit, text FROM engram_episodes e WHERE scope = ? AND "
+    "SELECT 'episode' AS kind, id AS unit, NULL AS attribute, NULL AS value, text "
+    "FROM engram_episodes e WHERE scope = ? AND "
     "NOT EXISTS (SELECT 1 FROM engram_vectors v WHERE v.scope = e.scope AND v.model = ? "
     "AND v.unit = e.id)"
 )
@@ -146,6 +157,12 @@ def _id(prefix: str, *parts: str | None) -> str:
 def _fact_text(row: Row) -> str:
     """The text a fact is indexed and embedded by."""
     return f"{row['attribute']}: {row['value']}" if row["attribute"] else str(row["value"])
+
+
+def _unit_text(row: Row, kind: str | None = None) -> str:
+    """The text a unit (fact or turn; ``kind`` from the row's own column if not given) is
+    indexed and embedded by."""
+    return str(row["text"]) if (kind or row["kind"]) == "episode" else _fact_text(row)
 
 
 def _merge(old: Sequence[str], new: Sequence[str]) -> list[str]:
@@ -235,14 +252,16 @@ class SQLMemory(ABC):
     or before the model changed) get theirs the first time their user's memory is read here.
     """
 
-    #: Turns texts into vectors; None: the process's default (WordLlama, offline).
-    embedder: Embedder | None = None
-    #: Per scope: the newest vector ``seq`` loaded, the units and their matrix (this process).
-    _vector_cache: dict[tuple[str, str], tuple[int, list[tuple[str, str]], Vectors]]
-    #: Scopes whose every unit has a vector of the current model (this process saw to it).
-    _vectors_complete: set[tuple[str, str]]
-    #: The units the running ingest has indexed (their vectors are stored before it commits).
-    _fresh_units: list[tuple[str, str, str]] | None
+    def __init__(self) -> None:
+        #: Turns texts into vectors; None: the process's default (WordLlama, offline).
+        self.embedder: Embedder | None = None
+        #: Per scope and model: the newest vector ``seq`` loaded, the units and their matrix.
+        self._vector_cache: dict[tuple[str, str], tuple[int, list[tuple[str, str]], Vectors]] = {}
+        #: Scopes whose every unit has a vector of the model (this process saw to it).
+        self._vectors_complete: set[tuple[str, str]] = set()
+        #: The units the running ingest has indexed (their vectors are stored before it
+        #: commits); set only inside an ingest's write transaction, which holds the lock.
+        self._fresh_units: list[tuple[str, str, str]] | None = None
 
     # -- backend hooks -------------------------------------------------------------------
 
@@ -413,7 +432,7 @@ class SQLMemory(ABC):
             "FROM engram_facts WHERE id = ?",
             (again, restated[0], _iso(now), new.id, json.dumps(restated), prev["id"]),
         )
-        text = f"{prev['attribute']}: {prev['value']}"
+        text = _fact_text(prev)
         self.index_add(tx, scope, "fact", again, terms(text))
         self._fresh().append(("fact", again, text))
         tx.run(
@@ -561,7 +580,7 @@ class SQLMemory(ABC):
         as_of = request.as_of or now or datetime.now(UTC)
         scope = scope_key(request.user, request.org)
         embedder = self._embedder()
-        if (scope, embedder.name) not in self._complete():
+        if (scope, embedder.name) not in self._vectors_complete:
             self.backfill(scope)
         query = embedder.embed([request.topic])[0]
         with self.transaction(scope, write=False) as tx:
@@ -638,9 +657,9 @@ class SQLMemory(ABC):
             facts = tx.run("DELETE FROM engram_facts WHERE scope = ?", (scope,))
             episodes = tx.run("DELETE FROM engram_episodes WHERE scope = ?", (scope,))
             sessions = tx.run("DELETE FROM engram_sessions WHERE scope = ?", (scope,))
-        for key in [key for key in self._cache() if key[0] == scope]:
+        for key in [key for key in self._vector_cache if key[0] == scope]:
             del self._vector_cache[key]
-        self._complete().difference_update({key for key in self._complete() if key[0] == scope})
+        self._vectors_complete = {key for key in self._vectors_complete if key[0] != scope}
         self.purge()
         return Forgotten(facts=facts, episodes=episodes, sessions=sessions)
 
@@ -648,16 +667,6 @@ class SQLMemory(ABC):
 
     def _embedder(self) -> Embedder:
         return self.embedder or default_embedder()
-
-    def _cache(self) -> dict[tuple[str, str], tuple[int, list[tuple[str, str]], Vectors]]:
-        if "_vector_cache" not in self.__dict__:
-            self._vector_cache = {}
-        return self._vector_cache
-
-    def _complete(self) -> set[tuple[str, str]]:
-        if "_vectors_complete" not in self.__dict__:
-            self._vectors_complete = set()
-        return self._vectors_complete
 
     @contextlib.contextmanager
     def _collecting(self, fresh: list[tuple[str, str, str]]) -> Iterator[None]:
@@ -670,7 +679,7 @@ class SQLMemory(ABC):
 
     def _fresh(self) -> list[tuple[str, str, str]]:
         """The units the running ingest has indexed: ``(kind, unit, text)``."""
-        fresh: list[tuple[str, str, str]] | None = self.__dict__.get("_fresh_units")
+        fresh = self._fresh_units
         if fresh is None:
             raise RuntimeError("a unit was indexed outside an ingest")
         return fresh
@@ -700,16 +709,16 @@ class SQLMemory(ABC):
         with self.transaction(user_scope, write=True) as tx:
             missing = tx.rows(_MISSING_VECTORS, (user_scope, embedder.name) * 2)
             added = self._store_vectors(
-                tx, user_scope, [(row["kind"], row["unit"], row["text"]) for row in missing]
+                tx, user_scope, [(row["kind"], row["unit"], _unit_text(row)) for row in missing]
             )
-        self._complete().add((user_scope, embedder.name))
+        self._vectors_complete.add((user_scope, embedder.name))
         return added
 
     def _nearest(
         self, tx: Tx, scope: str, model: str, query: Vectors, episodes: bool
     ) -> list[tuple[float, tuple[str, str]]]:
         """The scope's units nearest to ``query`` (cosine), best first: ``(score, unit)``."""
-        top, units, matrix = self._cache().get((scope, model), (0, [], _EMPTY))
+        top, units, matrix = self._vector_cache.get((scope, model), (0, [], _EMPTY))
         rows = tx.rows(
             "SELECT seq, kind, unit, vec FROM engram_vectors WHERE scope = ? AND model = ? "
             "AND seq > ? ORDER BY seq",
@@ -721,7 +730,7 @@ class SQLMemory(ABC):
             units = [*units, *((str(r["kind"]), str(r["unit"])) for r in rows)]
             matrix = fresh if not len(matrix) else np.vstack([matrix, fresh])
             top = int(rows[-1]["seq"])
-            self._cache()[(scope, model)] = (top, units, matrix)
+            self._vector_cache[(scope, model)] = (top, units, matrix)
         if not units or matrix.shape[1] != query.shape[0]:
             return []
         sims = matrix @ query
@@ -766,8 +775,7 @@ class _Loader:
         for kind, unit in wanted:
             row = (self._facts if kind == "fact" else self._episodes).get(unit)
             if row is not None:
-                text = row["text"] if kind == "episode" else _fact_text(row)
-                hits.append(IndexHit(kind, unit, " ".join(terms(text))))
+                hits.append(IndexHit(kind, unit, " ".join(terms(_unit_text(row, kind)))))
         return self._candidates(hits)
 
     def _load(self, wanted: Sequence[tuple[str, str]]) -> None:

@@ -49,10 +49,11 @@ class RunCloser:
     ``debug_mode``).
 
     Args:
-        sink: The plugin's audit sink; None: no audit trail (nothing is ever handed over).
+        sink: The plugin's audit sink (a plugin without an audit trail has no closer: its
+            runs hand nothing over).
     """
 
-    def __init__(self, sink: AuditSink | None) -> None:
+    def __init__(self, sink: AuditSink) -> None:
         self._sink = sink
         self._loops: list[tuple[asyncio.AbstractEventLoop, int]] = []
 
@@ -73,8 +74,6 @@ class RunCloser:
             Exception: The append failed or did not finish within ``RECORD_TIMEOUT_S``.
         """
         sink = self._sink
-        if sink is None:
-            return
         here = threading.get_ident()
         for loop, thread in reversed(self._loops):
             if thread != here and loop.is_running():
@@ -150,11 +149,10 @@ class ClosingSandboxedRunner(SandboxedWorkflowRunner):
     restrictions, as Temporal's debugger support and other plugins do) keep the recording.
     """
 
-    closer: RunCloser | None = dataclasses.field(default=None, compare=False, kw_only=True)
+    closer: RunCloser = dataclasses.field(compare=False, kw_only=True)
 
     def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
-        instance = super().create_instance(det)
-        return instance if self.closer is None else _ClosingInstance(instance, self.closer)
+        return _ClosingInstance(super().create_instance(det), self.closer)
 
 
 @dataclasses.dataclass(frozen=True)

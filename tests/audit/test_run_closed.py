@@ -25,6 +25,7 @@ from jamjet_temporal.audit import StoredEvent, open_store
 from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.plugin import AuditConfig
 from tests.audit.closing_workflows import NotesThenWaits, note
+from tests.task_failures import first_task_failure
 
 
 @pytest.fixture
@@ -122,18 +123,7 @@ async def test_a_locked_store_holds_the_run_open_until_run_closed_is_durable(
         lock.execute("BEGIN EXCLUSIVE")
         try:
             await handle.signal(NotesThenWaits.finish, "fail")
-            failure = ""
-            for _ in range(200):
-                history = (await handle.fetch_history()).events
-                failed = [
-                    e.workflow_task_failed_event_attributes.failure.message
-                    for e in history
-                    if e.HasField("workflow_task_failed_event_attributes")
-                ]
-                if failed:
-                    failure = failed[0]
-                    break
-                await asyncio.sleep(0.1)
+            failure = await first_task_failure(handle)
             assert "run.closed audit event could not be recorded" in failure, failure
             assert (await handle.describe()).status.name == "RUNNING"
         finally:

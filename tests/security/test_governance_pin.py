@@ -31,6 +31,7 @@ from jamjet_temporal.policy import Policy
 from tests.identities import PORTAL
 from tests.security.conftest import MakeGoverned
 from tests.security.security_workflows import WaitsThenRecalls, WaitsThenSearches
+from tests.task_failures import first_task_failure
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 NO_SEARCH = Policy(blocked_tools=("search",))
@@ -57,17 +58,7 @@ async def test_a_worker_with_other_governance_cannot_move_a_run(
     # The strict worker is gone; a worker with no policy and another audit store takes over.
     async with Worker(lax.client, **common):  # type: ignore[arg-type]
         await handle.signal(WaitsThenSearches.release)
-        failure = ""
-        for _ in range(100):
-            failed = [
-                e.workflow_task_failed_event_attributes.failure.message
-                for e in (await handle.fetch_history()).events
-                if e.HasField("workflow_task_failed_event_attributes")
-            ]
-            if failed:
-                failure = failed[0]
-                break
-            await asyncio.sleep(0.1)
+        failure = await first_task_failure(handle, tries=100)
         assert "jamjet.governance" in failure, failure
         assert (await handle.describe()).status.name == "RUNNING"
     assert await lax.events(run_id) == [], "the other worker decided and recorded for the run"
