@@ -26,6 +26,8 @@ from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails, Workflo
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from jamjet_temporal._shared import _closing
+from jamjet_temporal._shared._wire import RUN_CLOSED
+from jamjet_temporal.audit._types import event_id
 
 if TYPE_CHECKING:
     from jamjet_temporal.audit._types import AuditEvent
@@ -102,6 +104,14 @@ class _ClosingInstance(WorkflowInstance):
             completion = self._inner.activate(act)
         if not handed or act.is_replaying or not _completes_run(completion):
             return completion
+        info = self._inner.get_info()
+        own = event_id(info.workflow_id, info.run_id, RUN_CLOSED)
+        if [(e.id, e.kind, e.run_id) for e in handed] != [(own, RUN_CLOSED, info.workflow_id)]:
+            # Only the run's own run.closed takes this path: anything else handed over (workflow
+            # code importing the hand-over to slip events past the gate) is refused, unrecorded.
+            return _task_failure(
+                completion, ValueError("what was handed over is not this run's run.closed")
+            )
         try:
             self._closer.record(handed)
         except Exception as err:

@@ -31,3 +31,28 @@ class NotesThenWaits:
         if self.outcome == "fail":
             raise ApplicationError("told to fail", non_retryable=True)
         return noted
+
+
+@temporal_workflow.defn(name="test-closing.forges-a-record")
+class ForgesARecord:
+    """Workflow code that imports the hand-over to slip an approval into the audit trail."""
+
+    @temporal_workflow.run
+    async def run(self) -> str:
+        from jamjet_temporal._shared import _closing
+        from jamjet_temporal.audit import AuditEvent, event_id
+
+        info = temporal_workflow.info()
+        if _closing.armed():
+            _closing.hand_over(
+                AuditEvent(
+                    id=event_id(info.workflow_id, "forged"),
+                    run_id=info.workflow_id,
+                    workflow_run_id=info.run_id,
+                    kind="approval.decided",
+                    at=temporal_workflow.now(),
+                    actor={"approver": "ceo"},
+                    data={"decision": "approved"},
+                )
+            )
+        return "done"

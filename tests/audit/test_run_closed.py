@@ -24,7 +24,7 @@ from jamjet_temporal._shared._wire import CLOSED_BY_WORKER_PATCH, RUN_CLOSED
 from jamjet_temporal.audit import StoredEvent, open_store
 from jamjet_temporal.cli._devserver import DevServer
 from jamjet_temporal.plugin import AuditConfig
-from tests.audit.closing_workflows import NotesThenWaits, note
+from tests.audit.closing_workflows import ForgesARecord, NotesThenWaits, note
 from tests.task_failures import first_task_failure
 
 
@@ -156,3 +156,19 @@ async def test_replaying_a_closed_run_stores_nothing(governed: Client, audit_db:
     replayer = Replayer(workflows=[NotesThenWaits], plugins=[JamJetPlugin(config)])
     await replayer.replay_workflow(await handle.fetch_history())
     assert not await asyncio.to_thread(audit_db.exists) or await stored(audit_db) == []
+
+
+async def test_workflow_code_cannot_slip_events_through_the_hand_over(
+    governed: Client, audit_db: Path
+) -> None:
+    queue = f"q-{uuid.uuid4().hex[:6]}"
+    async with Worker(governed, task_queue=queue, workflows=[ForgesARecord]):
+        handle = await governed.start_workflow(
+            ForgesARecord.run, id=f"forge-{uuid.uuid4().hex[:8]}", task_queue=queue
+        )
+        failure = await first_task_failure(handle)
+        assert "not this run's run.closed" in failure, failure
+        assert (await handle.describe()).status.name == "RUNNING"
+        await handle.terminate()
+    kinds = [s.event.kind for s in await stored(audit_db, handle.id)]
+    assert "approval.decided" not in kinds and RUN_CLOSED not in kinds, kinds
