@@ -5,12 +5,14 @@ from __future__ import annotations
 from jamjet_temporal._shared._storeurl import open_by_url
 from jamjet_temporal.audit._checkpoint import CheckpointSigner
 from jamjet_temporal.audit._sqlite import SQLiteAuditStore
-from jamjet_temporal.audit._store import AuditStore
+from jamjet_temporal.audit._store import GATHER_S, AuditStore
 
 __all__ = ["open_store"]
 
 
-def open_store(url: str, *, signer: CheckpointSigner | None = None) -> AuditStore:
+def open_store(
+    url: str, *, signer: CheckpointSigner | None = None, gather_s: float = GATHER_S
+) -> AuditStore:
     """Open the audit store a URL names. No I/O happens until the store's first call.
 
     Args:
@@ -21,6 +23,8 @@ def open_store(url: str, *, signer: CheckpointSigner | None = None) -> AuditStor
             unchanged.
         signer: Signs checkpoints of the chain's head as events are appended (workers pass
             one; readers and verifiers need none).
+        gather_s: Under load, how long a transaction waits for more appends (``GATHER_S``);
+            0: never waits.
 
     Returns:
         A ``SQLiteAuditStore`` or a ``PostgresAuditStore``.
@@ -30,13 +34,13 @@ def open_store(url: str, *, signer: CheckpointSigner | None = None) -> AuditStor
     """
 
     def sqlite(path: str) -> AuditStore:
-        return SQLiteAuditStore(path, signer=signer)
+        return SQLiteAuditStore(path, signer=signer, gather_s=gather_s)
 
     def postgres(dsn: str, schema: str) -> AuditStore:
         # Imported here: the driver is the [postgres] extra, needed only for this URL.
         from jamjet_temporal.audit._postgres import PostgresAuditStore
 
-        return PostgresAuditStore(dsn, schema=schema, signer=signer)
+        return PostgresAuditStore(dsn, schema=schema, signer=signer, gather_s=gather_s)
 
     return open_by_url(
         url, what="audit store", example="audit.db", sqlite=sqlite, postgres=postgres

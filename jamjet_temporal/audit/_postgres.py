@@ -25,6 +25,8 @@ from jamjet_temporal.audit._checkpoint import (
     read_marks,
 )
 from jamjet_temporal.audit._store import (
+    GATHER_MAX,
+    GATHER_S,
     Outcome,
     PendingAppend,
     chain_group,
@@ -142,7 +144,8 @@ class PostgresAuditStore:
     from any number of hosts; an event is committed when ``append`` returns. The appends that
     arrive while a transaction commits are written together in the next one (one lock, one
     read of the stored ids and the head, one insert of all rows, one commit), each batch still
-    atomic and chained in call order; a lone append is committed at once.
+    atomic and chained in call order (under load that transaction waits up to ``gather_s``
+    for more); a lone append is committed at once.
 
     The schema, its tables (``audit_events``, ``audit_checkpoints``, ``audit_store_id``)
     and their append-only triggers (refusing UPDATE, DELETE and TRUNCATE) are made once by
@@ -159,6 +162,8 @@ class PostgresAuditStore:
         schema: The schema holding the tables: a plain lowercase identifier.
         signer: Signs checkpoints of the chain's head as events are appended (see
             ``AuditStore``); None: this store appends without signing.
+        gather_s: Under load, how long the next transaction waits for more appends
+            (``GATHER_S``); 0: never waits.
 
     Raises:
         ConfigError: ``dsn`` is not a connection string, or ``schema`` not an identifier.
@@ -166,7 +171,12 @@ class PostgresAuditStore:
     """
 
     def __init__(
-        self, dsn: str, *, schema: str = "jamjet", signer: CheckpointSigner | None = None
+        self,
+        dsn: str,
+        *,
+        schema: str = "jamjet",
+        signer: CheckpointSigner | None = None,
+        gather_s: float = GATHER_S,
     ) -> None:
         check_target(dsn, schema, what="audit store")
         self._dsn = dsn
@@ -179,6 +189,9 @@ class PostgresAuditStore:
         # Appends waiting for the next transaction, and the task writing them (None: idle).
         self._queue: list[PendingAppend] = []
         self._committer: asyncio.Task[None] | None = None
+        self._gather_s = gather_s
+        # Set while the committer gathers a group: resolved when ``GATHER_MAX`` are queued.
+        self._full: asyncio.Future[None] | None = None
         self._closing = False  # refuses new appends; the committer finishes the queued ones
         self._closed = False
         self._commits = 0  # append transactions committed (tests, benchmarks)
@@ -282,6 +295,8 @@ class PostgresAuditStore:
             raise RuntimeError(self._closed_message())
         future: asyncio.Future[list[StoredEvent]] = asyncio.get_running_loop().create_future()
         self._queue.append(PendingAppend(list(events), checkpoint, future))
+        if len(self._queue) >= GATHER_MAX and self._full is not None and not self._full.done():
+            self._full.set_result(None)
         if self._committer is None:
             # Idle: commit at once. Otherwise the committer takes this batch along in the
             # transaction after the one it is committing.
@@ -370,6 +385,8 @@ class PostgresAuditStore:
         Appends already waiting are committed first, and their callers answered.
         """
         self._closing = True
+        if self._full is not None and not self._full.done():
+            self._full.set_result(None)
         if self._committer is not None:
             await asyncio.wait([self._committer])
         async with self._guard:
@@ -379,10 +396,19 @@ class PostgresAuditStore:
                 self._conn = None
 
     async def _commit_queued(self) -> None:
-        """The committer: write what is queued, group by group, until nothing is left."""
+        """The committer: write what is queued, group by group, until nothing is left.
+
+        The first group goes at once; the ones after it (appends arrived while a group
+        committed: the store is under load) first wait up to ``gather_s`` for more, or until
+        ``GATHER_MAX`` are queued.
+        """
         group: list[PendingAppend] = []
+        gather = False
         try:
             while self._queue:
+                if gather and self._gather_s > 0 and not self._closing:
+                    await self._gather()
+                gather = True
                 # A caller cancelled before its group started has nothing to wait for.
                 group = [pending for pending in self._queue if not pending.future.done()]
                 self._queue = []
@@ -401,6 +427,16 @@ class PostgresAuditStore:
             raise
         finally:
             self._committer = None
+
+    async def _gather(self) -> None:
+        if len(self._queue) >= GATHER_MAX:
+            return
+        self._full = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait([self._full], timeout=self._gather_s)
+        finally:
+            self._full.cancel()
+            self._full = None
 
     async def _commit(self, group: list[PendingAppend]) -> list[Outcome]:
         """Write a group in one transaction; if it fails, each batch in its own."""

@@ -21,6 +21,8 @@ from jamjet_temporal.audit._checkpoint import (
     read_marks,
 )
 from jamjet_temporal.audit._store import (
+    GATHER_MAX,
+    GATHER_S,
     Outcome,
     PendingAppend,
     chain_group,
@@ -118,8 +120,9 @@ class SQLiteAuditStore:
     ``NORMAL`` the last commits can be lost in a power loss, after the governed effect may
     already have happened). The cost is one fsync per transaction, and appends share them:
     the appends that arrive while a transaction commits are written together in the next one
-    (each batch still atomic, chained in call order), so many concurrent appenders cost about
-    one fsync per commit time rather than one each. A lone append is committed at once.
+    (each batch still atomic, chained in call order), which waits up to ``gather_s`` for
+    more, so many concurrent appenders cost one fsync per group rather than one each. A lone
+    append is committed at once.
 
     Calls run on one thread of the store's own, in order; the connection opens on first use.
 
@@ -127,12 +130,20 @@ class SQLiteAuditStore:
         path: The database file; created, with its parent folders, if missing.
         signer: Signs checkpoints of the chain's head as events are appended (see
             ``AuditStore``); None: this store appends without signing.
+        gather_s: Under load, how long the next transaction waits for more appends
+            (``GATHER_S``); 0: never waits.
 
     Raises:
         ConfigError: ``path`` is empty or names an in-memory database.
     """
 
-    def __init__(self, path: str | Path, *, signer: CheckpointSigner | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        signer: CheckpointSigner | None = None,
+        gather_s: float = GATHER_S,
+    ) -> None:
         text = str(path)
         if text in ("", ":memory:"):
             raise ConfigError(
@@ -147,8 +158,11 @@ class SQLiteAuditStore:
         # thread to write them (``_draining``), and ``_closed``: guarded by ``_lock``, as
         # callers may run on several event loops.
         self._lock = threading.Lock()
+        self._more = threading.Condition(self._lock)  # the queue grew to ``GATHER_MAX``
         self._queue: list[PendingAppend] = []
         self._draining = False
+        self._gather_s = gather_s
+        self._gathering = False  # appends arrived during the last commit: wait for more
         self._closed = False
         self._commits = 0  # append transactions committed (tests, benchmarks)
 
@@ -165,6 +179,8 @@ class SQLiteAuditStore:
             if self._closed:
                 raise RuntimeError(f"audit store {self._path} is closed")
             self._queue.append(PendingAppend(list(events), checkpoint, future))
+            if len(self._queue) >= GATHER_MAX:
+                self._more.notify()
             if not self._draining:
                 # Idle: commit at once. Otherwise the running drain takes this batch along
                 # in the transaction after the one it is committing.
@@ -246,6 +262,7 @@ class SQLiteAuditStore:
             if self._closed:
                 return
             self._closed = True
+            self._more.notify()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._shut)
         self._executor.shutdown(wait=False)
@@ -267,12 +284,20 @@ class SQLiteAuditStore:
     def _drain(self) -> None:
         """On the store's thread: commit what is queued, then come back if more arrived.
 
-        One group per turn, so that reads queued meanwhile are not starved.
+        One group per turn, so that reads queued meanwhile are not starved. Under load (appends
+        arrived while the last group committed) the group first waits up to ``gather_s`` for
+        more, or until ``GATHER_MAX`` are queued.
         """
         try:
+            with self._lock:
+                if self._gathering and self._gather_s > 0:
+                    self._more.wait_for(
+                        lambda: len(self._queue) >= GATHER_MAX or self._closed, self._gather_s
+                    )
             self._commit_queued()
         finally:
             with self._lock:
+                self._gathering = bool(self._queue)
                 if self._queue and not self._closed:
                     self._executor.submit(self._drain)
                 else:

@@ -13,6 +13,8 @@ from jamjet_temporal.audit._checkpoint import CheckpointSigner
 from jamjet_temporal.audit._types import AuditEvent, StoredEvent
 
 __all__ = [
+    "GATHER_MAX",
+    "GATHER_S",
     "AuditStore",
     "GroupPlan",
     "NewRow",
@@ -26,6 +28,19 @@ __all__ = [
 ]
 
 
+GATHER_S = 0.005
+"""Under load, how long a store waits for more appends before committing the next group.
+
+A store under concurrent appends (some arrived while it was committing) holds its next
+transaction open to newcomers this long, so that one transaction (an fsync, a round trip and
+a checkpoint's mark) serves more of them: a transaction costs the worker far more CPU than an
+event in it. An append on an idle store is committed at once, so a lone run pays nothing.
+"""
+
+GATHER_MAX = 100
+"""Appends a gathering store waits for at most: with this many queued it commits at once."""
+
+
 class AuditStore(Protocol):
     """An append-only, hash-chained store of audit events, with signed checkpoints.
 
@@ -33,7 +48,8 @@ class AuditStore(Protocol):
     database itself, and is durable when ``append`` returns. Appends that arrive while the
     store is committing are written together in its next transaction (group commit: one
     fsync or one round trip for all of them), each still atomic and chained in call order;
-    an append on an idle store is committed at once. A store opened with a
+    that transaction waits up to ``GATHER_S`` for more. An append on an idle store is
+    committed at once. A store opened with a
     ``CheckpointSigner`` also signs the chain's head now and then (``audit_checkpoints``,
     append-only too), in the same transaction as the events it covers, and never over a
     chain that contradicts the signer's mark (the newest head its key signed there).

@@ -8,10 +8,11 @@ access; stores connect as a fresh LOGIN role that may only read and append.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import sqlite3
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from multiprocessing.synchronize import Barrier
@@ -29,6 +30,7 @@ from jamjet_temporal.audit import (
     event_id,
     open_store,
 )
+from jamjet_temporal._shared._pgtarget import lock_key
 from jamjet_temporal.audit._checkpoint import CheckpointSigner
 from jamjet_temporal.audit._keys import load_or_create_signing_key
 
@@ -118,8 +120,8 @@ class Backend:
     def name(self, table: str) -> str:
         return table if self.schema is None else f"{self.schema}.{table}"
 
-    def open(self, signer: CheckpointSigner | None = None) -> AuditStore:
-        return open_store(self.url, signer=signer)
+    def open(self, signer: CheckpointSigner | None = None, **options: float) -> AuditStore:
+        return open_store(self.url, signer=signer, **options)
 
     def _sql(self, statement: str) -> str:
         return (
@@ -147,6 +149,27 @@ class Backend:
             else:
                 cur = pg.execute(text.encode())
             return cur.fetchall() if cur.description is not None else []
+
+    @contextlib.contextmanager
+    def append_lock_held(self) -> Iterator[None]:
+        """Hold the lock every append takes (another writer's transaction) while inside."""
+        if self.kind == "sqlite":
+            lite = sqlite3.connect(self.url.removeprefix("sqlite:///"), isolation_level=None)
+            try:
+                lite.execute("BEGIN IMMEDIATE")
+                yield
+                lite.execute("ROLLBACK")
+            finally:
+                lite.close()
+            return
+        assert self.schema is not None
+        with psycopg.connect(PG_DSN, autocommit=True) as pg:
+            key = lock_key(f"jamjet.audit:{self.schema}")
+            pg.execute("SELECT pg_advisory_lock(%s)", (key,))
+            try:
+                yield
+            finally:
+                pg.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     def drop_append_only(self, table: str = "audit_events") -> None:
         """What an attacker with database access does first."""

@@ -96,6 +96,66 @@ async def test_appends_one_after_another_each_commit_at_once(backend: Backend) -
     assert transactions == transactions_in_rows(backend) == 10
 
 
+@pytest.mark.parametrize("gather_s", [2.0, 0.0])
+async def test_under_load_a_group_waits_for_more_appends(backend: Backend, gather_s: float) -> None:
+    # An append arrives while another commits (held up by another writer's lock): the store
+    # is under load, so its next group waits (up to gather_s) for the appends that follow.
+    store = backend.open(gather_s=gather_s)
+    try:
+        with backend.append_lock_held():
+            first = asyncio.create_task(store.append([make_event(0)]))
+            await asyncio.sleep(0.3)  # the first group is waiting for the lock
+            during = asyncio.create_task(store.append([make_event(1)]))
+            await asyncio.sleep(0.1)
+        await first
+        later = []
+        for n in range(2, 6):
+            later.append(asyncio.create_task(store.append([make_event(n)])))
+            await asyncio.sleep(0.05)
+        await asyncio.gather(during, *later)
+        transactions = commits(store)
+    finally:
+        await store.close()
+    assert transactions_in_rows(backend) == transactions
+    if gather_s:
+        # The one that arrived during the commit and the four after it: one transaction.
+        assert transactions == 2
+    else:
+        assert transactions >= 3
+
+
+async def test_a_full_group_commits_without_waiting_out_the_gather_time(backend: Backend) -> None:
+    store = backend.open(gather_s=600.0)
+    try:
+        with backend.append_lock_held():
+            first = asyncio.create_task(store.append([make_event(0)]))
+            await asyncio.sleep(0.3)
+            waiting = [asyncio.create_task(store.append([make_event(n)])) for n in range(1, 50)]
+            await asyncio.sleep(0.1)
+        await first
+        # 49 wait for more; 51 more make GATHER_MAX (100) and the group goes at once.
+        more = [asyncio.create_task(store.append([make_event(n)])) for n in range(50, 101)]
+        await asyncio.wait_for(asyncio.gather(*waiting, *more), timeout=60)
+        transactions = commits(store)
+    finally:
+        await store.close()
+    assert transactions == 2
+
+
+async def test_closing_a_gathering_store_commits_what_waits(backend: Backend) -> None:
+    store = backend.open(gather_s=600.0)
+    with backend.append_lock_held():
+        first = asyncio.create_task(store.append([make_event(0)]))
+        await asyncio.sleep(0.3)
+        waiting = asyncio.create_task(store.append([make_event(1)]))
+        await asyncio.sleep(0.1)
+    await first
+    await asyncio.sleep(0.1)  # the second group is gathering
+    await asyncio.wait_for(store.close(), timeout=60)
+    assert (await waiting)[0].seq == 2
+    assert len(backend.query("SELECT id FROM {t}")) == 2
+
+
 def poison(backend: Backend) -> None:
     """Make the database refuse any event of run ``poisoned`` (a trigger, as the admin)."""
     refusal = "poisoned batch refused"
