@@ -35,7 +35,15 @@ FORGET_ACTIVITY: Final = "jamjet.engram.forget"
 ENGRAM_ACTIVITIES: Final = frozenset(
     {CONTEXT_ACTIVITY, INGEST_ACTIVITY, FACTS_ACTIVITY, FORGET_ACTIVITY}
 )
-#: The runtime's own bookkeeping activities: not tools, so not decided by the gate.
+#: What a policy calls each memory activity: memory calls are decided (and audited) by these.
+MEMORY_SUBJECTS: Final = {
+    CONTEXT_ACTIVITY: "engram.read",
+    FACTS_ACTIVITY: "engram.read",
+    INGEST_ACTIVITY: "engram.write",
+    FORGET_ACTIVITY: "engram.forget",
+}
+#: The runtime's own activities: only the runtime schedules them. Of these only the memory
+#: calls are decided by the gate (as ``MEMORY_SUBJECTS``); the rest is bookkeeping.
 INTERNAL_ACTIVITIES: Final = frozenset(
     {RECORD_ACTIVITY, QUOTE_ACTIVITY, MCP_LIST_ACTIVITY, *ENGRAM_ACTIVITIES}
 )

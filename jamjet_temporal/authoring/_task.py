@@ -106,6 +106,16 @@ AGENT_TOOLS: ContextVar[tuple[AgentTool, ...] | None] = ContextVar(
 _DEFINITION_ATTR = "__jamjet_task__"
 
 
+MemoryAccess = Literal["read", "write", "none"]
+
+#: Per ``@task(memory=...)``: the memory calls (``MEMORY_SUBJECTS`` names) the agent may not make.
+_MEMORY_BLOCKS: dict[str, tuple[str, ...]] = {
+    "read": ("engram.write", "engram.forget"),
+    "write": ("engram.forget",),
+    "none": ("engram.*",),
+}
+
+
 def task_definition(obj: object) -> TaskDefinition | None:
     """The ``TaskDefinition`` of a ``@task`` function, or None for anything else."""
     defn = getattr(obj, _DEFINITION_ATTR, None)
@@ -150,6 +160,7 @@ def task(
     max_iters: int | None = None,
     max_cost: float | str | Decimal | None = None,
     max_tokens: int | None = None,
+    memory: MemoryAccess | None = None,
     **config: typing.Unpack[ActivityConfig],
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]: ...
 
@@ -164,6 +175,7 @@ def task(
     max_iters: int | None = None,
     max_cost: float | str | Decimal | None = None,
     max_tokens: int | None = None,
+    memory: MemoryAccess | None = None,
     **config: typing.Unpack[ActivityConfig],
 ) -> Callable[P, Awaitable[R]] | Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Make an async function a crash-safe task (a Temporal activity).
@@ -191,6 +203,12 @@ def task(
         max_cost: Budget in USD for every model call the body makes: each call is projected
             first and the task halts *before* a call that could cross it.
         max_tokens: Budget in tokens (input + output), enforced the same way.
+        memory: What the agent task's own memory calls (``engram.*`` in its body) may do:
+            ``"read"`` (``context_for``, ``facts``), ``"write"`` (also ``remember``,
+            ``record``), ``"none"``; ``forget`` is never the agent's. Refused calls are
+            recorded like refused tools (as ``engram.write``...). Default: whatever the
+            operator's policy allows. Needs ``tools=`` (or another option that runs the body
+            in the workflow).
         **config: Any ``temporalio.workflow.ActivityConfig`` option (``start_to_close_timeout``,
             ``heartbeat_timeout``, ``retry_policy``, ``task_queue``, ...), overriding
             ``default_task_config()``.
@@ -230,6 +248,16 @@ def task(
                 "tools=, strategy=, max_cost= or max_tokens= the body runs in the workflow, not "
                 "as an activity; set activity options on the @task functions it calls"
             )
+        if memory is not None and memory not in _MEMORY_BLOCKS:
+            raise ConfigError(
+                f"@task '{task_name}': memory={memory!r} is not one of 'read', 'write', 'none'"
+            )
+        if memory is not None and tools is None and budget is None and strategy is None:
+            raise ConfigError(
+                f"@task '{task_name}': memory= limits the memory calls an agent task's body "
+                "makes in the workflow; this task's body runs as an activity, where memory "
+                "calls are not the gate's (add tools=[...], or drop memory=)"
+            )
         if tools is not None or budget is not None or strategy is not None:
             made_inline = [
                 f"{arg}="
@@ -250,6 +278,7 @@ def task(
                 budget=budget,
                 strategy=strategy,
                 max_iters=max_iters,
+                memory=memory,
             )
         signature = inspect.signature(func)
         return_type = typing.get_type_hints(func).get("return")
@@ -310,6 +339,7 @@ def _inline_task(
     budget: Budget | None,
     strategy: str | None,
     max_iters: int | None,
+    memory: MemoryAccess | None = None,
 ) -> Callable[P, Awaitable[R]]:
     """A task whose body runs in the workflow: it orchestrates calls, each its own activity."""
     from jamjet_temporal.budget._workflow import budget_scope
@@ -333,6 +363,16 @@ def _inline_task(
         if tools is None
         else Policy.allow_list(tool_names, source=f"@task(tools=...) of '{name}'")
     )
+    if memory is not None:
+        # The memory calls the agent may not make, in its own scope (an allow-list of tools
+        # says nothing about memory: see decide_memory).
+        blocked = _MEMORY_BLOCKS[memory]
+        source = f"@task(memory={memory!r}) of '{name}'"
+        allow_list = (
+            Policy(blocked_tools=blocked, source=source)
+            if allow_list is None
+            else Policy(rules=allow_list.rules, closed=True, blocked_tools=blocked, source=source)
+        )
     settings = StrategySettings(name=name, strategy=strategy, max_iters=max_iters)
 
     @functools.wraps(func)

@@ -41,7 +41,7 @@ from jamjet_temporal._shared._activity import (
 )
 from jamjet_temporal._shared._observe import observer
 from jamjet_temporal._shared._runtime import INTERNAL_HEADER, is_reserved
-from jamjet_temporal._shared._wire import GATE_HEADER, RUN_CLOSED, SPEND_DETAIL
+from jamjet_temporal._shared._wire import GATE_HEADER, MEMORY_SUBJECTS, RUN_CLOSED, SPEND_DETAIL
 from jamjet_temporal.audit import AuditEvent, AuditStore, event_id, open_store
 from jamjet_temporal.audit._checkpoint import CheckpointSigner
 from jamjet_temporal.audit._export import redact_event
@@ -63,6 +63,7 @@ from jamjet_temporal.gate._workflow import (
     mcp_call,
 )
 from jamjet_temporal.llm._types import ChatRequest, ChatResult
+from jamjet_temporal.memory._audit import MEMORY_EVENT_KINDS, memory_record
 from jamjet_temporal.policy import Policy, PolicyScopes, decide_model
 
 #: Key of our own entry in an activity's heartbeat details.
@@ -460,6 +461,8 @@ class GateActivityInbound(ActivityInboundInterceptor):
             assert mark is not None
             governance = activity.payload_converter().from_payloads([mark], [str])[0]
             self._check_governance(governance)
+            if info.activity_type in MEMORY_SUBJECTS and self._sink is not None:
+                return await self._memory_call(input, info)
             return await super().execute_activity(input)
         tool = _tool_fields(info, input)
         payload = input.headers.get(GATE_HEADER)
@@ -575,6 +578,86 @@ class GateActivityInbound(ActivityInboundInterceptor):
             return self._answer(clearance, result, gate.calls)
         finally:
             heartbeat_details.reset(token)
+
+    async def _memory_call(self, input: ExecuteActivityInput, info: activity.Info) -> object:
+        """A memory call: its decision stored before it runs, then what it read or wrote
+        (counts, tokens, ids: never the memory itself).
+
+        Repeating a memory call is harmless (reads read, writes merge, forget finds nothing
+        more), so a record that fails fails the attempt and the retry runs the call again.
+        """
+        subject = MEMORY_SUBJECTS[info.activity_type]
+        payload = input.headers.get(GATE_HEADER)
+        clearance: Clearance | None = None
+        if payload is not None:
+            clearance = activity.payload_converter().from_payloads([payload], [Clearance])[0]
+            assert isinstance(clearance, Clearance)
+            if clearance.decision.subject != subject:
+                await self._refuse(
+                    info,
+                    f"the gate decision is for '{clearance.decision.subject}', not this call",
+                    f"memory call '{subject}' refused: its gate decision was made for "
+                    f"'{clearance.decision.subject}'",
+                    {"tool": subject, "activity": info.activity_type},
+                )
+            await self._record_decision(
+                info, clearance, {"tool": subject, "activity": info.activity_type}
+            )
+        # else: scheduled by a worker from before memory calls were decided (its run goes on).
+        started = time.monotonic()
+        result: object = None
+        error: str | None = None
+        try:
+            result = await super().execute_activity(input)
+        except BaseException as err:
+            if not (isinstance(err, Exception) and _final(err, info)):
+                raise
+            error = f"{type(err).__name__}: {err}"
+            await self._record_memory(input, info, clearance, started, None, error)
+            raise
+        await self._record_memory(input, info, clearance, started, result, None)
+        return result
+
+    async def _record_memory(
+        self,
+        input: ExecuteActivityInput,
+        info: activity.Info,
+        clearance: Clearance | None,
+        started: float,
+        result: object,
+        error: str | None,
+    ) -> None:
+        assert self._sink is not None
+        run_id = info.workflow_id or ""
+        wf_run = info.workflow_run_id or ""
+        kind = MEMORY_EVENT_KINDS[info.activity_type]
+        request = input.args[0] if len(input.args) == 1 else None
+        data: dict[str, JsonValue] = {
+            "tool": MEMORY_SUBJECTS[info.activity_type],
+            "activity": info.activity_type,
+            "activity_id": info.activity_id,
+            **(memory_record(info.activity_type, request, result) if request is not None else {}),
+            "latency_ms": round((time.monotonic() - started) * 1000, 3),
+            "attempt": info.attempt,
+            "decision_event": clearance.event_id if clearance is not None else None,
+            "outcome": "failed" if error is not None else "completed",
+        }
+        if error is not None:
+            data["error"] = error
+        actor = clearance.actor if clearance is not None else {"workflow_type": info.workflow_type}
+        await self._sink.append(
+            [
+                AuditEvent(
+                    id=event_id(run_id, wf_run, info.activity_id, kind),
+                    run_id=run_id,
+                    workflow_run_id=wf_run,
+                    kind=kind,
+                    at=datetime.now(UTC),
+                    actor={**actor, "worker": _worker_identity()},
+                    data=data,
+                )
+            ]
+        )
 
     def _check_governance(self, governance: str) -> None:
         """Refuse (retryably) an activity of a run pinned to other governance than ours."""

@@ -57,6 +57,7 @@ from jamjet_temporal._shared._wire import (
     GOVERNANCE_PATCH,
     INTERNAL_ACTIVITIES,
     MCP_CALL_ACTIVITY,
+    MEMORY_SUBJECTS,
     RECORD_ACTIVITY,
     RUN_CLOSED,
     SPEND_DETAIL,
@@ -93,7 +94,14 @@ from jamjet_temporal.gate._precall import after_precall
 from jamjet_temporal.llm._types import ChatRequest, ChatResult
 from jamjet_temporal.mcp._types import McpCall, call_problem
 from jamjet_temporal.mcp._workflow import ToolCatalog, decide_call, list_options
-from jamjet_temporal.policy import Decision, Policy, PolicyScopes, decide_model, decide_tool
+from jamjet_temporal.policy import (
+    Decision,
+    Policy,
+    PolicyScopes,
+    decide_memory,
+    decide_model,
+    decide_tool,
+)
 
 # Which scopes and agent are in force for the code running now. Context variables follow the
 # workflow's asyncio tasks, so a scope entered around an await applies to exactly the
@@ -272,7 +280,7 @@ class Gate:
         #: that record it with a local activity, as runs from before the hand-over did.
         self.closed_by_worker = closed_by_worker
         self._audit = audit
-        self._count = 0
+        self._counts: dict[str, int] = {}
         self._cache: dict[tuple[tuple[str, Policy], ...], PolicyScopes] = {}
         self._model_cache: dict[PolicyScopes, tuple[ModelScope, ...]] = {}
         self.budget = BudgetKeeper()
@@ -355,12 +363,14 @@ class Gate:
         await self.record([event])
 
     def _decided(
-        self, kind: str, decision: Decision, args: Sequence[object]
+        self, kind: str, decision: Decision, args: Sequence[object], series: str = "decision"
     ) -> tuple[Decision, AuditEvent]:
-        self._count += 1
+        # Numbered per series: decisions added later (memory calls) must not renumber the
+        # ones a run made before, which in-flight runs have stored under those ids.
+        count = self._counts[series] = self._counts.get(series, 0) + 1
         info = workflow.info()
         event = AuditEvent(
-            id=event_id(info.workflow_id, info.run_id, "decision", str(self._count)),
+            id=event_id(info.workflow_id, info.run_id, series, str(count)),
             run_id=info.workflow_id,
             workflow_run_id=info.run_id,
             kind=kind,
@@ -398,6 +408,11 @@ class Gate:
         else:
             decision = decide_model(scopes, request.model)
         return self._decided("policy.model_decision", decision, args)
+
+    def decide_memory(self, activity: str, args: Sequence[object]) -> tuple[Decision, AuditEvent]:
+        """Decide one memory call as its ``MEMORY_SUBJECTS`` name (``engram.read``...)."""
+        decision = decide_memory(self.scopes(), MEMORY_SUBJECTS[activity])
+        return self._decided("policy.decision", decision, args, series="memory-decision")
 
     def refusal(
         self, activity: str, args: Sequence[object], reason: str, scope: str
@@ -739,7 +754,44 @@ def make_workflow_interceptor(
                 **input.headers,
                 INTERNAL_HEADER: workflow.payload_converter().to_payloads([gate.governance])[0],
             }
+            if input.activity not in ENGRAM_ACTIVITIES:
+                return start(input)
+            # Memory calls are decided like tools, as engram.read / engram.write /
+            # engram.forget; the activity records the decision and what was read or written.
+            decision, event = gate.decide_memory(input.activity, input.args)
+            book = gate.approvals
+            if decision.decision == "WAITING_FOR_APPROVAL" and book is not None:
+                approved = self._memory_approved(gate, book, input, decision, event, start)
+                return after_precall(input.activity, "approval", approved)
+            if not decision.allowed:
+                return after_precall(input.activity, "refusal", _refused(gate, decision, event))
+            self._clear(gate, input, decision, event)
             return start(input)
+
+        async def _memory_approved(
+            self,
+            gate: Gate,
+            book: ApprovalBook,
+            input: _Input,
+            decision: Decision,
+            event: AuditEvent,
+            start: _Start,
+        ) -> object:
+            # Approvers see whose memory and what kind of call, not the memory itself.
+            shown: dict[str, JsonValue] = {
+                "activity": input.activity,
+                "user": _memory_user(input.args),
+            }
+            approval = await book.request(decision.subject, shown, None)
+            approved = decision.model_copy(
+                update={
+                    "decision": "ALLOWED",
+                    "reason": f"approved by {', '.join(approval.approved_by)} "
+                    f"({approval.approval_id})",
+                }
+            )
+            self._clear(gate, input, approved, event)
+            return await start(input)
 
         async def _within_budget(
             self, gate: Gate, input: _Input, decision: Decision, event: AuditEvent, start: _Start

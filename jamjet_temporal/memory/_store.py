@@ -652,6 +652,13 @@ class SQLMemory(ABC):
         """Delete everything remembered about a user: facts, turns, sessions, index entries."""
         scope = scope_key(user, org)
         with self.transaction(scope, write=True) as tx:
+            fact_ids = [
+                r["id"] for r in tx.rows("SELECT id FROM engram_facts WHERE scope = ?", (scope,))
+            ]
+            names = [
+                r["session"]
+                for r in tx.rows("SELECT session FROM engram_sessions WHERE scope = ?", (scope,))
+            ]
             self.index_forget(tx, scope)
             tx.run("DELETE FROM engram_vectors WHERE scope = ?", (scope,))
             facts = tx.run("DELETE FROM engram_facts WHERE scope = ?", (scope,))
@@ -661,7 +668,13 @@ class SQLMemory(ABC):
             del self._vector_cache[key]
         self._vectors_complete = {key for key in self._vectors_complete if key[0] != scope}
         self.purge()
-        return Forgotten(facts=facts, episodes=episodes, sessions=sessions)
+        return Forgotten(
+            facts=facts,
+            episodes=episodes,
+            sessions=sessions,
+            fact_ids=sorted(fact_ids),
+            session_names=sorted(names),
+        )
 
     # -- vectors -------------------------------------------------------------------------
 

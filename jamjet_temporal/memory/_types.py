@@ -274,10 +274,20 @@ class Context(BaseModel):
 
 
 class Forgotten(BaseModel):
-    """What ``forget`` deleted."""
+    """What ``forget`` deleted.
+
+    Attributes:
+        facts: How many facts (current and superseded).
+        episodes: How many conversation turns.
+        sessions: How many sessions.
+        fact_ids: The deleted facts' ids (what the audit trail records as erased).
+        session_names: The deleted sessions' names.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     facts: int
     episodes: int
     sessions: int
+    fact_ids: list[str] = Field(default_factory=list)
+    session_names: list[str] = Field(default_factory=list)

@@ -13,7 +13,7 @@ from jamjet_temporal._shared._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from jamjet_temporal.errors import PolicyError
-    from jamjet_temporal.policy._evaluate import decide_model, decide_tool
+    from jamjet_temporal.policy._evaluate import decide_memory, decide_model, decide_tool
     from jamjet_temporal.policy._load import load_policy, parse_policy
     from jamjet_temporal.policy._types import Decision, Policy, PolicyScopes, Rule
 
@@ -23,6 +23,7 @@ __all__ = [
     "PolicyError",
     "PolicyScopes",
     "Rule",
+    "decide_memory",
     "decide_model",
     "decide_tool",
     "load_policy",
@@ -34,7 +35,7 @@ __getattr__, __dir__ = lazy_exports(
     globals(),
     {
         "jamjet_temporal.errors": ["PolicyError"],
-        "._evaluate": ["decide_model", "decide_tool"],
+        "._evaluate": ["decide_memory", "decide_model", "decide_tool"],
         "._load": ["load_policy", "parse_policy"],
         "._types": ["Decision", "Policy", "PolicyScopes", "Rule"],
     },

@@ -15,7 +15,7 @@ from typing import Final
 
 from jamjet_temporal.policy._types import Action, Decision, Policy, PolicyScopes, Verdict, fold_name
 
-__all__ = ["decide_model", "decide_tool"]
+__all__ = ["decide_memory", "decide_model", "decide_tool"]
 
 _SEVERITY: Final[dict[Verdict, int]] = {
     "ALLOWED": 0,
@@ -26,9 +26,12 @@ _SEVERITY: Final[dict[Verdict, int]] = {
 
 
 def _scope_verdict(
-    policy: Policy, name: str, holds: frozenset[str] | None = None
+    policy: Policy, name: str, holds: frozenset[str] | None = None, *, named_only: bool = False
 ) -> tuple[Verdict, str | None, Action | None, str] | None:
-    """What one scope says about a tool: (verdict, glob, rule kind, reason), or None."""
+    """What one scope says about a tool: (verdict, glob, rule kind, reason), or None.
+
+    ``named_only``: only entries that match the name answer (no allow-list or default deny).
+    """
     compiled = policy._compiled
     entry = compiled.blocked.first(name)
     if entry is not None:
@@ -39,6 +42,8 @@ def _scope_verdict(
     entry = compiled.rules.first(name, holds)
     if entry is not None:
         return entry.verdict, entry.glob, entry.action, entry.reason
+    if named_only:
+        return None
     if policy.closed:
         return "BLOCKED", None, None, "tool not in allow-list"
     if compiled.has_rules:
@@ -46,8 +51,30 @@ def _scope_verdict(
     return None
 
 
+def decide_memory(scopes: PolicyScopes, subject: str) -> Decision:
+    """Decides a memory call (``engram.read``, ``engram.write`` or ``engram.forget``).
+
+    As :func:`decide_tool`, but only entries that match the name answer (``blocked_tools``,
+    ``require_approval_for``, rules): an allow-list or a scope's default deny is about tools,
+    and a run's own user's memory is the run's unless a policy says otherwise. A catch-all rule
+    (``match: "*"``) does match.
+
+    Args:
+        scopes: The policies in force, least specific first.
+        subject: The memory call's name.
+
+    Returns:
+        The decision.
+    """
+    return decide_tool(scopes, subject, named_only=True)
+
+
 def decide_tool(
-    scopes: PolicyScopes, tool: str, *, holds: frozenset[str] | None = None
+    scopes: PolicyScopes,
+    tool: str,
+    *,
+    holds: frozenset[str] | None = None,
+    named_only: bool = False,
 ) -> Decision:
     """Decides whether ``tool`` may be called under ``scopes``.
 
@@ -65,6 +92,7 @@ def decide_tool(
         holds: The conditions true of the tool (for an MCP tool, from the annotations its
             server listed: ``destructive``, ``read_only``, ...), which rules with ``when:``
             test; None: nothing is known, and those rules do not apply.
+        named_only: Only entries matching the name answer (see :func:`decide_memory`).
 
     Returns:
         The decision, with the deciding scope, rule and policy version.
@@ -72,7 +100,7 @@ def decide_tool(
     folded = fold_name(tool)
     best: tuple[int, str, Policy, tuple[Verdict, str | None, Action | None, str]] | None = None
     for scope, policy in scopes.scopes:
-        said = _scope_verdict(policy, folded, holds)
+        said = _scope_verdict(policy, folded, holds, named_only=named_only)
         if said is None:
             continue
         severity = _SEVERITY[said[0]]
@@ -90,11 +118,12 @@ def decide_tool(
             policy_version=policy.version_id,
             reason=reason,
         )
-    reason = (
-        "no rule matched and no scope sets rules or an allow-list"
-        if scopes._has_tool_config
-        else "no policy configured"
-    )
+    if named_only:
+        reason = "no rule names this memory call (the run's user's own memory)"
+    elif scopes._has_tool_config:
+        reason = "no rule matched and no scope sets rules or an allow-list"
+    else:
+        reason = "no policy configured"
     return Decision(
         decision="ALLOWED",
         subject=tool,

@@ -56,6 +56,8 @@ rules:
     thresholds: [{{field: amount, above: 100000, required: 2}}]
   - action: "bank.*"
     approvers: [alice@example.com]
+  - action: "engram.*"
+    approvers: [alice@example.com]
   - action: remind_*
     approvers: [alice@example.com]
     timeout_seconds: 1800

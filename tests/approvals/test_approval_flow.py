@@ -16,17 +16,18 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities.bank import send
-from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as
+from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as, engram
 from jamjet_temporal._shared._wire import DECIDE_SIGNAL, PENDING_QUERY
 from jamjet_temporal.approvals._client import find_pending, list_pending, sign, submit
 from jamjet_temporal.approvals._identity import action_digest
 from jamjet_temporal.approvals._workflow import PendingApproval
 from jamjet_temporal.audit import AuditEvent, open_store
 from jamjet_temporal.cli._devserver import DevServer, temporal_cli
-from jamjet_temporal.plugin import AuditConfig
+from jamjet_temporal.plugin import AuditConfig, MemoryConfig
 from jamjet_temporal.policy import Policy
 from tests.approvals.approval_workflows import pay
 from tests.approvals.conftest import Approvals
+from tests.engram import engram_workflows
 from tests.identities import PORTAL
 from workflows.transfer import transfer
 
@@ -298,6 +299,41 @@ async def test_worker_killed_while_waiting_then_approved_sends_once(
             "SELECT count(*) FROM transfers WHERE substr(key, 4, 12) = ?", (key_suffix,)
         ).fetchone()[0]
     assert booked == 1, "the transfer happened exactly once"
+
+
+async def test_a_memory_call_the_policy_holds_waits_for_an_approval(
+    temporal_server: DevServer, approvals: Approvals, task_queue: str, tmp_path: Path
+) -> None:
+    memory = f"sqlite:///{tmp_path / 'memory.db'}"
+    config = JamJetConfig(
+        policy=Policy(require_approval_for=("engram.forget",)),
+        approvals=approvals.config,
+        audit=AuditConfig(store=approvals.audit_url),
+        memory=MemoryConfig(store=memory),
+    )
+    user = f"lee-{uuid.uuid4().hex[:6]}@example.com"
+    await engram.record(user, "Lisbon", attribute="location", session="s1", store=memory)
+    client = await Client.connect(temporal_server.address, plugins=[JamJetPlugin(config)])
+    run_id = f"exec_{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=task_queue, workflows=[engram_workflows.forget]):
+        with acting_as(user, signer=PORTAL):
+            handle = await client.start_workflow(
+                engram_workflows.forget.run, user, id=run_id, task_queue=task_queue
+            )
+        request = await wait_pending(client, run_id)
+        # Approvers see whose memory would be erased, not the memory.
+        assert request.action == "engram.forget"
+        assert request.args == {"activity": "jamjet.engram.forget", "user": user}
+        assert len(await engram.facts(user, store=memory)) == 1  # nothing erased yet
+        result = await submit(client, sign(approvals.who["alice"], request, "approved"))
+        assert result.complete
+        assert (await handle.result()).facts == 1
+    assert await engram.facts(user, store=memory) == []
+    events = await audit_of(approvals, run_id)
+    decision = next(e for e in events if e.kind == "policy.decision")
+    assert decision.data["subject"] == "engram.forget"
+    assert decision.data["reason"] == "approved by alice@example.com (apr_1)"
+    assert [e.data["facts"] for e in events if e.kind == "memory.forget"] == [1]
 
 
 async def test_policy_require_approval_holds_a_tool_call_until_approved(

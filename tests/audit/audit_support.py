@@ -22,6 +22,7 @@ from typing import TypeVar
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from jamjet_temporal._shared._pgtarget import lock_key
 from jamjet_temporal.audit import (
     AuditEvent,
     AuditStore,
@@ -30,7 +31,6 @@ from jamjet_temporal.audit import (
     event_id,
     open_store,
 )
-from jamjet_temporal._shared._pgtarget import lock_key
 from jamjet_temporal.audit._checkpoint import CheckpointSigner
 from jamjet_temporal.audit._keys import load_or_create_signing_key
 

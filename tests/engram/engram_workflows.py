@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow as temporal_workflow
 
-from jamjet_temporal import engram, workflow
+from jamjet_temporal import engram, task, workflow
+from jamjet_temporal.errors import ToolDeniedError
 from jamjet_temporal.memory import Context, Fact, Forgotten, Ingested, Message
 
 
@@ -33,3 +34,42 @@ async def bad_budget(user: str) -> Context:
 @workflow(name="test-engram.forget")
 async def forget(user: str) -> Forgotten:
     return await engram.forget(user)
+
+
+@workflow(name="test-engram.governed")
+async def governed(user: str) -> tuple[Context, list[Fact], Forgotten]:
+    await engram.record(user, "Pune", attribute="location", session="s2")
+    await engram.record(user, "Amsterdam", attribute="location", session="s6")
+    context = await engram.context_for(
+        user=user, topic="where does the user live", budget_tokens=300
+    )
+    found = await engram.facts(user, include_superseded=True)
+    return context, found, await engram.forget(user)
+
+
+@workflow(name="test-engram.write-then-read")
+async def write_then_read(user: str) -> str:
+    try:
+        await engram.record(user, "Lisbon", attribute="location", session="s1")
+    except ToolDeniedError as err:
+        written = f"write refused ({err.subject}, {err.scope})"
+    else:
+        written = "written"
+    context = await engram.context_for(user=user, topic="location", budget_tokens=200)
+    return f"{written}; read {len(context.items)} items"
+
+
+@task(name="test-engram.reader-agent", tools=[], memory="read")
+async def reader_agent(user: str) -> str:
+    context = await engram.context_for(user=user, topic="location", budget_tokens=200)
+    try:
+        await engram.record(user, "Oslo", attribute="location", session="s9")
+    except ToolDeniedError as err:
+        return f"read {len(context.items)} items; write refused ({err.subject}, {err.scope})"
+    return "written"
+
+
+@workflow(name="test-engram.agent-reads")
+async def agent_reads(user: str) -> str:
+    await engram.record(user, "Lisbon", attribute="location", session="s1")
+    return await reader_agent(user)
