@@ -1,13 +1,14 @@
 """Audit appends under concurrency: group commit on SQLite and PostgreSQL (figures printed).
 
     python bench/audit_append.py [--calls 1000] [--appenders 1 200] [--no-sign]
-                                 [--pg-admin DSN | --no-pg]
+                                 [--pg-admin DSN | --no-pg] [--gather-ms 5]
 
 Each appender plays a governed tool call as the gate does: append the decision (one event,
 durable before the tool runs), then the call record (one event), and on to the next call,
 until ``--calls`` tool calls are recorded between all appenders. The store signs checkpoints
 at the workers' default cadence (every 100 events or 10 s) with a marks file, as a worker's
-does, unless ``--no-sign``.
+does, unless ``--no-sign``. A store under load holds each transaction open ``--gather-ms``
+for more appends (the default ``GATHER_S``; 0 commits at once, as an idle store does).
 
 SQLite runs on a temporary file (WAL, synchronous=FULL: one fsync per transaction).
 PostgreSQL runs on a fresh schema of the server ``--pg-admin`` names (default: the local test
@@ -48,6 +49,7 @@ from jamjet_temporal.audit import (
     load_or_create_signing_key,
     open_store,
 )
+from jamjet_temporal.audit._store import GATHER_S
 
 DEFAULT_PG_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=root connect_timeout=3"
 
@@ -146,7 +148,9 @@ async def main(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             store = open_store(
-                f"sqlite:///{folder / 'audit.db'}", signer=signer_in(folder, args.sign)
+                f"sqlite:///{folder / 'audit.db'}",
+                signer=signer_in(folder, args.sign),
+                gather_s=args.gather_ms / 1000,
             )
             try:
                 rows.append(await run(store, "sqlite", appenders, args.calls))
@@ -163,7 +167,9 @@ async def main(args: argparse.Namespace) -> None:
         for appenders in args.appenders:
             with tempfile.TemporaryDirectory() as tmp:
                 async with postgres_url(args.pg_admin) as url:
-                    store = open_store(url, signer=signer_in(Path(tmp), args.sign))
+                    store = open_store(
+                        url, signer=signer_in(Path(tmp), args.sign), gather_s=args.gather_ms / 1000
+                    )
                     try:
                         rows.append(await run(store, "postgres", appenders, args.calls))
                     finally:
@@ -193,4 +199,10 @@ if __name__ == "__main__":
     parser.add_argument("--no-sign", dest="sign", action="store_false", help="no checkpoints")
     parser.add_argument("--pg-admin", default=DEFAULT_PG_ADMIN, help="admin DSN for PostgreSQL")
     parser.add_argument("--no-pg", action="store_true", help="SQLite only")
+    parser.add_argument(
+        "--gather-ms",
+        type=float,
+        default=GATHER_S * 1000,
+        help="how long a store under load waits for more appends (0: never)",
+    )
     asyncio.run(main(parser.parse_args()))

@@ -297,7 +297,6 @@ class SQLiteAuditStore:
             self._commit_queued()
         finally:
             with self._lock:
-                self._gathering = bool(self._queue)
                 if self._queue and not self._closed:
                     self._executor.submit(self._drain)
                 else:
@@ -325,6 +324,10 @@ class SQLiteAuditStore:
             # Not an append's own failure (those are outcomes): every caller hears of it.
             _deliver(group, [exc] * len(group))
             raise
+        with self._lock:
+            # Load: more appends arrived while the group committed (looked at before the
+            # callers hear back: one answered and appending again is no sign of load).
+            self._gathering = bool(self._queue)
         _deliver(group, outcomes)
 
     def _commit(self, group: list[PendingAppend]) -> list[Outcome]:
