@@ -168,28 +168,54 @@ def expand_query(
     return expanded
 
 
-#: Where a unit found by meaning alone slots in: just below the lexical unit of its own rank
-#: (this share of that unit's score).
+#: How much meaning reweights the words: a unit the terms found scores its BM25 score times
+#: its cosine similarity to the topic to this power (floored at ``SIMILARITY_FLOOR``). On the
+#: LoCoMo dev split, recall@1000 is 0.808 with words only, 0.821 at 1, 0.825 at 1.5, 0.830 at
+#: 3; above 1 the showcase's session-8 block changes order (the longer turn about release notes
+#: outranks the short one), so 1.
+SIMILARITY_POWER = 1.0
+SIMILARITY_FLOOR = 0.01
+#: Where a unit found by meaning alone slots in: just below the unit of its own rank (this
+#: share of that unit's score).
 VECTOR_SLOT = 0.9
 
 
-def fuse(lexical: Mapping[str, float], nearest: Sequence[tuple[str, str]]) -> dict[str, float]:
-    """The lexical ranking (BM25 scores), joined by the units only the vectors found.
+def fuse(
+    lexical: Mapping[str, float],
+    similarity: Mapping[str, float],
+    nearest: Sequence[str],
+) -> dict[str, float]:
+    """The lexical ranking reweighted by meaning, joined by the units only the vectors found.
 
-    A unit the terms found keeps its score (ties stay ties; what the words decide, the meaning
-    does not reorder). The one at vector rank ``r`` that no term found slots in just below the
-    lexical unit at rank ``r``: words first, and meaning where they missed.
+    A unit the terms found scores ``bm25 × max(cos, SIMILARITY_FLOOR) ** SIMILARITY_POWER``:
+    among units that share the topic's words, those that also mean what it means go first. A
+    unit without a vector (none stored yet) keeps its BM25 score times the median factor. The
+    one at vector rank ``r`` that no term found slots in just below the unit at rank ``r``.
 
     Args:
         lexical: BM25 score per unit id.
-        nearest: ``(kind, unit id)`` by vector similarity, best first.
+        similarity: Cosine similarity to the topic per unit id (every unit with a vector).
+        nearest: Unit ids by similarity, best first (the vector candidates).
 
     Returns:
         The score per unit id (higher is better).
     """
-    fused = dict(lexical)
-    ladder = sorted(lexical.values(), reverse=True)
-    for rank, (_, unit) in enumerate(nearest):
+    if not similarity:
+        fused = dict(lexical)
+    else:
+        factors = sorted(max(c, SIMILARITY_FLOOR) ** SIMILARITY_POWER for c in similarity.values())
+        typical = factors[len(factors) // 2]
+        fused = {
+            unit: score
+            * (
+                max(similarity[unit], SIMILARITY_FLOOR) ** SIMILARITY_POWER
+                if unit in similarity
+                else typical
+            )
+            for unit, score in lexical.items()
+        }
+    ladder = sorted(fused.values(), reverse=True)
+    for rank, unit in enumerate(nearest):
         if unit in fused:
             continue
         above = ladder[min(rank, len(ladder) - 1)] if ladder else 1.0 / (rank + 1)

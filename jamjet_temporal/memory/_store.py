@@ -14,7 +14,7 @@ import json
 import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol, TypeVar
@@ -256,7 +256,11 @@ class SQLMemory(ABC):
         #: Turns texts into vectors; None: the process's default (WordLlama, offline).
         self.embedder: Embedder | None = None
         #: Per scope and model: the newest vector ``seq`` loaded, the units and their matrix.
-        self._vector_cache: dict[tuple[str, str], tuple[int, list[tuple[str, str]], Vectors]] = {}
+        # Per (scope, model): the last vector seq read, the units, their row by unit id, and
+        # the matrix of their vectors (one row each).
+        self._vector_cache: dict[
+            tuple[str, str], tuple[int, list[tuple[str, str]], dict[str, int], Vectors]
+        ] = {}
         #: Scopes whose every unit has a vector of the model (this process saw to it).
         self._vectors_complete: set[tuple[str, str]] = set()
         #: The units the running ingest has indexed (their vectors are stored before it
@@ -602,9 +606,11 @@ class SQLMemory(ABC):
                 cands = loader.search({**dict.fromkeys(extra, 0.0), **weights})
                 weights = expand_query(weights, scores, cands, corpus, set(extra))
                 scores = bm25(weights, cands, corpus)
-            nearest = self._nearest(tx, scope, embedder.name, query, request.include_episodes)
-            cands += loader.units([unit for _, unit in nearest if unit[1] not in scores])
-            scores = fuse(scores, [unit for _, unit in nearest])
+            similarity, nearest = self._nearest(
+                tx, scope, embedder.name, query, request.include_episodes, scores.keys()
+            )
+            cands += loader.units([unit for unit in nearest if unit[1] not in scores])
+            scores = fuse(scores, similarity, [unit for _, unit in nearest])
             scores, support = propagate(scores, cands)
             ranked = loader.resolve(cands, scores, times, support)
             ranked += loader.profile(ranked)
@@ -728,10 +734,18 @@ class SQLMemory(ABC):
         return added
 
     def _nearest(
-        self, tx: Tx, scope: str, model: str, query: Vectors, episodes: bool
-    ) -> list[tuple[float, tuple[str, str]]]:
-        """The scope's units nearest to ``query`` (cosine), best first: ``(score, unit)``."""
-        top, units, matrix = self._vector_cache.get((scope, model), (0, [], _EMPTY))
+        self,
+        tx: Tx,
+        scope: str,
+        model: str,
+        query: Vectors,
+        episodes: bool,
+        wanted: Collection[str],
+    ) -> tuple[dict[str, float], list[tuple[str, str]]]:
+        """The cosine similarity to ``query`` of the ``wanted`` units that have a vector (by
+        unit id), and the nearest units (``(kind, unit)``, best first, at least
+        ``MIN_SIMILARITY``)."""
+        top, units, row_of, matrix = self._vector_cache.get((scope, model), (0, [], {}, _EMPTY))
         rows = tx.rows(
             "SELECT seq, kind, unit, vec FROM engram_vectors WHERE scope = ? AND model = ? "
             "AND seq > ? ORDER BY seq",
@@ -740,19 +754,21 @@ class SQLMemory(ABC):
         if rows:
             packed = np.frombuffer(b"".join(bytes(r["vec"]) for r in rows), dtype=np.float16)
             fresh: Vectors = packed.reshape(len(rows), -1).astype(np.float32)
+            row_of = {**row_of, **{str(r["unit"]): len(units) + i for i, r in enumerate(rows)}}
             units = [*units, *((str(r["kind"]), str(r["unit"])) for r in rows)]
             matrix = fresh if not len(matrix) else np.vstack([matrix, fresh])
             top = int(rows[-1]["seq"])
-            self._vector_cache[(scope, model)] = (top, units, matrix)
+            self._vector_cache[(scope, model)] = (top, units, row_of, matrix)
         if not units or matrix.shape[1] != query.shape[0]:
-            return []
+            return {}, []
         sims = matrix @ query
+        similarity = {unit: float(sims[row_of[unit]]) for unit in wanted if unit in row_of}
         if not episodes:
             sims = np.where([kind == "fact" for kind, _ in units], sims, -np.inf)
         count = min(VECTOR_CANDIDATES, len(units))
         best = np.argpartition(-sims, count - 1)[:count]
         best = best[np.argsort(-sims[best])]
-        return [(float(sims[i]), units[i]) for i in best if sims[i] >= MIN_SIMILARITY]
+        return similarity, [units[i] for i in best if sims[i] >= MIN_SIMILARITY]
 
 
 class _Loader:

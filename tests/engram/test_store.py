@@ -208,10 +208,11 @@ def test_profile_facts_fill_the_budget_after_relevant_ones(memory: SQLMemory) ->
 
 
 def test_recency_breaks_ties_between_equally_relevant_facts(memory: SQLMemory) -> None:
-    record(memory, "sunil", "s1", day(1), FactInput(value="release train alpha"))
-    record(memory, "sunil", "s2", day(2), FactInput(value="release train beta"))
+    # The same words in another order: equal for BM25 and for the (order-blind) embedding.
+    record(memory, "sunil", "s1", day(1), FactInput(value="release train alpha beta"))
+    record(memory, "sunil", "s2", day(2), FactInput(value="release train beta alpha"))
     items = ctx(memory, "sunil", "release train").items
-    assert [i.text for i in items] == ["release train beta", "release train alpha"]
+    assert [i.text for i in items] == ["release train beta alpha", "release train alpha beta"]
     flat = ctx(memory, "sunil", "release train", recency_weight=0).items
     assert flat[0].score == flat[1].score
 

@@ -10,6 +10,7 @@ import pytest
 
 from jamjet_temporal.errors import ConfigError
 from jamjet_temporal.memory import FactInput, Message
+from jamjet_temporal.memory import _rank
 from jamjet_temporal.memory._embed import Vectors, WordLlamaEmbedder
 from jamjet_temporal.memory._store import SCHEMA_VERSION, SQLMemory
 from jamjet_temporal.memory._text import terms
@@ -70,6 +71,25 @@ def test_meaning_finds_what_the_words_miss(open_store: Callable[[], SQLMemory]) 
     blind = open_store()
     blind.embedder = Blind()
     assert [item.text for item in ctx(blind, "ana", TOPIC).items] == []
+
+
+def test_among_units_the_words_rank_alike_meaning_goes_first(
+    memory: SQLMemory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One word of the topic each, the same length: a tie for BM25 (the older one is stored
+    # last, so recency would put it second).
+    record(memory, "sunil", "s2", day(2), FactInput(value="bank river flooded"))
+    record(memory, "sunil", "s1", day(1), FactInput(value="bank account opened"))
+    topic = "bank deposit money"
+    assert [i.text for i in ctx(memory, "sunil", topic).items] == [
+        "bank account opened",
+        "bank river flooded",
+    ]
+    monkeypatch.setattr(_rank, "SIMILARITY_POWER", 0.0)  # words only: recency decides
+    assert [i.text for i in ctx(memory, "sunil", topic).items] == [
+        "bank river flooded",
+        "bank account opened",
+    ]
 
 
 def test_a_store_without_vectors_gets_them_on_first_read(
