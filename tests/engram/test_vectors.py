@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from jamjet_temporal.errors import ConfigError
-from jamjet_temporal.memory import FactInput, Message
-from jamjet_temporal.memory import _rank
+from jamjet_temporal.memory import FactInput, Message, _rank
 from jamjet_temporal.memory._embed import Vectors, WordLlamaEmbedder
 from jamjet_temporal.memory._store import SCHEMA_VERSION, SQLMemory
 from jamjet_temporal.memory._text import terms
