@@ -188,4 +188,7 @@ async def test_the_runs_internal_activities_run_only_where_its_governance_is(
     assert await other.events(run_id) == [], "another worker recorded the run's trail"
     async with Worker(strict.client, task_queue=queue, workflows=[WaitsThenRecalls]):
         assert await handle.result() == 0
-    assert [e.kind for e in await strict.events(run_id)] == ["run.closed"]
+    # Recorded where the run's governance is: the memory call's decision and record.
+    trail = await strict.events(run_id)
+    assert [e.kind for e in trail] == ["policy.decision", "memory.read", "run.closed"]
+    assert trail[0].data["subject"] == "engram.read"
