@@ -628,8 +628,6 @@ class GateActivityInbound(ActivityInboundInterceptor):
         error: str | None,
     ) -> None:
         assert self._sink is not None
-        run_id = info.workflow_id or ""
-        wf_run = info.workflow_run_id or ""
         kind = MEMORY_EVENT_KINDS[info.activity_type]
         request = input.args[0] if len(input.args) == 1 else None
         data: dict[str, JsonValue] = {
@@ -644,20 +642,10 @@ class GateActivityInbound(ActivityInboundInterceptor):
         }
         if error is not None:
             data["error"] = error
-        actor = clearance.actor if clearance is not None else {"workflow_type": info.workflow_type}
-        await self._sink.append(
-            [
-                AuditEvent(
-                    id=event_id(run_id, wf_run, info.activity_id, kind),
-                    run_id=run_id,
-                    workflow_run_id=wf_run,
-                    kind=kind,
-                    at=datetime.now(UTC),
-                    actor={**actor, "worker": _worker_identity()},
-                    data=data,
-                )
-            ]
+        actor: dict[str, JsonValue] = (
+            clearance.actor if clearance is not None else {"workflow_type": info.workflow_type}
         )
+        await self._sink.append([_after_call(info, kind, actor, data)])
 
     def _check_governance(self, governance: str) -> None:
         """Refuse (retryably) an activity of a run pinned to other governance than ours."""
@@ -738,8 +726,6 @@ class GateActivityInbound(ActivityInboundInterceptor):
         if self._sink is None:
             return
         pending = [AuditEvent.model_validate(e) for e in heartbeat_details.get().get("pending", [])]
-        run_id = info.workflow_id or ""
-        wf_run = info.workflow_run_id or ""
         kind = "model.call" if clearance.kind == "policy.model_decision" else "tool.call"
         data: dict[str, JsonValue] = {
             **tool,
@@ -755,20 +741,25 @@ class GateActivityInbound(ActivityInboundInterceptor):
             data["error"] = error
         else:
             data["result"] = result
-        await self._sink.append(
-            [
-                *pending,
-                AuditEvent(
-                    id=event_id(run_id, wf_run, info.activity_id, kind),
-                    run_id=run_id,
-                    workflow_run_id=wf_run,
-                    kind=kind,
-                    at=datetime.now(UTC),
-                    actor={**clearance.actor, "worker": _worker_identity()},
-                    data=data,
-                ),
-            ]
-        )
+        await self._sink.append([*pending, _after_call(info, kind, clearance.actor, data)])
+
+
+def _after_call(
+    info: activity.Info, kind: str, actor: dict[str, JsonValue], data: dict[str, JsonValue]
+) -> AuditEvent:
+    """The event recording a call once it is done (one per activity and kind: a retry that
+    records it again stores nothing new)."""
+    run_id = info.workflow_id or ""
+    wf_run = info.workflow_run_id or ""
+    return AuditEvent(
+        id=event_id(run_id, wf_run, info.activity_id, kind),
+        run_id=run_id,
+        workflow_run_id=wf_run,
+        kind=kind,
+        at=datetime.now(UTC),
+        actor={**actor, "worker": _worker_identity()},
+        data=data,
+    )
 
 
 def _tool_fields(info: activity.Info, input: ExecuteActivityInput) -> dict[str, JsonValue]:

@@ -715,6 +715,11 @@ def make_workflow_interceptor(
             if delegation is not None:
                 # Approvers see the delegation (a2a:ALIAS.SKILL) and what would be sent.
                 action, shown = delegation.subject, {"input": delegation.input}
+            memory = input.activity in ENGRAM_ACTIVITIES
+            if memory:
+                # Approvers see the call (engram.forget...) and whose memory, never the memory.
+                action = decision.subject
+                shown = {"activity": input.activity, "user": _memory_user(input.args)}
             if shown is None:
                 shown = {"args": to_jsonable_python(list(input.args), fallback=repr)}
             approval = await book.request(action, shown, None)
@@ -725,6 +730,9 @@ def make_workflow_interceptor(
                     f"({approval.approval_id})",
                 }
             )
+            if memory:  # spends nothing: no budget to set aside
+                self._clear(gate, input, approved, event)
+                return await start(input)
             return await self._run_cleared(gate, input, approved, event, start)
 
         def _internal(
@@ -761,37 +769,12 @@ def make_workflow_interceptor(
             decision, event = gate.decide_memory(input.activity, input.args)
             book = gate.approvals
             if decision.decision == "WAITING_FOR_APPROVAL" and book is not None:
-                approved = self._memory_approved(gate, book, input, decision, event, start)
+                approved = self._approved(gate, book, input, decision, event, start)
                 return after_precall(input.activity, "approval", approved)
             if not decision.allowed:
                 return after_precall(input.activity, "refusal", _refused(gate, decision, event))
             self._clear(gate, input, decision, event)
             return start(input)
-
-        async def _memory_approved(
-            self,
-            gate: Gate,
-            book: ApprovalBook,
-            input: _Input,
-            decision: Decision,
-            event: AuditEvent,
-            start: _Start,
-        ) -> object:
-            # Approvers see whose memory and what kind of call, not the memory itself.
-            shown: dict[str, JsonValue] = {
-                "activity": input.activity,
-                "user": _memory_user(input.args),
-            }
-            approval = await book.request(decision.subject, shown, None)
-            approved = decision.model_copy(
-                update={
-                    "decision": "ALLOWED",
-                    "reason": f"approved by {', '.join(approval.approved_by)} "
-                    f"({approval.approval_id})",
-                }
-            )
-            self._clear(gate, input, approved, event)
-            return await start(input)
 
         async def _within_budget(
             self, gate: Gate, input: _Input, decision: Decision, event: AuditEvent, start: _Start
