@@ -15,22 +15,14 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.worker import Replayer, Worker
 
-from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as
+from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as, engram
 from jamjet_temporal.approvals._load import ApprovalConfig
-from jamjet_temporal.audit import StoredEvent, open_store
 from jamjet_temporal.cli import DevServer
 from jamjet_temporal.plugin import AuditConfig, MemoryConfig
 from jamjet_temporal.policy import Policy, PolicyScopes, Rule, decide_memory
 from tests.engram import engram_workflows as wf
 from tests.identities import PORTAL, TRUSTED_PORTAL
-
-
-async def events_of(url: str, run_id: str) -> list[StoredEvent]:
-    store = open_store(url)
-    try:
-        return await store.events(run_id)
-    finally:
-        await store.close()
+from tests.test_gate import events_of
 
 
 def governed_config(tmp_path: Path, policy: Policy | None = None) -> tuple[JamJetConfig, str]:
@@ -134,8 +126,6 @@ async def test_a_policy_refuses_memory_writes_and_the_refusal_is_recorded(
     assert [e.data["call"] for e in events if e.kind == "memory.read"] == ["context_for"]
     store = config.memory.store
     assert store is not None
-    from jamjet_temporal import engram
-
     assert await engram.facts(user, store=store) == []
 
 
