@@ -168,7 +168,7 @@ def bundle_chain(events: Sequence[object]) -> list[str]:
 
 def category_of(kind: str) -> str:
     """The ``include`` category of an event kind (``tools``, ``policy``... or ``events``)."""
-    if kind in ("tool.call", "model.call", "tool.refused"):
+    if kind in ("tool.call", "model.call", "tool.refused") or kind.startswith("memory."):
         return "tools"
     if kind.startswith("policy."):
         return "policy"

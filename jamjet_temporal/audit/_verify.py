@@ -10,8 +10,9 @@ Three separate verdicts:
 - **trust**: the signing key is one the caller trusts. Integrity alone proves only that
   *some* key signed the bundle: anyone can edit a bundle and re-sign it with their own key.
 - **completeness** (only when the bundle embeds the Temporal history): every governed activity
-  scheduled in the history has its gate decision event, every completed one its call event,
-  and every approval submission its approval event.
+  scheduled in the history (tools, model calls, memory calls) has its gate decision event,
+  every completed one its call event (``memory.*`` for a memory call), and every approval
+  submission its approval event.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 
 from jamjet_temporal._shared._runtime import is_reserved
+from jamjet_temporal._shared._wire import MEMORY_SUBJECTS
 from jamjet_temporal.audit._chain import GENESIS_HASH, link_hash
 from jamjet_temporal.audit._export import (
     BUNDLE_FORMAT,
@@ -49,6 +51,7 @@ __all__ = ["Verdict", "verify_bundle"]
 
 _DECISIONS = ("policy.decision", "policy.model_decision")
 _CALLS = ("tool.call", "model.call")
+_MEMORY = ("memory.read", "memory.write", "memory.forget")
 _APPROVAL_INPUTS = frozenset({"jamjet.approval.decide", "jamjet.approval.submit"})
 
 
@@ -322,7 +325,8 @@ def _check_completeness(bundle: dict[str, Any], problems: list[str]) -> None:
         attrs = h.get("activityTaskScheduledEventAttributes")
         if isinstance(attrs, dict):
             name = str((attrs.get("activityType") or {}).get("name", ""))
-            if not is_reserved(name):
+            # Memory calls are decided and recorded like tools (as memory.* events).
+            if not is_reserved(name) or name in MEMORY_SUBJECTS:
                 scheduled[str(h.get("eventId"))] = (str(attrs.get("activityId")), name)
                 if "policy" in included and not recorded(
                     (*_DECISIONS, "tool.refused"), str(attrs.get("activityId"))
@@ -334,10 +338,12 @@ def _check_completeness(bundle: dict[str, Any], problems: list[str]) -> None:
         done = h.get("activityTaskCompletedEventAttributes")
         if isinstance(done, dict) and "tools" in included:
             found = scheduled.get(str(done.get("scheduledEventId")))
-            if found is not None and not recorded(_CALLS, found[0]):
+            memory = found is not None and found[1] in MEMORY_SUBJECTS
+            if found is not None and not recorded(_MEMORY if memory else _CALLS, found[0]):
+                what = "memory.* event" if memory else "tool.call or model.call event"
                 problems.append(
                     f"activity {found[0]} ({found[1]}) completed in history event "
-                    f"{h.get('eventId')} but has no tool.call or model.call event"
+                    f"{h.get('eventId')} but has no {what}"
                 )
         signal = h.get("workflowExecutionSignaledEventAttributes")
         if isinstance(signal, dict) and signal.get("signalName") in _APPROVAL_INPUTS:

@@ -17,6 +17,10 @@ from temporalio.worker import Replayer, Worker
 
 from jamjet_temporal import JamJetConfig, JamJetPlugin, acting_as, engram
 from jamjet_temporal.approvals._load import ApprovalConfig
+from jamjet_temporal.audit import open_store
+from jamjet_temporal.audit._export import export_bundle, seal_bundle
+from jamjet_temporal.audit._keys import fingerprint, load_or_create_signing_key
+from jamjet_temporal.audit._verify import verify_bundle
 from jamjet_temporal.cli import DevServer
 from jamjet_temporal.plugin import AuditConfig, MemoryConfig
 from jamjet_temporal.policy import Policy, PolicyScopes, Rule, decide_memory
@@ -105,6 +109,57 @@ async def test_each_memory_call_is_decided_and_recorded_without_its_content(
     # Replay-safe.
     history = await client.get_workflow_handle(run_id).fetch_history()
     await Replayer(workflows=[wf.governed], plugins=[JamJetPlugin(config)]).replay_workflow(history)
+
+
+async def test_a_bundle_missing_a_memory_record_is_incomplete(
+    tmp_path: Path, temporal_server: DevServer
+) -> None:
+    config, audit = governed_config(tmp_path)
+    user = f"noor-{uuid.uuid4().hex[:6]}"
+    _, run_id, client = await run_as(temporal_server, config, wf.governed, user)
+    history = (await client.get_workflow_handle(run_id).fetch_history()).to_json()
+    key = load_or_create_signing_key(tmp_path / "keys" / "audit.key")
+    store = open_store(audit)
+    try:
+        bundle = await export_bundle(store, run_id, history_json=history, key=key)
+    finally:
+        await store.close()
+    verdict = verify_bundle(bundle, trusted_keys=[fingerprint(key)])
+    assert verdict.problems == [] and verdict.completeness_ok is True
+    # A dishonest exporter drops the record of the forget (what was erased) and signs the
+    # rest: the history shows the memory call completed, so the bundle is incomplete.
+    erased = next(e for e in bundle["events"] if e["kind"] == "memory.forget")
+    forged = seal_bundle(
+        run_id,
+        [e for e in bundle["events"] if e is not erased],
+        include=bundle["include"],
+        redactions=[],
+        history=bundle["history"],
+        key=key,
+    )
+    verdict = verify_bundle(forged, trusted_keys=[fingerprint(key)])
+    assert verdict.integrity_ok and verdict.completeness_ok is False
+    [problem] = verdict.completeness_problems
+    assert problem.startswith(f"activity {erased['data']['activity_id']} (jamjet.engram.forget)")
+    assert problem.endswith("but has no memory.* event")
+    # And without the decision of a read, the read is undecided.
+    decision = next(
+        e
+        for e in bundle["events"]
+        if e["kind"] == "policy.decision" and e["data"]["subject"] == "engram.read"
+    )
+    forged = seal_bundle(
+        run_id,
+        [e for e in bundle["events"] if e is not decision],
+        include=bundle["include"],
+        redactions=[],
+        history=bundle["history"],
+        key=key,
+    )
+    verdict = verify_bundle(forged, trusted_keys=[fingerprint(key)])
+    assert verdict.completeness_ok is False
+    assert "has no policy decision event" in verdict.completeness_problems[0]
+    assert "jamjet.engram." in verdict.completeness_problems[0]
 
 
 async def test_a_policy_refuses_memory_writes_and_the_refusal_is_recorded(
