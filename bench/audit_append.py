@@ -41,6 +41,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from jamjet_temporal.audit import (
+    GATHER_S,
     AuditEvent,
     AuditStore,
     CheckpointSigner,
@@ -49,7 +50,6 @@ from jamjet_temporal.audit import (
     load_or_create_signing_key,
     open_store,
 )
-from jamjet_temporal.audit._store import GATHER_S
 
 DEFAULT_PG_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=root connect_timeout=3"
 

@@ -32,12 +32,13 @@ if TYPE_CHECKING:
     from jamjet_temporal.audit._postgres import PostgresAuditStore
     from jamjet_temporal.audit._seal import unseal
     from jamjet_temporal.audit._sqlite import SQLiteAuditStore
-    from jamjet_temporal.audit._store import AuditStore
+    from jamjet_temporal.audit._store import GATHER_S, AuditStore
     from jamjet_temporal.audit._types import AuditEvent, StoredEvent, event_id
     from jamjet_temporal.audit._verify import Verdict, verify_bundle
     from jamjet_temporal.errors import AuditTamperedError
 
 __all__ = [
+    "GATHER_S",
     "AuditEvent",
     "AuditStore",
     "AuditTamperedError",
@@ -75,7 +76,7 @@ __getattr__, __dir__ = lazy_exports(
         "._postgres": ["PostgresAuditStore"],
         "._seal": ["unseal"],
         "._sqlite": ["SQLiteAuditStore"],
-        "._store": ["AuditStore"],
+        "._store": ["GATHER_S", "AuditStore"],
         "._verify": ["Verdict", "verify_bundle"],
     },
 )

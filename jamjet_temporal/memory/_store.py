@@ -33,6 +33,7 @@ from jamjet_temporal.memory._rank import (
     fuse,
     pack,
     propagate,
+    settle,
 )
 from jamjet_temporal.memory._text import normalize, scope_key, terms
 from jamjet_temporal.memory._types import (
@@ -612,6 +613,7 @@ class SQLMemory(ABC):
             cands += loader.units([unit for unit in nearest if unit[1] not in scores])
             scores = fuse(scores, similarity, [unit for _, unit in nearest])
             scores, support = propagate(scores, cands)
+            scores = settle(scores, similarity)
             ranked = loader.resolve(cands, scores, times, support)
             ranked += loader.profile(ranked)
         chosen, text, tokens = pack(ranked, request.budget_tokens, times)
@@ -768,7 +770,9 @@ class SQLMemory(ABC):
         count = min(VECTOR_CANDIDATES, len(units))
         best = np.argpartition(-sims, count - 1)[:count]
         best = best[np.argsort(-sims[best])]
-        return similarity, [units[i] for i in best if sims[i] >= MIN_SIMILARITY]
+        nearest = [units[i] for i in best if sims[i] >= MIN_SIMILARITY]
+        similarity.update((unit, float(sims[row_of[unit]])) for _, unit in nearest)
+        return similarity, nearest
 
 
 class _Loader:

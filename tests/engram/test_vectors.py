@@ -84,7 +84,9 @@ def test_among_units_the_words_rank_alike_meaning_goes_first(
         "bank account opened",
         "bank river flooded",
     ]
-    monkeypatch.setattr(_rank, "SIMILARITY_POWER", 0.0)  # words only: recency decides
+    # Words only: recency decides.
+    monkeypatch.setattr(_rank, "SIMILARITY_POWER", 0.0)
+    monkeypatch.setattr(_rank, "SETTLED_SIMILARITY_POWER", 0.0)
     assert [i.text for i in ctx(memory, "sunil", topic).items] == [
         "bank river flooded",
         "bank account opened",

@@ -118,9 +118,12 @@ TRAIL = {
     "policy.model_decision": 1,  # the assessment's model call, allowed
     "budget.decision": 2,  # that call ALLOWED, the memo HALTed before it was sent
     "model.call": 1,
-    "policy.decision": 2,  # ledger.purge blocked, ledger.book allowed
+    # ledger.purge blocked, ledger.book allowed, and the memory read and write (engram.*)
+    "policy.decision": 4,
     "approval.requested": 1,
     "tool.call": 1,  # the booking
+    "memory.read": 1,  # earlier runs' facts about the payer
+    "memory.write": 1,  # this run's fact
     "run.closed": 1,
 }
 
@@ -133,6 +136,8 @@ DECISIONS = sorted(
         ("budget.decision", "", "HALT"),  # the memo: projected over the cap, never sent
         ("policy.decision", "ledger.purge", "BLOCKED"),
         ("policy.decision", "ledger.book", "ALLOWED"),
+        ("policy.decision", "engram.read", "ALLOWED"),
+        ("policy.decision", "engram.write", "ALLOWED"),
     ]
 )
 
