@@ -111,6 +111,7 @@ def test_public_names() -> None:
         "ChainVerdict",
         "CheckpointSigner",
         "ExportResult",
+        "GATHER_S",
         "PostgresAuditStore",
         "SQLiteAuditStore",
         "StoredEvent",
