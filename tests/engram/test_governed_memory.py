@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
 from temporalio.worker import Replayer, Worker
 
@@ -111,6 +113,20 @@ async def test_each_memory_call_is_decided_and_recorded_without_its_content(
     await Replayer(workflows=[wf.governed], plugins=[JamJetPlugin(config)]).replay_workflow(history)
 
 
+def resealed_without(
+    bundle: dict[str, Any], dropped: dict[str, Any], key: Ed25519PrivateKey
+) -> dict[str, Any]:
+    """What a dishonest exporter hands over: the bundle without one event, signed again."""
+    return seal_bundle(
+        bundle["run_id"],
+        [e for e in bundle["events"] if e is not dropped],
+        include=bundle["include"],
+        redactions=[],
+        history=bundle["history"],
+        key=key,
+    )
+
+
 async def test_a_bundle_missing_a_memory_record_is_incomplete(
     tmp_path: Path, temporal_server: DevServer
 ) -> None:
@@ -129,14 +145,7 @@ async def test_a_bundle_missing_a_memory_record_is_incomplete(
     # A dishonest exporter drops the record of the forget (what was erased) and signs the
     # rest: the history shows the memory call completed, so the bundle is incomplete.
     erased = next(e for e in bundle["events"] if e["kind"] == "memory.forget")
-    forged = seal_bundle(
-        run_id,
-        [e for e in bundle["events"] if e is not erased],
-        include=bundle["include"],
-        redactions=[],
-        history=bundle["history"],
-        key=key,
-    )
+    forged = resealed_without(bundle, erased, key)
     verdict = verify_bundle(forged, trusted_keys=[fingerprint(key)])
     assert verdict.integrity_ok and verdict.completeness_ok is False
     [problem] = verdict.completeness_problems
@@ -148,14 +157,7 @@ async def test_a_bundle_missing_a_memory_record_is_incomplete(
         for e in bundle["events"]
         if e["kind"] == "policy.decision" and e["data"]["subject"] == "engram.read"
     )
-    forged = seal_bundle(
-        run_id,
-        [e for e in bundle["events"] if e is not decision],
-        include=bundle["include"],
-        redactions=[],
-        history=bundle["history"],
-        key=key,
-    )
+    forged = resealed_without(bundle, decision, key)
     verdict = verify_bundle(forged, trusted_keys=[fingerprint(key)])
     assert verdict.completeness_ok is False
     assert "has no policy decision event" in verdict.completeness_problems[0]
