@@ -32,9 +32,6 @@ CONTEXT_ACTIVITY: Final = "jamjet.engram.context"
 INGEST_ACTIVITY: Final = "jamjet.engram.ingest"
 FACTS_ACTIVITY: Final = "jamjet.engram.facts"
 FORGET_ACTIVITY: Final = "jamjet.engram.forget"
-ENGRAM_ACTIVITIES: Final = frozenset(
-    {CONTEXT_ACTIVITY, INGEST_ACTIVITY, FACTS_ACTIVITY, FORGET_ACTIVITY}
-)
 #: What a policy calls each memory activity: memory calls are decided (and audited) by these.
 MEMORY_SUBJECTS: Final = {
     CONTEXT_ACTIVITY: "engram.read",
@@ -42,6 +39,7 @@ MEMORY_SUBJECTS: Final = {
     INGEST_ACTIVITY: "engram.write",
     FORGET_ACTIVITY: "engram.forget",
 }
+ENGRAM_ACTIVITIES: Final = frozenset(MEMORY_SUBJECTS)
 #: The runtime's own activities: only the runtime schedules them. Of these only the memory
 #: calls are decided by the gate (as ``MEMORY_SUBJECTS``); the rest is bookkeeping.
 INTERNAL_ACTIVITIES: Final = frozenset(
@@ -94,6 +92,13 @@ A2A_TASK_MEMO: Final = "jamjet.a2a.served"
 BUDGET_QUERY: Final = "jamjet.budget.spent"
 #: The audit event that closes a run's trail (completed or failed).
 RUN_CLOSED: Final = "run.closed"
+#: The audit event kind recording each memory call once it is done.
+MEMORY_EVENT_KINDS: Final = {
+    CONTEXT_ACTIVITY: "memory.read",
+    FACTS_ACTIVITY: "memory.read",
+    INGEST_ACTIVITY: "memory.write",
+    FORGET_ACTIVITY: "memory.forget",
+}
 #: Patch marker of the runs whose ``run.closed`` the worker records as it completes the run
 #: (``_shared._closing``); runs without it recorded it with a local activity and replay so.
 CLOSED_BY_WORKER_PATCH: Final = "jamjet.run-closed-by-worker"

@@ -120,9 +120,9 @@ class SQLiteAuditStore:
     ``NORMAL`` the last commits can be lost in a power loss, after the governed effect may
     already have happened). The cost is one fsync per transaction, and appends share them:
     the appends that arrive while a transaction commits are written together in the next one
-    (each batch still atomic, chained in call order), which waits up to ``gather_s`` for
-    more, so many concurrent appenders cost one fsync per group rather than one each. A lone
-    append is committed at once.
+    (each batch still atomic, chained in call order), and under load that transaction waits
+    up to ``gather_s`` for more, so many concurrent appenders cost one fsync per group rather
+    than one each. A lone append is committed at once.
 
     Calls run on one thread of the store's own, in order; the connection opens on first use.
 

@@ -48,11 +48,11 @@ class AuditStore(Protocol):
     database itself, and is durable when ``append`` returns. Appends that arrive while the
     store is committing are written together in its next transaction (group commit: one
     fsync or one round trip for all of them), each still atomic and chained in call order;
-    that transaction waits up to ``GATHER_S`` for more. An append on an idle store is
-    committed at once. A store opened with a
-    ``CheckpointSigner`` also signs the chain's head now and then (``audit_checkpoints``,
-    append-only too), in the same transaction as the events it covers, and never over a
-    chain that contradicts the signer's mark (the newest head its key signed there).
+    under load that transaction waits up to ``GATHER_S`` for more. An append on an idle store
+    is committed at once. A store opened with a ``CheckpointSigner`` also signs the chain's
+    head now and then (``audit_checkpoints``, append-only too), in the same transaction as the
+    events it covers, and never over a chain that contradicts the signer's mark (the newest
+    head its key signed there).
     """
 
     async def append(

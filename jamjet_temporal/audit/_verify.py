@@ -32,7 +32,7 @@ from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 
 from jamjet_temporal._shared._runtime import is_reserved
-from jamjet_temporal._shared._wire import MEMORY_SUBJECTS
+from jamjet_temporal._shared._wire import MEMORY_EVENT_KINDS, MEMORY_SUBJECTS
 from jamjet_temporal.audit._chain import GENESIS_HASH, link_hash
 from jamjet_temporal.audit._export import (
     BUNDLE_FORMAT,
@@ -51,7 +51,7 @@ __all__ = ["Verdict", "verify_bundle"]
 
 _DECISIONS = ("policy.decision", "policy.model_decision")
 _CALLS = ("tool.call", "model.call")
-_MEMORY = ("memory.read", "memory.write", "memory.forget")
+_MEMORY = tuple(sorted(set(MEMORY_EVENT_KINDS.values())))
 _APPROVAL_INPUTS = frozenset({"jamjet.approval.decide", "jamjet.approval.submit"})
 
 

@@ -205,7 +205,7 @@ def task(
         max_tokens: Budget in tokens (input + output), enforced the same way.
         memory: What the agent task's own memory calls (``engram.*`` in its body) may do:
             ``"read"`` (``context_for``, ``facts``), ``"write"`` (also ``remember``,
-            ``record``), ``"none"``; ``forget`` is never the agent's. Refused calls are
+            ``record``), ``"none"``; none of them allows ``forget``. Refused calls are
             recorded like refused tools (as ``engram.write``...). Default: whatever the
             operator's policy allows. Needs ``tools=`` (or another option that runs the body
             in the workflow).

@@ -41,7 +41,13 @@ from jamjet_temporal._shared._activity import (
 )
 from jamjet_temporal._shared._observe import observer
 from jamjet_temporal._shared._runtime import INTERNAL_HEADER, is_reserved
-from jamjet_temporal._shared._wire import GATE_HEADER, MEMORY_SUBJECTS, RUN_CLOSED, SPEND_DETAIL
+from jamjet_temporal._shared._wire import (
+    GATE_HEADER,
+    MEMORY_EVENT_KINDS,
+    MEMORY_SUBJECTS,
+    RUN_CLOSED,
+    SPEND_DETAIL,
+)
 from jamjet_temporal.audit import AuditEvent, AuditStore, event_id, open_store
 from jamjet_temporal.audit._checkpoint import CheckpointSigner
 from jamjet_temporal.audit._export import redact_event
@@ -63,7 +69,7 @@ from jamjet_temporal.gate._workflow import (
     mcp_call,
 )
 from jamjet_temporal.llm._types import ChatRequest, ChatResult
-from jamjet_temporal.memory._audit import MEMORY_EVENT_KINDS, memory_record
+from jamjet_temporal.memory._audit import memory_record
 from jamjet_temporal.policy import Policy, PolicyScopes, decide_model
 
 #: Key of our own entry in an activity's heartbeat details.

@@ -1,21 +1,16 @@
 """What the audit trail records of a memory call: who, whose, how much, never the memory itself.
 
-Pure: a function of the call's request and result. The worker's gate (activity side) writes it as
-a ``memory.read``, ``memory.write`` or ``memory.forget`` event after each governed memory call.
-Counts, token figures, ids and session names only: no topic, no fact value, no turn text (the
-decision event beside it carries a digest of the arguments, as for any tool).
+Pure: a function of the call's request and result. The worker's gate (activity side) writes it
+as a ``memory.read``, ``memory.write`` or ``memory.forget`` event (``MEMORY_EVENT_KINDS``)
+after each governed memory call. Counts, token figures, ids and session names only: no topic,
+no fact value, no turn text (the decision event beside it carries a digest of the arguments,
+as for any tool).
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, JsonValue
 
-from jamjet_temporal._shared._wire import (
-    CONTEXT_ACTIVITY,
-    FACTS_ACTIVITY,
-    FORGET_ACTIVITY,
-    INGEST_ACTIVITY,
-)
 from jamjet_temporal.memory._names import FactsRequest, ForgetRequest
 from jamjet_temporal.memory._types import (
     Context,
@@ -26,15 +21,7 @@ from jamjet_temporal.memory._types import (
     IngestRequest,
 )
 
-__all__ = ["MEMORY_EVENT_KINDS", "memory_record"]
-
-#: The audit event kind of each memory activity.
-MEMORY_EVENT_KINDS = {
-    CONTEXT_ACTIVITY: "memory.read",
-    FACTS_ACTIVITY: "memory.read",
-    INGEST_ACTIVITY: "memory.write",
-    FORGET_ACTIVITY: "memory.forget",
-}
+__all__ = ["memory_record"]
 
 
 def memory_record(activity: str, request: BaseModel, result: object) -> dict[str, JsonValue]:

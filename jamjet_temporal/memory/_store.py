@@ -256,9 +256,8 @@ class SQLMemory(ABC):
     def __init__(self) -> None:
         #: Turns texts into vectors; None: the process's default (WordLlama, offline).
         self.embedder: Embedder | None = None
-        #: Per scope and model: the newest vector ``seq`` loaded, the units and their matrix.
-        # Per (scope, model): the last vector seq read, the units, their row by unit id, and
-        # the matrix of their vectors (one row each).
+        #: Per scope and model: the newest vector ``seq`` loaded, the units, each unit's row by
+        #: unit id, and the matrix of their vectors (one row each).
         self._vector_cache: dict[
             tuple[str, str], tuple[int, list[tuple[str, str]], dict[str, int], Vectors]
         ] = {}
